@@ -1,0 +1,1 @@
+//! Graph + Microsoft login emulator (loopback only).

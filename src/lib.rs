@@ -1,0 +1,2 @@
+//! entra-daemon: provisions Plumm users into Microsoft Entra ID.
+pub mod emulator;
