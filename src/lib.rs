@@ -1,2 +1,27 @@
-//! entra-daemon: provisions Plumm users into Microsoft Entra ID.
+//! entra-daemon: makes Microsoft Entra ID follow Plumm.
+//!
+//! The pipeline, one module per stage:
+//! outbox ([`store::plumm`]) -> desired user ([`mapping`]) -> plan ([`plan`])
+//! -> Graph request ([`graph::request`]) -> audit row ([`store::audit`]),
+//! driven by the [`engine`].
+pub mod commands;
+pub mod configuration;
+pub mod demo;
+pub mod domain;
 pub mod emulator;
+pub mod engine;
+pub mod graph;
+pub mod mapping;
+pub mod opt;
+pub mod plan;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+/// A random GUID (RFC 4122 version 4), as Graph's `client-request-id` and
+/// the emulator's object ids use.
+pub fn new_guid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}

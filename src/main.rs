@@ -1,1 +1,104 @@
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use entra_daemon::commands::{self, AuditArgs};
+use entra_daemon::configuration::{LogFormat, Settings};
+use entra_daemon::opt::{Command, Opt};
+use entra_daemon::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let opt = Opt::parse();
+    match dispatch(opt).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
+    let config_path = opt.config_path();
+    let load = || {
+        Settings::load(&config_path).with_context(|| {
+            format!(
+                "loading {} (set --config or ENTRA_DAEMON_CONFIG; entra-daemon.toml in the \
+                 source tree is an annotated example)",
+                config_path.display()
+            )
+        })
+    };
+    match opt.command {
+        Command::Emulator { listen } => {
+            telemetry::init("info", LogFormat::Text);
+            entra_daemon::demo::serve_emulator(listen, opt.config.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            telemetry::init("error", LogFormat::Text);
+            entra_daemon::demo::run().await
+        }
+        command => {
+            let settings = load()?;
+            telemetry::init(&settings.log.level, settings.log.format);
+            warn_if_root();
+            match command {
+                Command::Migrate => commands::migrate(&settings).map(|_| ExitCode::SUCCESS),
+                Command::Run { once } => commands::run(settings, config_path, once).await,
+                Command::Connect {
+                    company,
+                    tenant,
+                    no_verify,
+                } => commands::connect(&settings, company, &tenant, !no_verify)
+                    .await
+                    .map(|_| ExitCode::SUCCESS),
+                Command::Disconnect { company } => commands::disconnect(&settings, company),
+                Command::Audit {
+                    company,
+                    email,
+                    failed,
+                    since,
+                    limit,
+                    json,
+                } => commands::audit(
+                    &settings,
+                    AuditArgs {
+                        company,
+                        email,
+                        failed,
+                        since,
+                        limit,
+                        json,
+                    },
+                )
+                .map(|_| ExitCode::SUCCESS),
+                Command::CheckConfig => {
+                    println!("{}: valid", config_path.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Command::Emulator { .. } | Command::Demo => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// The daemon needs no privileges; running as root works but widens the
+/// damage of any bug. Warn, do not refuse (containers and CI run as root).
+fn warn_if_root() {
+    #[cfg(unix)]
+    {
+        // SAFETY-free check: the effective uid of this process via /proc.
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            let euid = status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2));
+            if euid == Some("0") {
+                tracing::warn!("running as root: a dedicated user (see deploy/) is safer");
+            }
+        }
+    }
+}

@@ -1,1 +1,191 @@
 //! Graph + Microsoft login emulator (loopback only).
+//!
+//! A stand-in for `login.microsoftonline.com` (client credentials token
+//! endpoint) and `graph.microsoft.com/v1.0` (users, `$batch`), modelled on
+//! Microsoft's documentation, for tests, demos and benchmarks. Every quirk it
+//! models cites the page it comes from.
+
+mod batch;
+mod config;
+mod control;
+mod errors;
+mod filter;
+mod graph;
+mod listener;
+mod login;
+mod state;
+mod throttle;
+mod types;
+mod user_props;
+mod users;
+mod util;
+mod validate;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body as HttpBody;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    AppRegistration, ConfigSeedUser, EmulatorConfig, RandomFaultConfig, TenantSize, TenantSpec,
+    ThrottleConfig,
+};
+pub use control::EmulatorControl;
+pub use throttle::{request_cost, Cost, Decision, Limiter, Throttled};
+pub use types::{EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser};
+
+use listener::{ConnHandle, KillableListener};
+use state::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("emulator configuration: {0}")]
+    Config(String),
+    #[error("emulator I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown tenant {0}")]
+    UnknownTenant(String),
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// A running emulator. Dropping it stops the server task.
+pub struct RunningEmulator {
+    pub addr: SocketAddr,
+    control: EmulatorControl,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`; the token endpoint is
+    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    pub fn authority_host(&self) -> String {
+        self.control.shared.base_url.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/v1.0`
+    pub fn graph_base_url(&self) -> String {
+        self.control.shared.graph_base()
+    }
+
+    pub fn control(&self) -> EmulatorControl {
+        self.control.clone()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Largest request body accepted (a full batch of 20 creates fits easily).
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+async fn front(shared: Arc<Shared>, conn: ConnHandle, req: Request) -> Response<HttpBody> {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let method = parts.method.as_str().to_string();
+    if path == "/v1.0" || path.starts_with("/v1.0/") {
+        let raw = graph::RawReq {
+            method,
+            path,
+            query,
+            headers: parts.headers,
+            body,
+        };
+        return graph::handle(shared, conn, raw).await;
+    }
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token" {
+        let tenant = util::percent_decode(segs[0]);
+        return login::handle(shared, conn, &method, &tenant, &path, &parts.headers, &body).await;
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// Starts the emulator on `listener` (bind it to 127.0.0.1:0 in tests).
+pub async fn spawn(
+    config: EmulatorConfig,
+    listener: TcpListener,
+) -> Result<RunningEmulator, EmulatorError> {
+    config.validate()?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        Ipv4Addr::LOCALHOST.to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    let shared = Arc::new(Shared::new(config.clone(), base));
+    let control = EmulatorControl {
+        shared: shared.clone(),
+    };
+    for app in config.apps {
+        control.add_app(app);
+    }
+    for t in config.tenants {
+        control.add_tenant(t)?;
+    }
+    for su in config.seed_users {
+        control.seed_user(&su.tenant, su.user)?;
+    }
+    let fallback_shared = shared.clone();
+    let app = control::router(control.clone()).fallback(
+        move |ConnectInfo(conn): ConnectInfo<ConnHandle>, req: Request| {
+            let s = fallback_shared.clone();
+            async move { front(s, conn, req).await }
+        },
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = axum::serve(
+        KillableListener { inner: listener },
+        app.into_make_service_with_connect_info::<ConnHandle>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = rx.await;
+    });
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::warn!("emulator server stopped: {e}");
+        }
+    });
+    Ok(RunningEmulator {
+        addr,
+        control,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,8 @@
+//! Values parsed once at the edge and trusted everywhere after.
+mod email;
+mod ids;
+mod plumm_user;
+
+pub use email::{Email, EmailError};
+pub use ids::{CompanyId, EntraObjectId, PlummUserId, TenantId, TenantIdError};
+pub use plumm_user::{PlummStatus, PlummUser, SnapshotError};

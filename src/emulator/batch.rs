@@ -1,0 +1,285 @@
+//! JSON batching: https://learn.microsoft.com/graph/json-batching
+//!
+//! At most 20 requests with unique (case-insensitive) ids; `headers` with a
+//! Content-Type is required when a `body` is present; `dependsOn` sequences
+//! requests and a failed dependency yields 424; each item is throttled on
+//! its own; responses come back in any order; a parseable batch answers 200.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use serde_json::{json, Map, Value};
+
+use super::errors::{Body, GraphResp};
+use super::graph::{
+    self, fault_response, log, parse_json_body, parse_query, split_segments, Auth, LogCtx, RawReq,
+};
+use super::listener::ConnHandle;
+use super::state::Shared;
+use super::types::FaultKind;
+use super::users::Call;
+use super::util::{new_guid, redact};
+
+const MAX_REQUESTS: usize = 20;
+
+struct Item {
+    id: String,
+    method: String,
+    url: String,
+    headers: Map<String, Value>,
+    body: Option<Value>,
+    depends_on: Vec<String>,
+}
+
+fn bad(message: impl Into<String>) -> GraphResp {
+    GraphResp::error(400, "BadRequest", message)
+}
+
+fn invalid_payload() -> GraphResp {
+    bad("Invalid batch payload format.")
+}
+
+fn parse_items(v: &Value) -> Result<Vec<Item>, GraphResp> {
+    let Some(reqs) = v.get("requests").and_then(Value::as_array) else {
+        return Err(invalid_payload());
+    };
+    if reqs.len() > MAX_REQUESTS {
+        return Err(bad(format!(
+            "The number of requests in the batch ({}) exceeds the limit of {MAX_REQUESTS}.",
+            reqs.len()
+        )));
+    }
+    let mut items = Vec::with_capacity(reqs.len());
+    let mut seen = HashSet::new();
+    for r in reqs {
+        let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+        let (Some(id), Some(method), Some(url)) = (s("id"), s("method"), s("url")) else {
+            return Err(invalid_payload());
+        };
+        if !seen.insert(id.to_lowercase()) {
+            return Err(bad(format!(
+                "Batch request contains duplicate request id '{id}'."
+            )));
+        }
+        if url.contains("://") {
+            return Err(invalid_payload());
+        }
+        let headers = match r.get("headers") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(h)) => h.clone(),
+            Some(_) => return Err(invalid_payload()),
+        };
+        let body = r.get("body").filter(|b| !b.is_null()).cloned();
+        let has_ct = headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !has_ct {
+            return Err(bad(format!(
+                "Write request id : {id} does not contain Content-Type header or body."
+            )));
+        }
+        let depends_on = match r.get("dependsOn") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|d| d.as_str().map(str::to_string).ok_or_else(invalid_payload))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(invalid_payload()),
+        };
+        items.push(Item {
+            id,
+            method,
+            url,
+            headers,
+            body,
+            depends_on,
+        });
+    }
+    for it in &items {
+        for d in &it.depends_on {
+            if !seen.contains(&d.to_lowercase()) || d.eq_ignore_ascii_case(&it.id) {
+                return Err(bad(format!(
+                    "Request '{}' depends on '{d}', which is not in the batch.",
+                    it.id
+                )));
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Dependency order, keeping request order among independent items.
+fn order(items: &[Item]) -> Result<Vec<usize>, GraphResp> {
+    let mut done: Vec<bool> = vec![false; items.len()];
+    let mut out = Vec::with_capacity(items.len());
+    while out.len() < items.len() {
+        let next = (0..items.len()).find(|&i| {
+            !done[i]
+                && items[i].depends_on.iter().all(|d| {
+                    items
+                        .iter()
+                        .position(|o| o.id.eq_ignore_ascii_case(d))
+                        .is_some_and(|j| done[j])
+                })
+        });
+        let Some(i) = next else {
+            return Err(bad("The batch contains a circular dependsOn chain."));
+        };
+        done[i] = true;
+        out.push(i);
+    }
+    Ok(out)
+}
+
+fn item_header<'a>(h: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+fn item_response(id: &str, r: &GraphResp, request_id: &str, crid: &str) -> Value {
+    let mut headers = Map::new();
+    headers.insert("Cache-Control".into(), json!("no-cache"));
+    if let Some(ct) = r.content_type() {
+        headers.insert("Content-Type".into(), json!(ct));
+    }
+    if matches!(r.body, Body::Json(_)) {
+        headers.insert("OData-Version".into(), json!("4.0"));
+    }
+    for (k, v) in &r.headers {
+        headers.insert(k.clone(), json!(v));
+    }
+    let mut o = Map::new();
+    o.insert("id".into(), json!(id));
+    o.insert("status".into(), json!(r.status));
+    o.insert("headers".into(), Value::Object(headers));
+    if let Some(b) = r.body_json(request_id, crid) {
+        o.insert("body".into(), b);
+    }
+    Value::Object(o)
+}
+
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    conn: &ConnHandle,
+    auth: &Auth,
+    batch_seq: u64,
+    raw: &RawReq,
+    outer_crid: &str,
+) -> GraphResp {
+    let parsed = match parse_json_body(&raw.headers, &raw.body) {
+        Ok(Some(v)) => v,
+        Ok(None) => return invalid_payload(),
+        Err(e) => return e,
+    };
+    let items = match parse_items(&parsed) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let order = match order(&items) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let mut statuses: Vec<Option<u16>> = vec![None; items.len()];
+    let mut responses = Vec::with_capacity(items.len());
+    for i in order {
+        let it = &items[i];
+        let request_id = new_guid();
+        let crid_in = item_header(&it.headers, "client-request-id").map(str::to_string);
+        let crid = crid_in.clone().unwrap_or_else(|| outer_crid.to_string());
+        let (rel_path, query) = match it.url.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (it.url.clone(), None),
+        };
+        let full_path = format!("/v1.0/{}", rel_path.trim_start_matches('/'));
+        let (seq, fault) = {
+            let mut inner = shared.lock();
+            let seq = inner.next_seq();
+            let fault = inner.take_fault(Some(&auth.tenant_id), &it.method, &full_path);
+            (seq, fault)
+        };
+        let mut body_for_log = it.body.clone();
+        if let Some(b) = body_for_log.as_mut() {
+            redact(b);
+        }
+        let mut lc = LogCtx {
+            seq,
+            auth: Some(auth),
+            method: &it.method,
+            path: &full_path,
+            query: query.as_deref(),
+            client_request_id: crid_in.as_deref(),
+            request_id: &request_id,
+            priority: item_header(&it.headers, "x-ms-throttle-priority")
+                .or_else(|| graph::header(&raw.headers, "x-ms-throttle-priority")),
+            batch: Some((batch_seq, &it.id)),
+            body: body_for_log,
+            fault: None,
+        };
+        let failed_dep = it.depends_on.iter().any(|d| {
+            items
+                .iter()
+                .position(|o| o.id.eq_ignore_ascii_case(d))
+                .and_then(|j| statuses[j])
+                .is_some_and(|s| !(200..300).contains(&s))
+        });
+        let resp = if failed_dep {
+            GraphResp::error(
+                424,
+                "FailedDependency",
+                "The request could not be processed because a request it depends on failed.",
+            )
+        } else {
+            let mut early = None;
+            match fault {
+                Some(FaultKind::Drop) => {
+                    conn.kill();
+                    lc.fault = Some("drop".into());
+                    log(shared, lc, 0);
+                    return GraphResp::empty(0);
+                }
+                Some(FaultKind::Delay { ms }) => {
+                    lc.fault = Some(format!("delay {ms}ms"));
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                Some(FaultKind::Status {
+                    status,
+                    retry_after,
+                }) => {
+                    lc.fault = Some(format!("status {status}"));
+                    early = Some(fault_response(status, retry_after));
+                }
+                None => {}
+            }
+            match early {
+                Some(r) => r,
+                None => {
+                    let segments = split_segments(&rel_path);
+                    let q = parse_query(query.as_deref());
+                    if segments.first().is_some_and(|s| s == "$batch") {
+                        bad("Nested batch requests are not supported.")
+                    } else {
+                        let call = Call {
+                            method: &it.method,
+                            segments: &segments,
+                            query: &q,
+                            eventual: item_header(&it.headers, "ConsistencyLevel")
+                                .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+                            body: it.body.as_ref(),
+                        };
+                        let mut inner = shared.lock();
+                        graph::throttled_dispatch(&mut inner, shared, auth, &call, Instant::now())
+                    }
+                }
+            }
+        };
+        statuses[i] = Some(resp.status);
+        responses.push(item_response(&it.id, &resp, &request_id, &crid));
+        log(shared, lc, resp.status);
+    }
+    // "Individual responses might appear in a different order than the requests."
+    responses.shuffle(&mut rand::thread_rng());
+    GraphResp::json(200, json!({ "responses": responses }))
+}

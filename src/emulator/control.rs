@@ -1,0 +1,418 @@
+//! In-process control and inspection, and its HTTP twin under `/_emulator`.
+//! Control calls need no token, are never throttled and are not logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::config::{AppRegistration, TenantSpec};
+use super::errors::Body;
+use super::state::{Shared, Tenant, UserRecord};
+use super::types::{EmulatedUser, Fault, LoggedRequest, SeedUser};
+use super::user_props;
+use super::util::new_guid;
+use super::EmulatorError;
+
+/// Cheap to clone; all clones see the same emulator.
+#[derive(Clone)]
+pub struct EmulatorControl {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn graph_error_text(r: &super::errors::GraphResp) -> String {
+    match &r.body {
+        Body::Error { code, message, .. } => format!("{code}: {message}"),
+        _ => format!("status {}", r.status),
+    }
+}
+
+impl EmulatorControl {
+    pub fn add_tenant(&self, spec: TenantSpec) -> Result<(), EmulatorError> {
+        let mut inner = self.shared.lock();
+        if inner.tenant_by_id(&spec.id).is_some() {
+            return Err(EmulatorError::Invalid(format!(
+                "tenant {} already exists",
+                spec.id
+            )));
+        }
+        inner.tenants.push(Tenant {
+            spec,
+            users: Vec::new(),
+        });
+        Ok(())
+    }
+
+    pub fn tenants(&self) -> Vec<TenantSpec> {
+        self.shared
+            .lock()
+            .tenants
+            .iter()
+            .map(|t| t.spec.clone())
+            .collect()
+    }
+
+    /// Withdrawing consent makes the token endpoint refuse the tenant and
+    /// every token already issued for it fail with 401.
+    pub fn set_consent(&self, tenant: &str, consented: bool) -> Result<(), EmulatorError> {
+        let mut inner = self.shared.lock();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        t.spec.consented = consented;
+        Ok(())
+    }
+
+    /// Registers (or replaces) an app.
+    pub fn add_app(&self, app: AppRegistration) {
+        self.shared
+            .lock()
+            .apps
+            .insert(app.client_id.to_lowercase(), app);
+    }
+
+    /// Puts a user straight into the directory (visible at once). Verified
+    /// domain and uniqueness rules still apply.
+    pub fn seed_user(&self, tenant: &str, user: SeedUser) -> Result<String, EmulatorError> {
+        let mut inner = self.shared.lock();
+        let seq = inner.next_user_seq();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        let nickname = user.mail_nickname.clone().unwrap_or_else(|| {
+            user.user_principal_name
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
+        let mut body = Map::new();
+        body.insert("userPrincipalName".into(), json!(user.user_principal_name));
+        body.insert("mailNickname".into(), json!(nickname));
+        body.insert(
+            "accountEnabled".into(),
+            json!(user.account_enabled.unwrap_or(true)),
+        );
+        let opt = [
+            ("mail", &user.mail),
+            ("displayName", &user.display_name),
+            ("givenName", &user.given_name),
+            ("surname", &user.surname),
+            ("jobTitle", &user.job_title),
+            ("department", &user.department),
+            ("officeLocation", &user.office_location),
+            ("usageLocation", &user.usage_location),
+            ("employeeId", &user.employee_id),
+        ];
+        for (k, v) in opt {
+            if let Some(v) = v {
+                body.insert(k.into(), json!(v));
+            }
+        }
+        let blank = UserRecord::blank(seq, new_guid(), String::new(), String::new());
+        let mut u = user_props::apply(&blank, &body, &t.spec.domains, false)
+            .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
+        user_props::check_unique(&u, &t.users)
+            .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
+        u.privileged = user.privileged;
+        let id = u.id.clone();
+        t.users.push(u);
+        Ok(id)
+    }
+
+    /// Drift made directly in Entra: Graph property names, Graph validation,
+    /// plus `privileged`. Applies to any user, replicated or not.
+    pub fn edit_user(&self, tenant: &str, id: &str, patch: Value) -> Result<(), EmulatorError> {
+        let Value::Object(mut body) = patch else {
+            return Err(EmulatorError::Invalid("patch must be a JSON object".into()));
+        };
+        let privileged = body.remove("privileged");
+        let mut inner = self.shared.lock();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        let current = t
+            .users
+            .iter()
+            .find(|u| u.id.eq_ignore_ascii_case(id) && !u.is_deleted())
+            .cloned()
+            .ok_or_else(|| EmulatorError::UnknownUser(id.into()))?;
+        let mut updated = user_props::apply(&current, &body, &t.spec.domains, false)
+            .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
+        user_props::check_unique(&updated, &t.users)
+            .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
+        match privileged {
+            None => {}
+            Some(Value::Bool(b)) => updated.privileged = b,
+            Some(_) => {
+                return Err(EmulatorError::Invalid(
+                    "privileged must be a boolean".into(),
+                ))
+            }
+        }
+        if let Some(slot) = t.users.iter_mut().find(|u| u.id == updated.id) {
+            *slot = updated;
+        }
+        Ok(())
+    }
+
+    pub fn hard_delete_user(&self, tenant: &str, id: &str) -> Result<(), EmulatorError> {
+        let mut inner = self.shared.lock();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        let before = t.users.len();
+        t.users.retain(|u| !u.id.eq_ignore_ascii_case(id));
+        if t.users.len() == before {
+            return Err(EmulatorError::UnknownUser(id.into()));
+        }
+        Ok(())
+    }
+
+    pub fn soft_delete_user(&self, tenant: &str, id: &str) -> Result<(), EmulatorError> {
+        let mut inner = self.shared.lock();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        let u = t
+            .users
+            .iter_mut()
+            .find(|u| u.id.eq_ignore_ascii_case(id) && !u.is_deleted())
+            .ok_or_else(|| EmulatorError::UnknownUser(id.into()))?;
+        u.deleted_at = Some(Utc::now());
+        Ok(())
+    }
+
+    /// Every user of the tenant, deleted and not yet replicated ones included
+    /// (empty for an unknown tenant).
+    pub fn users(&self, tenant: &str) -> Vec<EmulatedUser> {
+        let inner = self.shared.lock();
+        inner
+            .tenant_by_id(tenant)
+            .map(|t| t.users.iter().map(UserRecord::to_public).collect())
+            .unwrap_or_default()
+    }
+
+    /// Users readable through Graph right now.
+    pub fn visible_users(&self, tenant: &str) -> Vec<EmulatedUser> {
+        let now = Instant::now();
+        let inner = self.shared.lock();
+        inner
+            .tenant_by_id(tenant)
+            .map(|t| {
+                t.users
+                    .iter()
+                    .filter(|u| u.is_visible(now))
+                    .map(UserRecord::to_public)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The request log in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        let mut v: Vec<LoggedRequest> = self.shared.lock().log.iter().cloned().collect();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+
+    pub fn requests_for(&self, tenant: &str) -> Vec<LoggedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r.tenant
+                    .as_deref()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(tenant))
+            })
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        if fault.count > 0 {
+            self.shared.lock().faults.push_back(fault);
+        }
+    }
+
+    pub fn faults(&self) -> Vec<Fault> {
+        self.shared.lock().faults.iter().cloned().collect()
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Microsoft-time delay (divided by `time_scale`) before new users are readable.
+    pub fn set_replication_delay(&self, d: Duration) {
+        self.shared.lock().replication_delay = d;
+    }
+
+    pub fn set_throttling_enabled(&self, enabled: bool) {
+        self.shared.lock().limiter.set_enabled(enabled);
+    }
+}
+
+// ---- HTTP twin ---------------------------------------------------------
+
+fn err(e: EmulatorError) -> Response {
+    let status = match e {
+        EmulatorError::UnknownTenant(_) | EmulatorError::UnknownUser(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+fn done(r: Result<(), EmulatorError>) -> Response {
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => err(e),
+    }
+}
+
+type Ctl = State<EmulatorControl>;
+
+async fn list_tenants(State(c): Ctl) -> Response {
+    Json(c.tenants()).into_response()
+}
+
+async fn add_tenant(State(c): Ctl, Json(spec): Json<TenantSpec>) -> Response {
+    match c.add_tenant(spec) {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsentBody {
+    consented: bool,
+}
+
+async fn consent(State(c): Ctl, Path(t): Path<String>, Json(b): Json<ConsentBody>) -> Response {
+    done(c.set_consent(&t, b.consented))
+}
+
+async fn add_app(State(c): Ctl, Json(app): Json<AppRegistration>) -> Response {
+    c.add_app(app);
+    StatusCode::CREATED.into_response()
+}
+
+async fn list_users(State(c): Ctl, Path(t): Path<String>) -> Response {
+    Json(c.users(&t)).into_response()
+}
+
+async fn seed(State(c): Ctl, Path(t): Path<String>, Json(u): Json<SeedUser>) -> Response {
+    match c.seed_user(&t, u) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn edit(
+    State(c): Ctl,
+    Path((t, id)): Path<(String, String)>,
+    Json(v): Json<Value>,
+) -> Response {
+    done(c.edit_user(&t, &id, v))
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    hard: bool,
+}
+
+async fn remove(
+    State(c): Ctl,
+    Path((t, id)): Path<(String, String)>,
+    Query(q): Query<DeleteQuery>,
+) -> Response {
+    done(if q.hard {
+        c.hard_delete_user(&t, &id)
+    } else {
+        c.soft_delete_user(&t, &id)
+    })
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    tenant: Option<String>,
+}
+
+async fn requests(State(c): Ctl, Query(q): Query<LogQuery>) -> Response {
+    match q.tenant {
+        Some(t) => Json(c.requests_for(&t)).into_response(),
+        None => Json(c.requests()).into_response(),
+    }
+}
+
+async fn clear_requests(State(c): Ctl) -> Response {
+    c.clear_requests();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_faults(State(c): Ctl) -> Response {
+    Json(c.faults()).into_response()
+}
+
+async fn inject(State(c): Ctl, Json(f): Json<Fault>) -> Response {
+    c.inject(f);
+    StatusCode::CREATED.into_response()
+}
+
+async fn clear_faults(State(c): Ctl) -> Response {
+    c.clear_faults();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct DelayBody {
+    ms: u64,
+}
+
+async fn replication(State(c): Ctl, Json(b): Json<DelayBody>) -> Response {
+    c.set_replication_delay(Duration::from_millis(b.ms));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct ThrottlingBody {
+    enabled: bool,
+}
+
+async fn throttling(State(c): Ctl, Json(b): Json<ThrottlingBody>) -> Response {
+    c.set_throttling_enabled(b.enabled);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(crate) fn router(control: EmulatorControl) -> Router {
+    Router::new()
+        .route("/_emulator/tenants", get(list_tenants).post(add_tenant))
+        .route("/_emulator/tenants/{tenant}/consent", put(consent))
+        .route("/_emulator/apps", post(add_app))
+        .route(
+            "/_emulator/tenants/{tenant}/users",
+            get(list_users).post(seed),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/users/{id}",
+            patch(edit).delete(remove),
+        )
+        .route("/_emulator/requests", get(requests).delete(clear_requests))
+        .route(
+            "/_emulator/faults",
+            get(list_faults).post(inject).delete(clear_faults),
+        )
+        .route("/_emulator/replication-delay", put(replication))
+        .route("/_emulator/throttling", put(throttling))
+        .with_state(control)
+}

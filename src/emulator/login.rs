@@ -1,0 +1,338 @@
+//! Microsoft identity platform token endpoint, client credentials grant:
+//! https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+//! Error codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body as HttpBody;
+use axum::http::{HeaderMap, Response};
+use chrono::Utc;
+use serde_json::{json, Value};
+
+use super::errors::login_error;
+use super::graph::{header, random_noise};
+use super::listener::ConnHandle;
+use super::state::{Shared, TokenRecord};
+use super::types::{FaultKind, LoggedRequest};
+use super::util::{base64_decode, new_guid, percent_decode, random_hex};
+
+const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
+const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+struct Failure {
+    status: u16,
+    error: &'static str,
+    code: u32,
+    description: String,
+}
+
+fn fail(status: u16, error: &'static str, code: u32, description: impl Into<String>) -> Failure {
+    Failure {
+        status,
+        error,
+        code,
+        description: description.into(),
+    }
+}
+
+fn missing(name: &str) -> Failure {
+    fail(
+        400,
+        "invalid_request",
+        900144,
+        format!("The request body must contain the following parameter: '{name}'."),
+    )
+}
+
+fn reply(status: u16, body: &Value) -> Response<HttpBody> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header("Cache-Control", "no-store, no-cache")
+        .header("Pragma", "no-cache")
+        .body(HttpBody::from(body.to_string()))
+        .unwrap_or_else(|_| Response::new(HttpBody::empty()))
+}
+
+/// HTTP Basic client authentication (RFC 6749 section 2.3.1), which the
+/// client credentials page says is also supported.
+fn basic_credentials(h: &HeaderMap) -> Option<(String, String)> {
+    let v = header(h, "authorization")?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(rest)?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    // Both parts are form-urlencoded before being joined (RFC 6749 2.3.1).
+    let dec = |s: &str| percent_decode(&s.replace('+', " "));
+    Some((dec(id), dec(secret)))
+}
+
+struct Issued {
+    tenant_id: String,
+    client_id: String,
+    token: String,
+    lifetime: Duration,
+}
+
+fn issue(
+    shared: &Shared,
+    tenant_seg: &str,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Issued, Failure> {
+    let p = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let grant = p("grant_type").ok_or_else(|| missing("grant_type"))?;
+    let t = tenant_seg.to_ascii_lowercase();
+    if t == "common" || t == "consumers" {
+        return Err(fail(
+            400,
+            "invalid_request",
+            9001023,
+            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+        ));
+    }
+    if t == "organizations" {
+        // Client credentials need a tenant: "The directory tenant the
+        // application plans to operate against, in GUID or domain-name format."
+        return Err(fail(
+            400,
+            "invalid_request",
+            50059,
+            "No tenant-identifying information found in either the request or implied by any provided credentials.",
+        ));
+    }
+    if grant != "client_credentials" {
+        return Err(fail(
+            400,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant}'."),
+        ));
+    }
+    let basic = basic_credentials(headers);
+    if basic.is_some() && p("client_secret").is_some() {
+        // RFC 6749 2.3: no more than one authentication method per request.
+        return Err(fail(
+            400,
+            "invalid_request",
+            90023,
+            "The request must use only one client authentication method.",
+        ));
+    }
+    let (client_id, secret) = match basic {
+        Some((id, secret)) => {
+            if p("client_id").is_some_and(|b| !b.eq_ignore_ascii_case(&id)) {
+                return Err(fail(
+                    400,
+                    "invalid_request",
+                    90023,
+                    "The client_id in the request body does not match the client credentials.",
+                ));
+            }
+            (id, Some(secret))
+        }
+        None => {
+            let id = p("client_id")
+                .ok_or_else(|| missing("client_id"))?
+                .to_string();
+            (id, p("client_secret").map(str::to_string))
+        }
+    };
+    let scope = p("scope").ok_or_else(|| missing("scope"))?;
+    let valid_scope = [GRAPH_RESOURCE, GRAPH_APP_ID].iter().any(|r| {
+        scope.eq_ignore_ascii_case(&format!("{r}/.default"))
+            || scope.eq_ignore_ascii_case(&format!("{r}//.default"))
+    });
+    if !valid_scope {
+        if !scope.contains("/.default") && !scope.contains(' ') {
+            return Err(fail(
+                400,
+                "invalid_scope",
+                1002012,
+                format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            ));
+        }
+        return Err(fail(
+            400,
+            "invalid_scope",
+            70011,
+            format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+        ));
+    }
+    let inner = shared.lock();
+    let Some(ti) = inner.tenant_index(tenant_seg) else {
+        return Err(fail(
+            400,
+            "invalid_request",
+            90002,
+            format!("Tenant '{tenant_seg}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."),
+        ));
+    };
+    let tenant = &inner.tenants[ti].spec;
+    let not_in_tenant = || {
+        fail(
+            400,
+            "unauthorized_client",
+            700016,
+            format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", tenant.id),
+        )
+    };
+    let Some(app) = inner.apps.get(&client_id.to_lowercase()) else {
+        return Err(not_in_tenant());
+    };
+    let Some(secret) = secret else {
+        return Err(fail(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        ));
+    };
+    if secret != app.client_secret {
+        return Err(fail(
+            401,
+            "invalid_client",
+            7000215,
+            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+        ));
+    }
+    // Without admin consent the multi-tenant app has no service principal in
+    // the tenant (AADSTS700016: "not installed by the administrator of the
+    // tenant or consented to by any user in the tenant").
+    if !tenant.consented {
+        return Err(not_in_tenant());
+    }
+    let lifetime = shared.scaled(Duration::from_secs(shared.cfg.token_lifetime_secs));
+    Ok(Issued {
+        tenant_id: tenant.id.clone(),
+        client_id: app.client_id.clone(),
+        token: format!("emu.{}", random_hex(32)),
+        lifetime,
+    })
+}
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnHandle,
+    method: &str,
+    tenant_seg: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response<HttpBody> {
+    let request_id = new_guid();
+    let params: HashMap<String, String> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // The log never holds secrets or assertions.
+    let logged: serde_json::Map<String, Value> = params
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "client_secret" || k == "client_assertion" {
+                "***"
+            } else {
+                v.as_str()
+            };
+            (k.clone(), json!(v))
+        })
+        .collect();
+    let (seq, fault) = {
+        let mut inner = shared.lock();
+        (
+            inner.next_seq(),
+            inner.take_fault(Some(tenant_seg), method, path),
+        )
+    };
+    let mut fault_note = None;
+    let outcome: Result<Issued, Failure> = match fault {
+        Some(FaultKind::Drop) => {
+            conn.kill();
+            fault_note = Some("drop".to_string());
+            Err(fail(0, "", 0, ""))
+        }
+        Some(FaultKind::Status { status, .. }) => {
+            fault_note = Some(format!("status {status}"));
+            Err(fail(
+                status,
+                "temporarily_unavailable",
+                90006,
+                "The service is temporarily unavailable.",
+            ))
+        }
+        other => {
+            if let Some(FaultKind::Delay { ms }) = other {
+                fault_note = Some(format!("delay {ms}ms"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            match random_noise(&shared).await {
+                Some(s) => {
+                    fault_note = Some(format!("random {s}"));
+                    Err(fail(s, "temporarily_unavailable", 90006, "The service is temporarily unavailable."))
+                }
+                None if !method.eq_ignore_ascii_case("POST") => Err(fail(
+                    400,
+                    "invalid_request",
+                    900561,
+                    format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request."),
+                )),
+                None => issue(&shared, tenant_seg, headers, &params),
+            }
+        }
+    };
+    let client_id = params
+        .get("client_id")
+        .cloned()
+        .or_else(|| basic_credentials(headers).map(|b| b.0));
+    let (status, resp) = match outcome {
+        Ok(iss) => {
+            let mut inner = shared.lock();
+            let now = Instant::now();
+            inner.prune_tokens(now);
+            inner.tokens.insert(
+                iss.token.clone(),
+                TokenRecord {
+                    tenant_id: iss.tenant_id,
+                    client_id: iss.client_id,
+                    expires_at: now + iss.lifetime,
+                },
+            );
+            let secs = iss.lifetime.as_secs_f64().ceil() as u64;
+            let body = json!({
+                "token_type": "Bearer",
+                "expires_in": secs,
+                "ext_expires_in": secs,
+                "access_token": iss.token,
+            });
+            (200, reply(200, &body))
+        }
+        Err(f) if f.status == 0 => (0, Response::new(HttpBody::empty())),
+        Err(f) => (
+            f.status,
+            reply(f.status, &login_error(f.error, f.code, &f.description)),
+        ),
+    };
+    let entry = LoggedRequest {
+        seq,
+        time: Utc::now(),
+        tenant: Some(tenant_seg.to_string()),
+        client_id,
+        method: method.to_string(),
+        path: path.to_string(),
+        query: None,
+        status,
+        client_request_id: header(headers, "client-request-id").map(str::to_string),
+        request_id,
+        throttle_priority: None,
+        batch_seq: None,
+        batch_item_id: None,
+        body: Some(Value::Object(logged)),
+        fault: fault_note,
+    };
+    let cap = shared.cfg.log_capacity;
+    shared.lock().push_log(entry, cap);
+    resp
+}

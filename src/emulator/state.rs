@@ -1,0 +1,269 @@
+//! Shared in-memory state: tenants, users, tokens, faults and the request log.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::config::{AppRegistration, EmulatorConfig, TenantSpec};
+use super::throttle::Limiter;
+use super::types::{EmulatedUser, Fault, FaultKind, LoggedRequest};
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    pub cfg: EmulatorConfig,
+    /// "http://127.0.0.1:PORT"
+    pub base_url: String,
+}
+
+impl Shared {
+    pub fn new(cfg: EmulatorConfig, base_url: String) -> Self {
+        let inner = Inner {
+            tenants: Vec::new(),
+            apps: HashMap::new(),
+            tokens: HashMap::new(),
+            faults: VecDeque::new(),
+            log: VecDeque::new(),
+            next_seq: 1,
+            next_user_seq: 1,
+            replication_delay: Duration::from_millis(cfg.replication_delay_ms),
+            limiter: Limiter::new(cfg.throttling.clone(), cfg.time_scale),
+        };
+        Self {
+            inner: Mutex::new(inner),
+            cfg,
+            base_url,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("emulator state mutex poisoned")
+    }
+
+    pub fn graph_base(&self) -> String {
+        format!("{}/v1.0", self.base_url)
+    }
+
+    /// Microsoft time divided by the time scale.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.cfg.time_scale)
+    }
+}
+
+pub(crate) struct TokenRecord {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub expires_at: Instant,
+}
+
+pub(crate) struct Tenant {
+    pub spec: TenantSpec,
+    pub users: Vec<UserRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct UserRecord {
+    pub seq: u64,
+    pub id: String,
+    pub upn: String,
+    pub mail: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub office_location: Option<String>,
+    pub usage_location: Option<String>,
+    pub employee_id: Option<String>,
+    pub account_enabled: bool,
+    pub mail_nickname: String,
+    pub mobile_phone: Option<String>,
+    pub business_phones: Vec<String>,
+    pub preferred_language: Option<String>,
+    pub other_mails: Vec<String>,
+    pub password_policies: Option<String>,
+    pub other: BTreeMap<String, Value>,
+    pub privileged: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub visible_at: Instant,
+    pub visible_at_utc: DateTime<Utc>,
+    pub revoke_count: u32,
+    pub password_set_count: u32,
+    pub created_via_graph: bool,
+}
+
+impl UserRecord {
+    pub fn blank(seq: u64, id: String, upn: String, nickname: String) -> Self {
+        let now = Utc::now();
+        Self {
+            seq,
+            id,
+            upn,
+            mail: None,
+            display_name: None,
+            given_name: None,
+            surname: None,
+            job_title: None,
+            department: None,
+            office_location: None,
+            usage_location: None,
+            employee_id: None,
+            account_enabled: true,
+            mail_nickname: nickname,
+            mobile_phone: None,
+            business_phones: Vec::new(),
+            preferred_language: None,
+            other_mails: Vec::new(),
+            password_policies: None,
+            other: BTreeMap::new(),
+            privileged: false,
+            deleted_at: None,
+            created_at: now,
+            visible_at: Instant::now(),
+            visible_at_utc: now,
+            revoke_count: 0,
+            password_set_count: 0,
+            created_via_graph: false,
+        }
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// Readable through Graph: not deleted and replicated.
+    pub fn is_visible(&self, now: Instant) -> bool {
+        !self.is_deleted() && now >= self.visible_at
+    }
+
+    /// Entra fills proxyAddresses from mail; they are unique per directory:
+    /// https://learn.microsoft.com/graph/api/resources/user#mail-and-proxyaddresses
+    pub fn proxy_addresses(&self) -> Vec<String> {
+        self.mail
+            .iter()
+            .map(|m| format!("SMTP:{m}"))
+            .collect::<Vec<_>>()
+    }
+
+    pub fn to_public(&self) -> EmulatedUser {
+        EmulatedUser {
+            id: self.id.clone(),
+            user_principal_name: self.upn.clone(),
+            mail: self.mail.clone(),
+            display_name: self.display_name.clone(),
+            given_name: self.given_name.clone(),
+            surname: self.surname.clone(),
+            job_title: self.job_title.clone(),
+            department: self.department.clone(),
+            office_location: self.office_location.clone(),
+            usage_location: self.usage_location.clone(),
+            employee_id: self.employee_id.clone(),
+            account_enabled: self.account_enabled,
+            mail_nickname: self.mail_nickname.clone(),
+            mobile_phone: self.mobile_phone.clone(),
+            business_phones: self.business_phones.clone(),
+            preferred_language: self.preferred_language.clone(),
+            other_properties: self.other.clone(),
+            privileged: self.privileged,
+            deleted: self.is_deleted(),
+            deleted_at: self.deleted_at,
+            created_at: self.created_at,
+            visible_at: self.visible_at_utc,
+            revoke_sign_in_sessions_count: self.revoke_count,
+            password_set_count: self.password_set_count,
+            created_via_graph: self.created_via_graph,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub tenants: Vec<Tenant>,
+    pub apps: HashMap<String, AppRegistration>,
+    pub tokens: HashMap<String, TokenRecord>,
+    pub faults: VecDeque<Fault>,
+    pub log: VecDeque<LoggedRequest>,
+    pub next_seq: u64,
+    pub next_user_seq: u64,
+    pub replication_delay: Duration,
+    pub limiter: Limiter,
+}
+
+impl Inner {
+    pub fn next_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    pub fn next_user_seq(&mut self) -> u64 {
+        let s = self.next_user_seq;
+        self.next_user_seq += 1;
+        s
+    }
+
+    /// By tenant GUID or by one of its verified domains, case-insensitively
+    /// (the token endpoint accepts "GUID or domain-name format":
+    /// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+    pub fn tenant_index(&self, key: &str) -> Option<usize> {
+        self.tenants.iter().position(|t| {
+            t.spec.id.eq_ignore_ascii_case(key)
+                || t.spec.domains.iter().any(|d| d.eq_ignore_ascii_case(key))
+        })
+    }
+
+    pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
+        self.tenants
+            .iter()
+            .find(|t| t.spec.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn tenant_by_id_mut(&mut self, id: &str) -> Option<&mut Tenant> {
+        self.tenants
+            .iter_mut()
+            .find(|t| t.spec.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn push_log(&mut self, entry: LoggedRequest, cap: usize) {
+        self.log.push_back(entry);
+        while self.log.len() > cap.max(1) {
+            self.log.pop_front();
+        }
+    }
+
+    /// First queued fault matching the request, consumed.
+    pub fn take_fault(
+        &mut self,
+        tenant: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> Option<FaultKind> {
+        let idx = self.faults.iter().position(|f| {
+            f.count > 0
+                && f.tenant.as_deref().map_or(true, |t| {
+                    tenant.is_some_and(|rt| rt.eq_ignore_ascii_case(t))
+                })
+                && f.method
+                    .as_deref()
+                    .map_or(true, |m| m.eq_ignore_ascii_case(method))
+                && f.path_contains.as_deref().map_or(true, |p| {
+                    path.to_ascii_lowercase().contains(&p.to_ascii_lowercase())
+                })
+        })?;
+        let f = self.faults.get_mut(idx)?;
+        f.count -= 1;
+        let kind = f.kind.clone();
+        if f.count == 0 {
+            self.faults.remove(idx);
+        }
+        Some(kind)
+    }
+
+    pub fn prune_tokens(&mut self, now: Instant) {
+        if self.tokens.len() > 10_000 {
+            self.tokens.retain(|_, t| t.expires_at > now);
+        }
+    }
+}

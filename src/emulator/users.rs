@@ -1,0 +1,471 @@
+//! /users handlers: create, get, list, update, delete, revokeSignInSessions.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+
+use super::errors::{Body, GraphResp};
+use super::filter;
+use super::state::{Inner, Tenant, UserRecord};
+use super::user_props::{self, DEFAULT_PROPS};
+use super::util::new_guid;
+
+/// Graph's default page size for users.
+const DEFAULT_PAGE: usize = 100;
+
+pub(crate) struct Call<'a> {
+    pub method: &'a str,
+    /// Decoded path segments after `/v1.0`.
+    pub segments: &'a [String],
+    pub query: &'a [(String, String)],
+    /// `ConsistencyLevel: eventual` was sent.
+    pub eventual: bool,
+    pub body: Option<&'a Value>,
+}
+
+pub(crate) struct Env<'a> {
+    pub tenant_id: &'a str,
+    pub graph_base: &'a str,
+    pub now: Instant,
+    /// Replication delay already divided by the time scale.
+    pub replication: Duration,
+}
+
+fn not_found(key: &str) -> GraphResp {
+    // https://learn.microsoft.com/graph/api/user-get ("returns a 404 Not Found").
+    GraphResp::error(
+        404,
+        "Request_ResourceNotFound",
+        format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+fn method_not_allowed() -> GraphResp {
+    // Body as in the batch sample of https://learn.microsoft.com/graph/json-batching
+    GraphResp::error(
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
+}
+
+fn denied() -> GraphResp {
+    // Admins need the app to hold a higher directory role:
+    // https://learn.microsoft.com/graph/api/user-delete#permissions
+    GraphResp::error(
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+pub(crate) fn segment_not_found(seg: &str) -> GraphResp {
+    GraphResp::error(
+        400,
+        "BadRequest",
+        format!("Resource not found for the segment '{seg}'."),
+    )
+}
+
+fn q<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+    call.query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn dispatch(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
+    let segs = call.segments;
+    let Some(first) = segs.first() else {
+        return segment_not_found("");
+    };
+    if !first.eq_ignore_ascii_case("users") {
+        return segment_not_found(first);
+    }
+    let Some(tenant) = inner.tenant_by_id_mut(env.tenant_id) else {
+        return GraphResp::error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token validation failure.",
+        );
+    };
+    let m = call.method.to_ascii_uppercase();
+    match (segs.len(), m.as_str()) {
+        (1, "GET") => list(tenant, env, call),
+        (1, "POST") => create(inner, env, call),
+        (1, _) => method_not_allowed(),
+        (2, _) if segs[1] == "$count" => count(tenant, env, call),
+        (2, "GET") => get_one(tenant, env, call, &segs[1]),
+        (2, "PATCH") => update(tenant, env, call, &segs[1]),
+        (2, "DELETE") => delete(tenant, env, &segs[1]),
+        (2, _) => method_not_allowed(),
+        (3, method)
+            if segs[2].eq_ignore_ascii_case("revokeSignInSessions")
+                || segs[2].eq_ignore_ascii_case("microsoft.graph.revokeSignInSessions") =>
+        {
+            if method == "POST" {
+                revoke(tenant, env, &segs[1])
+            } else {
+                method_not_allowed()
+            }
+        }
+        _ => segment_not_found(&segs[segs.len() - 1]),
+    }
+}
+
+/// By id or userPrincipalName, among users readable right now.
+fn find<'a>(tenant: &'a mut Tenant, key: &str, now: Instant) -> Option<&'a mut UserRecord> {
+    tenant.users.iter_mut().find(|u| {
+        u.is_visible(now) && (u.id.eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
+    })
+}
+
+/// `$select`, validated against the user type.
+fn selection(call: &Call) -> Result<Option<Vec<&'static str>>, GraphResp> {
+    let Some(sel) = q(call, "$select") else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for raw in sel.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let p = user_props::canonical(raw).ok_or_else(|| {
+            GraphResp::error(
+                400,
+                "BadRequest",
+                format!("Could not find a property named '{raw}' on type 'microsoft.graph.user'."),
+            )
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn context(env: &Env, sel: &Option<Vec<&str>>, entity: bool) -> String {
+    let mut s = format!("{}/$metadata#users", env.graph_base);
+    if let Some(sel) = sel {
+        s.push_str(&format!("({})", sel.join(",")));
+    }
+    if entity {
+        s.push_str("/$entity");
+    }
+    s
+}
+
+fn get_one(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp {
+    let sel = match selection(call) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let Some(u) = find(tenant, key, env.now) else {
+        return not_found(key);
+    };
+    let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
+    let mut obj = Map::new();
+    obj.insert("@odata.context".into(), json!(context(env, &sel, true)));
+    obj.extend(user_props::project(u, &props));
+    GraphResp::json(200, Value::Object(obj))
+}
+
+fn count(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
+    // https://learn.microsoft.com/graph/aad-advanced-queries#error-handling-for-advanced-queries-on-directory-objects
+    if !call.eventual {
+        return GraphResp::error(
+            400,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        );
+    }
+    let n = tenant
+        .users
+        .iter()
+        .filter(|u| u.is_visible(env.now))
+        .count();
+    GraphResp {
+        status: 200,
+        headers: Vec::new(),
+        body: Body::Text(n.to_string()),
+    }
+}
+
+fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
+    // Query options per https://learn.microsoft.com/graph/api/user-list
+    for (k, _) in call.query {
+        let k = k.to_ascii_lowercase();
+        match k.as_str() {
+            "$select" | "$filter" | "$top" | "$skiptoken" | "$count" | "$orderby" => {}
+            "$skip" => {
+                return GraphResp::error(400, "Request_BadRequest", "'$skip' is not supported by the service.")
+            }
+            "$search" if !call.eventual => {
+                return GraphResp::error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
+                )
+            }
+            "$search" | "$expand" => {
+                return GraphResp::error(400, "Request_UnsupportedQuery", "Unsupported Query.")
+            }
+            k if k.starts_with('$') => {
+                return GraphResp::error(
+                    400,
+                    "BadRequest",
+                    format!("Query option '{k}' is not supported."),
+                )
+            }
+            _ => {}
+        }
+    }
+    let sel = match selection(call) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let page = match q(call, "$top") {
+        None => DEFAULT_PAGE,
+        Some(t) => match t.trim().parse::<usize>() {
+            Ok(n) if (1..=999).contains(&n) => n,
+            _ => {
+                return GraphResp::error(
+                    400,
+                    "Request_BadRequest",
+                    format!(
+                        "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
+                    ),
+                )
+            }
+        },
+    };
+    let count_requested = q(call, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
+    let advanced = call.eventual && count_requested;
+    let expr = match q(call, "$filter") {
+        None => None,
+        Some(f) => match filter::parse(f, advanced) {
+            Ok(e) => Some(e),
+            Err(e) => return e,
+        },
+    };
+    let mut users: Vec<&UserRecord> = tenant
+        .users
+        .iter()
+        .filter(|u| u.is_visible(env.now))
+        .filter(|u| {
+            expr.as_ref().map_or(true, |e| {
+                filter::eval(e, &|p| user_props::filter_value(u, p))
+            })
+        })
+        .collect();
+    if let Some(ob) = q(call, "$orderby") {
+        // displayName and userPrincipalName sort by default; with $filter
+        // only in advanced queries (aad-advanced-queries, sorting table).
+        let mut parts = ob.split_whitespace();
+        let prop = parts.next().and_then(user_props::canonical);
+        let desc = matches!(parts.next(), Some(d) if d.eq_ignore_ascii_case("desc"));
+        match prop {
+            Some(p @ ("displayName" | "userPrincipalName")) if expr.is_none() || advanced => {
+                users.sort_by_key(|u| user_props::get(u, p).as_str().map(str::to_lowercase));
+                if desc {
+                    users.reverse();
+                }
+            }
+            _ => return GraphResp::error(400, "Request_UnsupportedQuery", "Unsupported Query."),
+        }
+    } else {
+        users.sort_by_key(|u| u.seq);
+    }
+    let total = users.len();
+    let start = match q(call, "$skiptoken") {
+        None => 0,
+        Some(tok) => match decode_skiptoken(tok) {
+            Some(n) if n <= total => n,
+            _ => {
+                return GraphResp::error(
+                    400,
+                    "Directory_ExpiredPageToken",
+                    "The specified page token value has expired and can no longer be included in your request.",
+                )
+            }
+        },
+    };
+    let end = (start + page).min(total);
+    let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
+    let value: Vec<Value> = users[start..end]
+        .iter()
+        .map(|u| Value::Object(user_props::project(u, &props)))
+        .collect();
+    let mut obj = Map::new();
+    obj.insert("@odata.context".into(), json!(context(env, &sel, false)));
+    if advanced {
+        obj.insert("@odata.count".into(), json!(total));
+    }
+    if end < total {
+        obj.insert("@odata.nextLink".into(), json!(next_link(env, call, end)));
+    }
+    obj.insert("value".into(), Value::Array(value));
+    GraphResp::json(200, Value::Object(obj))
+}
+
+/// Opaque to clients; carries the offset into the (stable) result order.
+fn encode_skiptoken(offset: usize) -> String {
+    let raw = format!("emu1:{offset}:{}", &new_guid()[..8]);
+    raw.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+fn decode_skiptoken(tok: &str) -> Option<usize> {
+    if tok.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..tok.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(tok.get(i..i + 2)?, 16).ok())
+        .collect();
+    let s = String::from_utf8(bytes?).ok()?;
+    let mut parts = s.split(':');
+    if parts.next()? != "emu1" {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn next_link(env: &Env, call: &Call, offset: usize) -> String {
+    let mut parts: Vec<String> = call
+        .query
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+        .map(|(k, v)| format!("{}={}", k, encode_component(v)))
+        .collect();
+    parts.push(format!("$skiptoken={}", encode_skiptoken(offset)));
+    format!("{}/users?{}", env.graph_base, parts.join("&"))
+}
+
+fn body_object<'a>(call: &'a Call) -> Result<&'a Map<String, Value>, GraphResp> {
+    match call.body {
+        Some(Value::Object(m)) => Ok(m),
+        _ => Err(GraphResp::error(
+            400,
+            "BadRequest",
+            "Empty Payload. JSON content expected.",
+        )),
+    }
+}
+
+fn create(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
+    let body = match body_object(call) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let seq = inner.next_user_seq();
+    let Some(tenant) = inner.tenant_by_id_mut(env.tenant_id) else {
+        return GraphResp::error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token validation failure.",
+        );
+    };
+    let blank = UserRecord::blank(seq, new_guid(), String::new(), String::new());
+    let mut u = match user_props::apply(&blank, body, &tenant.spec.domains, true) {
+        Ok(u) => u,
+        Err(e) => return e,
+    };
+    // Uniqueness is enforced against every live object at once, even those
+    // not replicated yet.
+    if let Err(e) = user_props::check_unique(&u, &tenant.users) {
+        return e;
+    }
+    // Eventual consistency: the new object may answer 404 for a while
+    // (https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
+    u.visible_at = env.now + env.replication;
+    u.visible_at_utc = Utc::now()
+        + chrono::Duration::from_std(env.replication).unwrap_or_else(|_| chrono::Duration::zero());
+    u.created_via_graph = true;
+    let mut obj = Map::new();
+    obj.insert(
+        "@odata.context".into(),
+        json!(format!("{}/$metadata#users/$entity", env.graph_base)),
+    );
+    obj.extend(user_props::project(&u, DEFAULT_PROPS));
+    tenant.users.push(u);
+    GraphResp::json(201, Value::Object(obj))
+}
+
+fn update(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp {
+    let body = match body_object(call) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let domains = tenant.spec.domains.clone();
+    let Some(current) = find(tenant, key, env.now).map(|u| u.clone()) else {
+        return not_found(key);
+    };
+    if current.privileged {
+        return denied();
+    }
+    let updated = match user_props::apply(&current, body, &domains, false) {
+        Ok(u) => u,
+        Err(e) => return e,
+    };
+    if let Err(e) = user_props::check_unique(&updated, &tenant.users) {
+        return e;
+    }
+    if let Some(slot) = tenant.users.iter_mut().find(|u| u.id == updated.id) {
+        *slot = updated;
+    }
+    // https://learn.microsoft.com/graph/api/user-update: 204 No Content.
+    GraphResp::empty(204)
+}
+
+fn delete(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
+    let Some(u) = find(tenant, key, env.now) else {
+        return not_found(key);
+    };
+    if u.privileged {
+        return denied();
+    }
+    // Soft delete, restorable for 30 days:
+    // https://learn.microsoft.com/graph/api/user-delete
+    u.deleted_at = Some(Utc::now());
+    GraphResp::empty(204)
+}
+
+fn revoke(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
+    let Some(u) = find(tenant, key, env.now) else {
+        return not_found(key);
+    };
+    if u.privileged {
+        return denied();
+    }
+    u.revoke_count += 1;
+    // https://learn.microsoft.com/graph/api/user-revokesigninsessions
+    GraphResp::json(
+        200,
+        json!({
+            "@odata.context": format!("{}/$metadata#Edm.Boolean", env.graph_base),
+            "value": true
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skiptoken_roundtrip() {
+        let t = encode_skiptoken(250);
+        assert_eq!(decode_skiptoken(&t), Some(250));
+        assert_eq!(decode_skiptoken("zz"), None);
+        assert_eq!(decode_skiptoken("41"), None);
+    }
+}

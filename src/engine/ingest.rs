@@ -1,0 +1,130 @@
+//! Outbox -> pending. The watcher samples `PRAGMA data_version` of both
+//! databases every few milliseconds on its own thread (SQLite calls block),
+//! ingests what Plumm committed, and wakes the dispatcher.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::domain::CompanyId;
+use crate::graph::Priority;
+use crate::store::state::Enqueue;
+use crate::store::{PendingKind, PlummDb, StateDb, StoreError};
+
+const BATCH: usize = 500;
+
+pub struct Ingestor {
+    plumm: PlummDb,
+    state: Arc<StateDb>,
+}
+
+impl Ingestor {
+    pub fn new(plumm: PlummDb, state: Arc<StateDb>) -> Self {
+        Self { plumm, state }
+    }
+
+    /// Moves every committed outbox row into the pending table; returns how
+    /// many rows were read.
+    pub fn ingest_available(&mut self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.ingest_batch()?;
+            total += n;
+            if n < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn ingest_batch(&mut self) -> Result<usize, StoreError> {
+        let cursor = self.state.outbox_cursor()?;
+        let rows = self.plumm.read_outbox(cursor, BATCH)?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok(0);
+        };
+        let items: Vec<Enqueue> = rows
+            .iter()
+            .map(|r| Enqueue {
+                user: r.user_id,
+                company: r.company_id,
+                kind: if r.op == "delete" {
+                    PendingKind::Remove
+                } else {
+                    PendingKind::Upsert
+                },
+                snapshot: r.snapshot.clone(),
+                priority: Priority::Realtime,
+            })
+            .collect();
+        // Recorded (with the cursor) before the outbox rows are removed: a
+        // crash in between re-reads nothing and loses nothing.
+        self.state.enqueue(&items, Some(last))?;
+        self.plumm.consume_outbox(last)?;
+        Ok(rows.len())
+    }
+
+    /// Queues every Plumm user of `company` as bulk work: the initial sync
+    /// after a connect (links existing Entra users, creates the rest).
+    pub fn enqueue_company(&self, company: CompanyId) -> Result<usize, StoreError> {
+        let users = self.plumm.company_users(company)?;
+        let items: Vec<Enqueue> = users
+            .iter()
+            .map(|u| Enqueue {
+                user: u.id,
+                company,
+                kind: PendingKind::Upsert,
+                snapshot: serde_json::to_string(u).unwrap_or_default(),
+                priority: Priority::Bulk,
+            })
+            .collect();
+        self.state.enqueue(&items, None)?;
+        Ok(items.len())
+    }
+}
+
+/// Runs the watcher until `stop` is set.
+pub fn spawn_watcher(
+    mut ingestor: Ingestor,
+    poll: Duration,
+    wake: Arc<Notify>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("outbox-watcher".into())
+        .spawn(move || {
+            let mut seen: Option<(i64, i64)> = None;
+            while !stop.load(Ordering::Relaxed) {
+                match watch_once(&mut ingestor, &mut seen) {
+                    Ok(true) => wake.notify_one(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        // Plumm's file may be locked or briefly missing during
+                        // maintenance: say so, and keep watching.
+                        tracing::warn!("outbox watcher: {e}");
+                        seen = None;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                std::thread::sleep(poll);
+            }
+        })
+}
+
+fn watch_once(ingestor: &mut Ingestor, seen: &mut Option<(i64, i64)>) -> Result<bool, StoreError> {
+    let now = (
+        ingestor.plumm.data_version()?,
+        ingestor.state.data_version()?,
+    );
+    let Some(before) = seen.replace(now) else {
+        ingestor.ingest_available()?;
+        return Ok(true);
+    };
+    let plumm_changed = before.0 != now.0;
+    // Another process (`connect`, `disconnect`) changed the state database.
+    let state_changed = before.1 != now.1;
+    if plumm_changed {
+        ingestor.ingest_available()?;
+    }
+    Ok(plumm_changed || state_changed)
+}

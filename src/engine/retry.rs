@@ -1,0 +1,147 @@
+//! One Graph call with the daemon's retry policy (backon): transient
+//! failures back off exponentially with jitter; a `Retry-After` from Graph is
+//! obeyed exactly instead. Each retried attempt leaves an audit row.
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use super::UserCtx;
+use crate::configuration::RetrySettings;
+use crate::graph::{CallError, Failure, GraphClient, GraphRequest, Sent};
+use crate::plan::Action;
+use crate::store::{AuditRecord, Outcome};
+
+/// What a call that did not succeed ended with.
+#[derive(Debug, Clone)]
+pub enum CallFailed {
+    /// Graph answered with an error status.
+    Graph { sent: Sent, failure: Failure },
+    /// No answer: token refused or unavailable, network, timeout.
+    NoAnswer(CallError),
+}
+
+impl CallFailed {
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            CallFailed::Graph { failure, .. } => Some(failure),
+            CallFailed::NoAnswer(_) => None,
+        }
+    }
+
+    fn retryable(&self, retry_not_found: bool) -> bool {
+        match self {
+            CallFailed::Graph { failure, .. } => {
+                failure.is_retryable() || (retry_not_found && *failure == Failure::NotFound)
+            }
+            // A refused login will be refused again; anything else may pass.
+            CallFailed::NoAnswer(CallError::Token(crate::graph::TokenError::Refused {
+                ..
+            })) => false,
+            CallFailed::NoAnswer(_) => true,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallFailed::Graph { sent, failure } if *failure == Failure::Throttled => {
+                sent.reply.retry_after
+            }
+            _ => None,
+        }
+    }
+
+    /// Fills the audit row's HTTP and Graph error fields.
+    pub fn describe(&self, mut r: AuditRecord) -> AuditRecord {
+        match self {
+            CallFailed::Graph { sent, .. } => {
+                let err = sent.reply.error().unwrap_or_default();
+                r.http_status = Some(sent.reply.status);
+                r.error_code = Some(err.code).filter(|c| !c.is_empty());
+                r.error_message = Some(err.message).filter(|m| !m.is_empty());
+                r.request_id = sent.reply.request_id.clone();
+                r.client_request_id = Some(sent.client_request_id.clone());
+                r.duration_ms = Some(sent.duration.as_millis() as u64);
+            }
+            CallFailed::NoAnswer(e) => {
+                r.error_code = Some(
+                    match e {
+                        CallError::Token(_) => "token",
+                        CallError::Network { timeout: true, .. } => "timeout",
+                        CallError::Network { .. } => "network",
+                    }
+                    .into(),
+                );
+                r.error_message = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    /// One line for logs and `last_error`.
+    pub fn summary(&self) -> String {
+        match self {
+            CallFailed::Graph { sent, .. } => {
+                let err = sent.reply.error().unwrap_or_default();
+                format!("HTTP {} {}: {}", sent.reply.status, err.code, err.message)
+            }
+            CallFailed::NoAnswer(e) => e.to_string(),
+        }
+    }
+}
+
+/// Sends `request` for the user, retrying as the policy allows. Returns the
+/// attempt number the call ended on, for the audit row.
+/// `retry_not_found` is for reads and writes right after a create, when a
+/// 404 only means Graph has not replicated the new user yet.
+pub async fn call(
+    graph: &GraphClient,
+    policy: &RetrySettings,
+    ctx: &UserCtx<'_>,
+    action: Action,
+    request: &GraphRequest,
+    retry_not_found: bool,
+) -> Result<(Sent, u32), (CallFailed, u32)> {
+    let mut attempt = 0u32;
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.initial)
+        .with_max_delay(policy.max)
+        .with_max_times(policy.max_attempts.saturating_sub(1))
+        .with_jitter();
+    let op = || {
+        attempt += 1;
+        let n = attempt;
+        async move {
+            let sent = graph
+                .send(&ctx.tenant, request, ctx.priority)
+                .await
+                .map_err(CallFailed::NoAnswer)?;
+            match sent.reply.failure() {
+                None => Ok((sent, n)),
+                Some(failure) => Err(CallFailed::Graph { sent, failure }),
+            }
+        }
+    };
+    let mut retried = 0u32;
+    let result = op
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e| e.retryable(retry_not_found))
+        // Graph's Retry-After wins over our own schedule; `None` means the
+        // attempts are spent and must stay `None`.
+        .adjust(|e, planned| planned.map(|d| e.retry_after().unwrap_or(d)))
+        .notify(|e, wait| {
+            retried += 1;
+            let mut r = ctx.record(action, Outcome::Retry);
+            r.attempt = Some(retried);
+            r.detail = Some(format!("retrying in {} ms", wait.as_millis()));
+            let r = e.describe(r);
+            tracing::info!(
+                company = %ctx.company, tenant = %ctx.tenant, user = %ctx.user,
+                action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
+                "{}; retrying in {:?}", e.summary(), wait
+            );
+            ctx.audit(&r);
+        })
+        .await;
+    result.map_err(|e| (e, retried + 1))
+}

@@ -1,0 +1,170 @@
+//! The I/O edge toward Graph: one HTTP request per call, with a token for
+//! the tenant, a fresh `client-request-id`, the tenant's pacing, and a
+//! timeout. Retrying is the caller's policy (see `engine::retry`).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::pacer::{Pacer, Priority};
+use super::request::GraphRequest;
+use super::response::{parse_retry_after, Reply};
+use super::token::{TokenError, TokenProvider};
+use crate::domain::TenantId;
+
+/// The request reached no usable HTTP answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("network error talking to Graph: {message}")]
+    Network { message: String, timeout: bool },
+}
+
+/// A call that got an answer (any status).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub reply: Reply,
+    pub client_request_id: String,
+    pub duration: Duration,
+}
+
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: TokenProvider,
+    timeout: Duration,
+    pacers: Mutex<HashMap<TenantId, Arc<Pacer>>>,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        base: &url::Url,
+        tokens: TokenProvider,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            base: base.as_str().trim_end_matches('/').to_string(),
+            tokens,
+            timeout,
+            pacers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A reqwest client fit for Microsoft's endpoints: no redirects (a token
+    /// request must never be replayed elsewhere), bounded connect time.
+    pub fn http_client() -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("entra-daemon/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    pub fn pacer(&self, tenant: &TenantId) -> Arc<Pacer> {
+        let mut p = self.pacers.lock().expect("pacers lock poisoned");
+        p.entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Sends one request for `tenant`. A 401 gets one more try with a new
+    /// token (tokens can be revoked before they expire).
+    pub async fn send(
+        &self,
+        tenant: &TenantId,
+        request: &GraphRequest,
+        priority: Priority,
+    ) -> Result<Sent, CallError> {
+        let pacer = self.pacer(tenant);
+        let mut sent = self.send_once(tenant, request, priority, &pacer).await?;
+        if sent.reply.status == 401 {
+            self.tokens.invalidate(tenant).await;
+            sent = self.send_once(tenant, request, priority, &pacer).await?;
+        }
+        Ok(sent)
+    }
+
+    async fn send_once(
+        &self,
+        tenant: &TenantId,
+        request: &GraphRequest,
+        priority: Priority,
+        pacer: &Pacer,
+    ) -> Result<Sent, CallError> {
+        pacer.admit(priority).await;
+        let token = self.tokens.token(tenant).await?;
+        let client_request_id = crate::new_guid();
+        let url = format!("{}{}", self.base, request.relative_url());
+        let mut builder = self
+            .http
+            .request(request.method.clone(), &url)
+            .bearer_auth(token.expose_secret())
+            .header("client-request-id", &client_request_id)
+            .header("return-client-request-id", "true")
+            .header("x-ms-throttle-priority", priority.header_value())
+            .timeout(self.timeout);
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let started = Instant::now();
+        let response = builder.send().await.map_err(network)?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let request_id = header("request-id");
+        let retry_after =
+            header("retry-after").and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
+        let bytes = response.bytes().await.map_err(network)?;
+        let body = if bytes.is_empty() {
+            None
+        } else {
+            serde_json::from_slice::<Value>(&bytes).ok()
+        };
+        let reply = Reply {
+            status,
+            request_id,
+            retry_after,
+            body,
+        };
+        if reply
+            .failure()
+            .is_some_and(|f| f == super::Failure::Throttled)
+        {
+            // Graph throttles the app in the tenant: every request waits.
+            pacer.pause(retry_after.unwrap_or(Duration::from_secs(1)));
+        }
+        Ok(Sent {
+            reply,
+            client_request_id,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+fn network(e: reqwest::Error) -> CallError {
+    // reqwest's Display names the URL, never headers: no token leaks here.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    CallError::Network {
+        message,
+        timeout: e.is_timeout(),
+    }
+}

@@ -1,0 +1,206 @@
+//! Graph requests as data. A request is a method, a path relative to the
+//! version root, a query and a JSON body: exactly the shape of one `$batch`
+//! item (learn.microsoft.com/graph/json-batching), so the same value can be
+//! sent alone or inside a batch.
+use std::fmt;
+
+use http::Method;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Map, Value};
+
+use crate::domain::EntraObjectId;
+use crate::mapping::DesiredUser;
+use crate::plan::{props, Change};
+
+/// Everything but RFC 3986 unreserved characters is escaped, so spaces in
+/// `$filter` become %20 (never '+') and a '+' or '#' in an address survives.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Clone, PartialEq)]
+pub struct GraphRequest {
+    pub method: Method,
+    /// Relative to the version root, starting with '/': "/users/{id}".
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub body: Option<Value>,
+}
+
+/// Bodies can carry an initial password: Debug never prints them.
+impl fmt::Debug for GraphRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphRequest")
+            .field("method", &self.method)
+            .field("url", &self.relative_url())
+            .field("body", &self.body.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl GraphRequest {
+    fn new(method: Method, path: String) -> Self {
+        Self {
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A write consumes the tenant's write budget; reads only resource units.
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+
+    /// Path and query, percent-encoded: the `url` of a `$batch` item, and
+    /// what is appended to the configured Graph base URL.
+    pub fn relative_url(&self) -> String {
+        let mut url = self.path.clone();
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.extend(utf8_percent_encode(v, QUERY_VALUE));
+        }
+        url
+    }
+}
+
+fn user_path(id: &EntraObjectId) -> String {
+    format!("/users/{}", utf8_percent_encode(&id.0, QUERY_VALUE))
+}
+
+/// `POST /users` with every managed property in the one request, plus what
+/// Graph requires of a new user (learn.microsoft.com/graph/api/user-post-users).
+pub fn create_user(desired: &DesiredUser, password: &SecretString) -> GraphRequest {
+    let mut body = Map::new();
+    for (k, v) in props(desired) {
+        // Unset optional properties are simply not sent on create.
+        if !v.is_null() {
+            body.insert(k, v);
+        }
+    }
+    body.insert(
+        "passwordProfile".into(),
+        json!({
+            "forceChangePasswordNextSignIn": true,
+            "password": password.expose_secret(),
+        }),
+    );
+    let mut r = GraphRequest::new(Method::POST, "/users".into());
+    r.body = Some(Value::Object(body));
+    r
+}
+
+/// `PATCH /users/{id}` with only the changed properties (204 on success).
+pub fn update_user(id: &EntraObjectId, changes: &[Change]) -> GraphRequest {
+    let body: Map<String, Value> = changes
+        .iter()
+        .map(|c| (c.property.clone(), c.new.clone()))
+        .collect();
+    let mut r = GraphRequest::new(Method::PATCH, user_path(id));
+    r.body = Some(Value::Object(body));
+    r
+}
+
+/// learn.microsoft.com/graph/api/user-revokesigninsessions
+pub fn revoke_sessions(id: &EntraObjectId) -> GraphRequest {
+    GraphRequest::new(
+        Method::POST,
+        format!("{}/revokeSignInSessions", user_path(id)),
+    )
+}
+
+/// Soft delete: restorable for 30 days (learn.microsoft.com/graph/api/user-delete).
+pub fn delete_user(id: &EntraObjectId) -> GraphRequest {
+    GraphRequest::new(Method::DELETE, user_path(id))
+}
+
+/// `GET /users?$filter=<property> eq '<value>'&$select=...`. `eq` on mail and
+/// userPrincipalName needs no ConsistencyLevel header
+/// (learn.microsoft.com/graph/aad-advanced-queries).
+pub fn find_users_by(property: &str, value: &str, select: &[&str]) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, "/users".into());
+    r.query.push((
+        "$filter",
+        format!("{property} eq '{}'", odata_string(value)),
+    ));
+    r.query.push(("$select", select.join(",")));
+    r
+}
+
+/// `GET /users/{id}?$select=...`
+pub fn get_user(id: &EntraObjectId, select: &[&str]) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, user_path(id));
+    r.query.push(("$select", select.join(",")));
+    r
+}
+
+/// `GET /users?$top=1&$select=id`: the cheapest read that proves a tenant's
+/// token works.
+pub fn probe() -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, "/users".into());
+    r.query.push(("$top", "1".into()));
+    r.query.push(("$select", "id".into()));
+    r
+}
+
+/// OData string literals double their single quotes.
+fn odata_string(v: &str) -> String {
+    v.replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ada() -> DesiredUser {
+        DesiredUser {
+            user_principal_name: "o'neil+x@contoso.com".into(),
+            mail: "o'neil+x@contoso.com".into(),
+            mail_nickname: "oneilx".into(),
+            account_enabled: true,
+            profile: BTreeMap::from([
+                ("displayName".to_string(), Some("Ada".to_string())),
+                ("jobTitle".to_string(), None),
+            ]),
+        }
+    }
+
+    #[test]
+    fn filters_escape_quotes_and_percent_encode_the_literal() {
+        let r = find_users_by("mail", "o'neil+x@contoso.com", &["id", "mail"]);
+        assert_eq!(
+            r.relative_url(),
+            "/users?$filter=mail%20eq%20%27o%27%27neil%2Bx%40contoso.com%27&$select=id%2Cmail"
+        );
+    }
+
+    #[test]
+    fn create_sends_required_properties_and_omits_unset_ones() {
+        let pw = SecretString::from("S3cret-Pass!word".to_string());
+        let r = create_user(&ada(), &pw);
+        let body = r.body.clone().unwrap();
+        for k in [
+            "accountEnabled",
+            "displayName",
+            "mailNickname",
+            "userPrincipalName",
+            "passwordProfile",
+        ] {
+            assert!(body.get(k).is_some(), "{k} missing");
+        }
+        assert!(body.get("jobTitle").is_none());
+        assert_eq!(
+            body["passwordProfile"]["forceChangePasswordNextSignIn"],
+            true
+        );
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("S3cret"), "{debug}");
+    }
+}

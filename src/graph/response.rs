@@ -1,0 +1,230 @@
+//! What Graph answered, and what it means for the caller. Pure.
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A Graph response, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// Graph's `request-id`, for the audit log and Microsoft support.
+    pub request_id: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub body: Option<Value>,
+}
+
+/// Graph's error body: `{"error": {"code", "message", "details": [..], "innerError": {..}}}`
+/// (learn.microsoft.com/graph/errors).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GraphError {
+    pub code: String,
+    pub message: String,
+    pub detail_codes: Vec<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: Body,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    details: Vec<Detail>,
+}
+
+#[derive(Deserialize)]
+struct Detail {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    target: Option<String>,
+}
+
+impl GraphError {
+    pub fn parse(body: Option<&Value>) -> Option<Self> {
+        let env: Envelope = serde_json::from_value(body?.clone()).ok()?;
+        let target = env.error.details.iter().find_map(|d| d.target.clone());
+        Some(Self {
+            code: env.error.code,
+            message: env.error.message,
+            detail_codes: env.error.details.into_iter().map(|d| d.code).collect(),
+            target,
+        })
+    }
+}
+
+/// Why a call did not succeed, sorted by what the engine does about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// 429, or 503/504 with Retry-After: wait as told, then retry.
+    Throttled,
+    /// Other 5xx, timeouts, dropped connections: retry with backoff.
+    Transient,
+    /// 404: gone, or (right after a create) not replicated yet.
+    NotFound,
+    /// 400 ObjectConflict: another object holds this UPN or mail.
+    Conflict { property: String },
+    /// 400: the UPN's domain is not a verified domain of the tenant.
+    UnverifiedDomain,
+    /// 401: the token was refused; get a new one.
+    Unauthorized,
+    /// 403: the app may not touch this user (e.g. an administrator).
+    Forbidden,
+    /// Any other 4xx: this request will never succeed as it is.
+    Rejected,
+}
+
+impl Failure {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Failure::Throttled | Failure::Transient)
+    }
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn error(&self) -> Option<GraphError> {
+        GraphError::parse(self.body.as_ref())
+    }
+
+    pub fn failure(&self) -> Option<Failure> {
+        if self.is_success() {
+            return None;
+        }
+        let err = self.error().unwrap_or_default();
+        Some(match self.status {
+            429 => Failure::Throttled,
+            503 | 504 if self.retry_after.is_some() => Failure::Throttled,
+            500..=599 => Failure::Transient,
+            404 => Failure::NotFound,
+            401 => Failure::Unauthorized,
+            403 => Failure::Forbidden,
+            400 if err.detail_codes.iter().any(|c| c == "ObjectConflict")
+                || err.message.contains("already exists") =>
+            {
+                Failure::Conflict {
+                    property: conflict_property(&err),
+                }
+            }
+            // "The domain portion of the userPrincipalName property is invalid. You must
+            // use one of the verified domain names in your organization."
+            400 if err
+                .message
+                .contains("domain portion of the userPrincipalName") =>
+            {
+                Failure::UnverifiedDomain
+            }
+            // 408 and 409 are worth another try; Graph uses 409 for concurrent edits.
+            408 | 409 => Failure::Transient,
+            _ => Failure::Rejected,
+        })
+    }
+}
+
+fn conflict_property(err: &GraphError) -> String {
+    if let Some(t) = &err.target {
+        return t.clone();
+    }
+    // "Another object with the same value for property userPrincipalName already exists."
+    err.message
+        .split("property ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("unknown")
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// `Retry-After` as Graph sends it: delay-seconds, possibly with a fraction
+/// (learn.microsoft.com/graph/throttling), or an HTTP date (RFC 9110 10.2.3).
+pub fn parse_retry_after(raw: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+    let delta = at.with_timezone(&chrono::Utc) - now;
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            request_id: None,
+            retry_after: None,
+            body: Some(body),
+        }
+    }
+
+    #[test]
+    fn duplicate_upn_is_a_conflict_on_that_property() {
+        let r = reply(
+            400,
+            json!({"error": {"code": "Request_BadRequest",
+                "message": "Another object with the same value for property userPrincipalName already exists.",
+                "details": [{"code": "ObjectConflict", "message": "...", "target": "userPrincipalName"}]}}),
+        );
+        assert_eq!(
+            r.failure(),
+            Some(Failure::Conflict {
+                property: "userPrincipalName".into()
+            })
+        );
+        let r = reply(
+            400,
+            json!({"error": {"code": "Request_BadRequest",
+                "message": "Another object with the same value for property proxyAddresses already exists."}}),
+        );
+        assert_eq!(
+            r.failure(),
+            Some(Failure::Conflict {
+                property: "proxyAddresses".into()
+            })
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_what_the_engine_does() {
+        assert_eq!(reply(429, json!({})).failure(), Some(Failure::Throttled));
+        assert_eq!(reply(503, json!({})).failure(), Some(Failure::Transient));
+        assert_eq!(reply(404, json!({})).failure(), Some(Failure::NotFound));
+        assert_eq!(reply(403, json!({})).failure(), Some(Failure::Forbidden));
+        assert_eq!(
+            reply(400, json!({"error": {"code": "Request_BadRequest", "message": "Property userPrincipalName is invalid."}})).failure(),
+            Some(Failure::Rejected)
+        );
+        assert_eq!(reply(204, json!({})).failure(), None);
+    }
+
+    #[test]
+    fn retry_after_accepts_decimal_seconds_and_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("0.2", now),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:00:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

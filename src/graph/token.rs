@@ -1,0 +1,171 @@
+//! App-only tokens (client credentials) per tenant, through the `oauth2`
+//! crate, cached until shortly before they expire. One refresh at a time per
+//! tenant: concurrent callers wait for the same token instead of stampeding
+//! the login endpoint.
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::domain::TenantId;
+
+/// The app-only scope: every application permission the admin consented to.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// Microsoft refused: wrong secret, app not consented in the tenant,
+    /// app deleted... Retrying as-is will not help; an admin must act.
+    #[error("login refused for tenant {tenant}: {error}: {description}")]
+    Refused {
+        tenant: TenantId,
+        error: String,
+        description: String,
+    },
+    /// No usable answer (network, 5xx): try again later.
+    #[error("login endpoint unavailable for tenant {tenant}: {message}")]
+    Unavailable { tenant: TenantId, message: String },
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+pub struct TokenProvider {
+    http: reqwest::Client,
+    authority: Url,
+    client_id: String,
+    secret: SecretString,
+    scope: String,
+    slots: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+}
+
+impl fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("authority", &self.authority.as_str())
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl TokenProvider {
+    pub fn new(
+        http: reqwest::Client,
+        authority: Url,
+        client_id: String,
+        secret: SecretString,
+    ) -> Self {
+        Self {
+            http,
+            authority,
+            client_id,
+            secret,
+            scope: GRAPH_SCOPE.into(),
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        let mut slots = self.slots.lock().expect("token slots lock poisoned");
+        slots.entry(tenant.clone()).or_default().clone()
+    }
+
+    /// A valid token for `tenant`, from the cache or freshly issued.
+    pub async fn token(&self, tenant: &TenantId) -> Result<SecretString, TokenError> {
+        let slot = self.slot(tenant);
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let fresh = self.fetch(tenant).await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    /// Forget the tenant's token (Graph answered 401 with it).
+    pub async fn invalidate(&self, tenant: &TenantId) {
+        let slot = self.slot(tenant);
+        *slot.lock().await = None;
+    }
+
+    fn token_url(&self, tenant: &TenantId) -> String {
+        // {authority}/{tenant}/oauth2/v2.0/token
+        // (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow)
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority.as_str().trim_end_matches('/'),
+            tenant
+        )
+    }
+
+    async fn fetch(&self, tenant: &TenantId) -> Result<Cached, TokenError> {
+        let unavailable = |message: String| TokenError::Unavailable {
+            tenant: tenant.clone(),
+            message,
+        };
+        let url = TokenUrl::new(self.token_url(tenant)).map_err(|e| unavailable(e.to_string()))?;
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.secret.expose_secret().to_string()))
+            // Microsoft documents the secret as a form field of the request body.
+            .set_auth_type(AuthType::RequestBody)
+            .set_token_uri(url);
+        let started = Instant::now();
+        let response = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new(self.scope.clone()))
+            .request_async(&self.http)
+            .await;
+        match response {
+            Ok(r) => {
+                let lifetime = r.expires_in().unwrap_or(Duration::from_secs(3599));
+                // Refresh well before expiry so a long request never carries a dying token.
+                let early = lifetime
+                    .saturating_sub(Duration::from_secs(300))
+                    .max(lifetime / 2);
+                Ok(Cached {
+                    token: SecretString::from(r.access_token().secret().to_string()),
+                    refresh_at: started + early,
+                })
+            }
+            Err(RequestTokenError::ServerResponse(e)) => {
+                let error = match e.error() {
+                    BasicErrorResponseType::Extension(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let description = e
+                    .error_description()
+                    .map(|d| first_line(d))
+                    .unwrap_or_default();
+                Err(TokenError::Refused {
+                    tenant: tenant.clone(),
+                    error,
+                    description,
+                })
+            }
+            Err(RequestTokenError::Request(e)) => Err(unavailable(format!("{e}"))),
+            Err(RequestTokenError::Parse(e, _)) => {
+                Err(unavailable(format!("unreadable answer: {e}")))
+            }
+            Err(RequestTokenError::Other(s)) => Err(unavailable(s)),
+        }
+    }
+}
+
+/// AADSTS descriptions carry trace and correlation ids on later lines; the
+/// first line is the part an admin can act on.
+fn first_line(d: &str) -> String {
+    d.lines().next().unwrap_or_default().trim().to_string()
+}

@@ -1,0 +1,509 @@
+//! Plumm user -> the Entra user it should be. Pure: no I/O, no clock.
+//!
+//! The identity properties (userPrincipalName, mail, mailNickname,
+//! accountEnabled) follow from the email and status; the profile properties
+//! come from `[mapping]` templates over Plumm's columns.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Email, PlummStatus, PlummUser};
+
+/// Writable string properties of Graph's user resource that a template may
+/// fill, with the longest value Graph accepts for each
+/// (learn.microsoft.com/graph/api/resources/user, property table).
+const PROFILE_PROPERTIES: &[(&str, usize)] = &[
+    ("displayName", 256),
+    ("givenName", 64),
+    ("surname", 64),
+    ("jobTitle", 128),
+    ("department", 64),
+    ("officeLocation", 128),
+    ("usageLocation", 2),
+    ("employeeId", 16),
+    ("employeeType", 64),
+    ("companyName", 64),
+    ("city", 128),
+    ("state", 128),
+    ("country", 128),
+    ("postalCode", 40),
+    ("streetAddress", 1024),
+    ("mobilePhone", 64),
+];
+
+/// Properties the daemon derives itself; mapping them would fight the engine.
+const DERIVED_PROPERTIES: &[&str] = &[
+    "userPrincipalName",
+    "mail",
+    "mailNickname",
+    "accountEnabled",
+    "passwordProfile",
+];
+
+/// UPN alias characters Graph allows (user-post-users, userPrincipalName).
+const UPN_ALIAS_SPECIALS: &[char] = &['\'', '.', '-', '_', '!', '#', '^', '~'];
+const UPN_ALIAS_MAX: usize = 64;
+const UPN_DOMAIN_MAX: usize = 48;
+const MAIL_NICKNAME_MAX: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MappingError {
+    #[error("'{0}' is not a Graph user property this daemon can write; use one of: {1}")]
+    UnknownProperty(String, String),
+    #[error("'{0}' is derived from the email and status and cannot be mapped")]
+    DerivedProperty(String),
+    #[error("template for {property} uses '{{{column}}}', which is not a Plumm users column; columns: {columns}")]
+    UnknownColumn {
+        property: String,
+        column: String,
+        columns: String,
+    },
+    #[error("template for {property} has an unclosed '{{'")]
+    Unclosed { property: String },
+    #[error("displayName must be mapped: Graph requires it on every user")]
+    NoDisplayName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Column(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Template {
+    segments: Vec<Segment>,
+}
+
+impl Template {
+    fn parse(property: &str, raw: &str) -> Result<Self, MappingError> {
+        let mut segments = Vec::new();
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                segments.push(Segment::Literal(rest[..open].to_string()));
+            }
+            let close = rest[open..].find('}').ok_or(MappingError::Unclosed {
+                property: property.to_string(),
+            })?;
+            let column = rest[open + 1..open + close].trim();
+            if !PlummUser::COLUMNS.contains(&column) {
+                return Err(MappingError::UnknownColumn {
+                    property: property.to_string(),
+                    column: column.to_string(),
+                    columns: PlummUser::COLUMNS.join(", "),
+                });
+            }
+            segments.push(Segment::Column(column.to_string()));
+            rest = &rest[open + close + 1..];
+        }
+        if !rest.is_empty() {
+            segments.push(Segment::Literal(rest.to_string()));
+        }
+        Ok(Self { segments })
+    }
+
+    /// Renders the template; empty results (all columns NULL or blank) mean
+    /// "no value", which Graph stores as null.
+    fn render(&self, user: &PlummUser) -> Option<String> {
+        let mut out = String::new();
+        for s in &self.segments {
+            match s {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Column(c) => out.push_str(user.column(c).unwrap_or_default().trim()),
+            }
+        }
+        // Collapse the double spaces a missing middle column leaves behind.
+        let collapsed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!collapsed.is_empty()).then_some(collapsed)
+    }
+}
+
+/// Graph property -> template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    entries: Vec<(String, Template)>,
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        let table: BTreeMap<String, String> = [
+            ("displayName", "{first_name} {last_name}"),
+            ("jobTitle", "{role}"),
+            ("department", "{department}"),
+            ("officeLocation", "{location}"),
+            ("usageLocation", "{country}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The defaults are constants that parse; a failure is a programming error.
+        Self::from_table(&table).unwrap_or(Self {
+            entries: Vec::new(),
+        })
+    }
+}
+
+impl Mapping {
+    /// A `[mapping]` table replaces the defaults whole, so an operator can
+    /// stop managing a property by leaving it out.
+    pub fn from_table(table: &BTreeMap<String, String>) -> Result<Self, MappingError> {
+        let mut entries = Vec::new();
+        for (property, raw) in table {
+            if DERIVED_PROPERTIES.contains(&property.as_str()) {
+                return Err(MappingError::DerivedProperty(property.clone()));
+            }
+            if max_len(property).is_none() {
+                let known: Vec<&str> = PROFILE_PROPERTIES.iter().map(|(p, _)| *p).collect();
+                return Err(MappingError::UnknownProperty(
+                    property.clone(),
+                    known.join(", "),
+                ));
+            }
+            entries.push((property.clone(), Template::parse(property, raw)?));
+        }
+        if !entries.iter().any(|(p, _)| p == "displayName") {
+            return Err(MappingError::NoDisplayName);
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn properties(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(p, _)| p.as_str())
+    }
+}
+
+fn max_len(property: &str) -> Option<usize> {
+    PROFILE_PROPERTIES
+        .iter()
+        .find(|(p, _)| *p == property)
+        .map(|(_, n)| *n)
+}
+
+/// The Entra user a Plumm user should be. Also what a link remembers as
+/// "last pushed", so a later change PATCHes only what differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredUser {
+    pub user_principal_name: String,
+    pub mail: String,
+    pub mail_nickname: String,
+    pub account_enabled: bool,
+    /// Mapped profile properties; `None` is an explicit "no value".
+    pub profile: BTreeMap<String, Option<String>>,
+}
+
+/// One reason a Plumm user cannot become an Entra user: the field, the
+/// value, and what the admin should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidUser(pub Vec<FieldProblem>);
+
+impl fmt::Display for InvalidUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|p| format!("{} '{}' {}", p.field, p.value, p.reason))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// How the UPN is built: from the email's own domain, or (after the tenant
+/// refused that domain as unverified) from `[sync] upn_domain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpnSource<'a> {
+    #[default]
+    EmailDomain,
+    Fallback(&'a str),
+}
+
+pub fn desired_user(
+    user: &PlummUser,
+    mapping: &Mapping,
+    upn: UpnSource<'_>,
+) -> Result<DesiredUser, InvalidUser> {
+    let mut problems = Vec::new();
+    let email = match Email::parse(&user.email) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            problems.push(FieldProblem {
+                field: "email".into(),
+                value: user.email.clone(),
+                reason: format!("{e}; correct the email in Plumm"),
+            });
+            None
+        }
+    };
+    let mut profile = BTreeMap::new();
+    for (property, template) in &mapping.entries {
+        let value = template.render(user);
+        let value = match (property.as_str(), value) {
+            ("usageLocation", Some(v)) => match usage_location(&v) {
+                Ok(code) => Some(code),
+                Err(reason) => {
+                    problems.push(FieldProblem {
+                        field: source_field(template, property),
+                        value: v,
+                        reason,
+                    });
+                    None
+                }
+            },
+            (_, Some(v)) => {
+                let max = max_len(property).unwrap_or(usize::MAX);
+                if v.chars().count() > max {
+                    problems.push(FieldProblem {
+                        field: source_field(template, property),
+                        value: v.chars().take(40).collect::<String>() + "...",
+                        reason: format!("is longer than the {max} characters Entra allows for {property}; shorten it in Plumm"),
+                    });
+                }
+                Some(v)
+            }
+            ("displayName", None) => {
+                problems.push(FieldProblem {
+                    field: source_field(template, property),
+                    value: String::new(),
+                    reason: "is empty, and Entra requires a displayName; fill in the name in Plumm"
+                        .into(),
+                });
+                None
+            }
+            (_, None) => None,
+        };
+        profile.insert(property.clone(), value);
+    }
+    let Some(email) = email else {
+        return Err(InvalidUser(problems));
+    };
+    let user_principal_name = match principal_name(&email, upn) {
+        Ok(u) => u,
+        Err(reason) => {
+            problems.push(FieldProblem {
+                field: "email".into(),
+                value: email.to_string(),
+                reason,
+            });
+            String::new()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(InvalidUser(problems));
+    }
+    Ok(DesiredUser {
+        user_principal_name,
+        mail: email.to_string(),
+        mail_nickname: mail_nickname(&email, user.id.0),
+        account_enabled: user.status == PlummStatus::Active,
+        profile,
+    })
+}
+
+/// The Plumm column a problem should be fixed in, for the admin's message.
+fn source_field(template: &Template, property: &str) -> String {
+    let columns: Vec<&str> = template
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Column(c) => Some(c.as_str()),
+            Segment::Literal(_) => None,
+        })
+        .collect();
+    if columns.is_empty() {
+        format!("[mapping] {property}")
+    } else {
+        format!("{} (Entra {property})", columns.join("+"))
+    }
+}
+
+fn usage_location(v: &str) -> Result<String, String> {
+    let code = v.trim().to_ascii_uppercase();
+    if code == "UK" {
+        return Err("is not an ISO 3166-1 alpha-2 country code; the United Kingdom is 'GB'".into());
+    }
+    if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(code)
+    } else {
+        Err("is not a two-letter ISO 3166-1 alpha-2 country code such as 'GB' or 'FR'".into())
+    }
+}
+
+/// alias@domain, checked against Graph's rules for userPrincipalName
+/// (learn.microsoft.com/graph/api/user-post-users; resources/user).
+fn principal_name(email: &Email, upn: UpnSource<'_>) -> Result<String, String> {
+    let alias = email.local_part();
+    let domain = match upn {
+        UpnSource::EmailDomain => email.domain(),
+        UpnSource::Fallback(d) => d,
+    };
+    if let Some(bad) = alias
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || UPN_ALIAS_SPECIALS.contains(c)))
+    {
+        return Err(format!(
+            "has '{bad}' before the '@', which Entra does not allow in a user name \
+             (letters, digits and ' . - _ ! # ^ ~ only); change the email in Plumm"
+        ));
+    }
+    if alias.starts_with('.') || alias.ends_with('.') {
+        return Err("starts or ends with '.' before the '@', which Entra does not allow; change the email in Plumm".into());
+    }
+    if alias.len() > UPN_ALIAS_MAX {
+        return Err(format!(
+            "has more than {UPN_ALIAS_MAX} characters before the '@'"
+        ));
+    }
+    if domain.len() > UPN_DOMAIN_MAX {
+        return Err(format!(
+            "has a domain longer than {UPN_DOMAIN_MAX} characters"
+        ));
+    }
+    Ok(format!("{alias}@{domain}"))
+}
+
+/// A mailNickname Graph accepts: ASCII, none of @()\[]";:<>, space or ','
+/// (resources/user, mailNickname), at most 64 characters.
+fn mail_nickname(email: &Email, id: i64) -> String {
+    let nick: String = email
+        .local_part()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(MAIL_NICKNAME_MAX)
+        .collect();
+    let nick = nick.trim_matches('.').to_string();
+    if nick.is_empty() {
+        format!("user{id}")
+    } else {
+        nick
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CompanyId, PlummUserId};
+
+    fn ada() -> PlummUser {
+        PlummUser {
+            id: PlummUserId(7),
+            company_id: CompanyId(1),
+            email: "Ada.Lovelace@contoso.com".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            role: Some("Engineer".into()),
+            department: None,
+            location: Some("London".into()),
+            country: Some("gb".into()),
+            status: PlummStatus::Active,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn default_mapping_fills_the_documented_properties() {
+        let d = desired_user(&ada(), &Mapping::default(), UpnSource::EmailDomain).unwrap();
+        assert_eq!(d.user_principal_name, "Ada.Lovelace@contoso.com");
+        assert_eq!(d.mail, "Ada.Lovelace@contoso.com");
+        assert_eq!(d.mail_nickname, "Ada.Lovelace");
+        assert!(d.account_enabled);
+        assert_eq!(d.profile["displayName"].as_deref(), Some("Ada Lovelace"));
+        assert_eq!(d.profile["jobTitle"].as_deref(), Some("Engineer"));
+        assert_eq!(d.profile["department"], None);
+        assert_eq!(d.profile["officeLocation"].as_deref(), Some("London"));
+        assert_eq!(d.profile["usageLocation"].as_deref(), Some("GB"));
+    }
+
+    #[test]
+    fn inactive_users_are_disabled() {
+        let mut u = ada();
+        u.status = PlummStatus::Inactive;
+        let d = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap();
+        assert!(!d.account_enabled);
+    }
+
+    #[test]
+    fn fallback_domain_replaces_the_email_domain_in_the_upn_only() {
+        let d = desired_user(
+            &ada(),
+            &Mapping::default(),
+            UpnSource::Fallback("contoso.onmicrosoft.com"),
+        )
+        .unwrap();
+        assert_eq!(
+            d.user_principal_name,
+            "Ada.Lovelace@contoso.onmicrosoft.com"
+        );
+        assert_eq!(d.mail, "Ada.Lovelace@contoso.com");
+    }
+
+    #[test]
+    fn every_problem_names_the_plumm_field_and_the_fix() {
+        let mut u = ada();
+        u.email = "ada+test@contoso.com".into();
+        u.country = Some("UK".into());
+        let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 2, "{text}");
+        assert!(
+            text.contains("email 'ada+test@contoso.com' has '+'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("country (Entra usageLocation) 'UK'"),
+            "{text}"
+        );
+        assert!(text.contains("'GB'"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_name_is_refused_because_graph_requires_display_name() {
+        let mut u = ada();
+        u.first_name = " ".into();
+        u.last_name = String::new();
+        let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+        assert!(err.to_string().contains("displayName"), "{err}");
+    }
+
+    #[test]
+    fn mail_nickname_is_safe_even_for_odd_local_parts() {
+        let e = Email::parse("o'brien!x@contoso.com").unwrap();
+        assert_eq!(mail_nickname(&e, 9), "obrienx");
+        let e = Email::parse("!!!@contoso.com").unwrap();
+        assert_eq!(mail_nickname(&e, 9), "user9");
+    }
+
+    #[test]
+    fn mapping_rejects_unknown_properties_columns_and_derived_ones() {
+        let t = |k: &str, v: &str| {
+            let mut m: BTreeMap<String, String> = BTreeMap::new();
+            m.insert("displayName".into(), "{first_name}".into());
+            m.insert(k.into(), v.into());
+            Mapping::from_table(&m)
+        };
+        assert!(matches!(
+            t("jobTitel", "{role}"),
+            Err(MappingError::UnknownProperty(..))
+        ));
+        assert!(matches!(
+            t("jobTitle", "{rank}"),
+            Err(MappingError::UnknownColumn { .. })
+        ));
+        assert!(matches!(
+            t("mail", "{email}"),
+            Err(MappingError::DerivedProperty(..))
+        ));
+        assert!(matches!(
+            t("jobTitle", "{role"),
+            Err(MappingError::Unclosed { .. })
+        ));
+        assert!(t("givenName", "{first_name}").is_ok());
+    }
+}

@@ -1,0 +1,196 @@
+//! Wires settings into a running daemon: databases, Graph client, watcher,
+//! dispatcher. Also the one-shot operations the CLI offers.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
+
+use crate::configuration::Settings;
+use crate::domain::{CompanyId, TenantId};
+use crate::engine::ingest::spawn_watcher;
+use crate::engine::{Converger, Dispatcher, Ingestor, RunReport};
+use crate::graph::{request, GraphClient, Priority, TokenProvider};
+use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
+use crate::store::{AuditRecord, Outcome, PlummDb, StateDb, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::configuration::ConfigError),
+    #[error("{0} database is not migrated to this version: run `entra-daemon migrate` first")]
+    NotMigrated(&'static str),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("cannot start the outbox watcher: {0}")]
+    Thread(std::io::Error),
+    #[error("tenant {tenant} could not be verified: {reason}")]
+    Verify { tenant: TenantId, reason: String },
+}
+
+/// Applies missing migrations to both databases.
+pub fn migrate(settings: &Settings) -> Result<(Vec<i64>, Vec<i64>), StartupError> {
+    let mut plumm = PlummDb::open(&settings.plumm.database)?;
+    let p = migrate_plumm(plumm.connection())?;
+    let mut state = crate::store::open(&settings.state.database)?;
+    let s = migrate_state(&mut state)?;
+    Ok((p, s))
+}
+
+pub fn open_state(settings: &Settings) -> Result<Arc<StateDb>, StartupError> {
+    let conn = crate::store::open(&settings.state.database)?;
+    if !is_current(&conn, false)? {
+        return Err(StartupError::NotMigrated("the state"));
+    }
+    Ok(Arc::new(StateDb::from_connection(conn)))
+}
+
+pub fn open_plumm(settings: &Settings) -> Result<PlummDb, StartupError> {
+    let mut plumm = PlummDb::open(&settings.plumm.database)?;
+    if !is_current(plumm.connection(), true)? {
+        return Err(StartupError::NotMigrated("Plumm's"));
+    }
+    Ok(plumm)
+}
+
+pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupError> {
+    let secret = settings.client_secret()?;
+    let http = GraphClient::http_client().map_err(|e| StartupError::Http(e.to_string()))?;
+    let tokens = TokenProvider::new(
+        http.clone(),
+        settings.entra.authority_host.clone(),
+        settings.entra.client_id.clone(),
+        secret,
+    );
+    Ok(Arc::new(GraphClient::new(
+        http,
+        &settings.entra.graph_base_url,
+        tokens,
+        settings.entra.request_timeout,
+    )))
+}
+
+/// Runs the daemon until `shutdown` turns true; with `once`, until
+/// everything pending has converged or been parked (or deferred after its
+/// retries), then returns what happened.
+pub async fn run(
+    settings: Settings,
+    once: bool,
+    shutdown: watch::Receiver<bool>,
+    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
+) -> Result<RunReport, StartupError> {
+    let state = open_state(&settings)?;
+    let plumm = open_plumm(&settings)?;
+    let graph = graph_client(&settings)?;
+    let settings = Arc::new(settings);
+    let (_keep, rx) = watch::channel(settings.clone());
+    let settings_rx = settings_rx.unwrap_or(rx);
+    let converger = Arc::new(Converger {
+        state: state.clone(),
+        graph,
+        settings: settings_rx,
+    });
+    let wake = Arc::new(Notify::new());
+    let dispatcher = Dispatcher {
+        converger,
+        state: state.clone(),
+        max_in_flight: settings.sync.max_in_flight_per_tenant,
+        retry: settings.sync.retry,
+        wake: wake.clone(),
+        drain_timeout: settings.sync.drain_timeout,
+    };
+    let mut ingestor = Ingestor::new(plumm, state.clone());
+    if once {
+        ingestor.ingest_available()?;
+        return Ok(dispatcher.run(shutdown, true).await?);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn_watcher(ingestor, settings.plumm.poll_interval, wake, stop.clone())
+        .map_err(StartupError::Thread)?;
+    tracing::info!(
+        companies = state.connections()?.len(),
+        pending = state.pending_total()?,
+        "entra-daemon running"
+    );
+    let report = dispatcher.run(shutdown, false).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
+    Ok(report?)
+}
+
+/// Proves the app can act in `tenant`: a token, then one cheap Graph read.
+pub async fn verify_tenant(graph: &GraphClient, tenant: &TenantId) -> Result<(), StartupError> {
+    let verify = |reason: String| StartupError::Verify {
+        tenant: tenant.clone(),
+        reason,
+    };
+    let sent = graph
+        .send(tenant, &request::probe(), Priority::Realtime)
+        .await
+        .map_err(|e| verify(e.to_string()))?;
+    if sent.reply.is_success() {
+        return Ok(());
+    }
+    let err = sent.reply.error().unwrap_or_default();
+    Err(verify(format!(
+        "Graph answered {} {}: {} (request-id {})",
+        sent.reply.status,
+        err.code,
+        err.message,
+        sent.reply.request_id.unwrap_or_default()
+    )))
+}
+
+/// Records a connection and queues the company's users for an initial sync.
+pub async fn connect(
+    settings: &Settings,
+    company: CompanyId,
+    tenant: &TenantId,
+    verify: bool,
+    by: &str,
+) -> Result<usize, StartupError> {
+    let state = open_state(settings)?;
+    let plumm = open_plumm(settings)?;
+    if verify {
+        let graph = graph_client(settings)?;
+        verify_tenant(&graph, tenant).await?;
+    }
+    state.connect(company, tenant, Some(by))?;
+    let queued = Ingestor::new(plumm, state.clone()).enqueue_company(company)?;
+    let mut r = AuditRecord::new("connect", Outcome::Ok);
+    r.company = Some(company);
+    r.tenant = Some(tenant.clone());
+    r.detail = Some(format!(
+        "connected by {by}{}; {queued} users queued for the initial sync",
+        if verify {
+            " (token and Graph read verified)"
+        } else {
+            ""
+        }
+    ));
+    state.append_audit(&r)?;
+    Ok(queued)
+}
+
+/// Stops syncing a company; returns the number of pending changes dropped,
+/// or `None` when it was not connected.
+pub fn disconnect(
+    settings: &Settings,
+    company: CompanyId,
+    by: &str,
+) -> Result<Option<usize>, StartupError> {
+    let state = open_state(settings)?;
+    let tenant = state.connection(company)?.map(|c| c.tenant);
+    let dropped = state.disconnect(company)?;
+    if let Some(n) = dropped {
+        let mut r = AuditRecord::new("disconnect", Outcome::Ok);
+        r.company = Some(company);
+        r.tenant = tenant;
+        r.detail = Some(format!(
+            "disconnected by {by}; {n} pending changes dropped; nothing deleted in Entra"
+        ));
+        state.append_audit(&r)?;
+    }
+    Ok(dropped)
+}

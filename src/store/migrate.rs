@@ -1,0 +1,101 @@
+//! Versioned, recorded, idempotent schema migrations for both databases.
+use rusqlite::Connection;
+
+use super::{Context, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const PLUMM: &[Migration] = &[Migration {
+    version: 1,
+    name: "outbox",
+    sql: include_str!("../../migrations/plumm/0001_outbox.sql"),
+}];
+
+const STATE: &[Migration] = &[Migration {
+    version: 1,
+    name: "state",
+    sql: include_str!("../../migrations/state/0001_state.sql"),
+}];
+
+/// Plumm's `users` table for the demo and tests (Plumm owns it in production).
+pub const PLUMM_USERS_FIXTURE: &str = include_str!("../../migrations/fixtures/plumm-users.sql");
+
+/// Applies what is missing to Plumm's database; returns the versions applied.
+pub fn migrate_plumm(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    let has_users: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users')",
+            [],
+            |r| r.get(0),
+        )
+        .ctx("looking for Plumm's users table")?;
+    if !has_users {
+        return Err(StoreError::Schema(
+            "Plumm's database has no `users` table: does [plumm] database point at Plumm's database?"
+                .into(),
+        ));
+    }
+    apply(conn, PLUMM)
+}
+
+pub fn migrate_state(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    apply(conn, STATE)
+}
+
+/// The table is named for the daemon so it never collides with Plumm's own.
+fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<i64>, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS entra_daemon_migrations (
+           version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .ctx("creating the migrations table")?;
+    let mut applied = Vec::new();
+    for m in migrations {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("starting a migration")?;
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM entra_daemon_migrations WHERE version = ?1)",
+                [m.version],
+                |r| r.get(0),
+            )
+            .ctx("reading applied migrations")?;
+        if done {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(|source| StoreError::Sql {
+            context: "applying a migration",
+            source,
+        })?;
+        tx.execute(
+            "INSERT INTO entra_daemon_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![m.version, m.name, super::now_text()],
+        )
+        .ctx("recording a migration")?;
+        tx.commit().ctx("committing a migration")?;
+        applied.push(m.version);
+    }
+    Ok(applied)
+}
+
+/// The newest version known to this build and the newest applied.
+pub fn is_current(conn: &Connection, plumm: bool) -> Result<bool, StoreError> {
+    let latest = if plumm { PLUMM } else { STATE }
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    let applied: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM entra_daemon_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    Ok(applied >= latest)
+}

@@ -1,0 +1,137 @@
+//! Plumm's database: the daemon reads the outbox and Plumm's users, and
+//! writes nothing but the removal of outbox rows it has safely recorded.
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Context, StoreError};
+use crate::domain::{CompanyId, PlummStatus, PlummUser, PlummUserId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub user_id: PlummUserId,
+    pub company_id: CompanyId,
+    /// 'insert', 'update' or 'delete'.
+    pub op: String,
+    pub snapshot: String,
+    pub created_at: String,
+}
+
+pub struct PlummDb {
+    conn: Connection,
+}
+
+impl PlummDb {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: super::open(path)?,
+        })
+    }
+
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Changes whenever another connection commits to the file: sampling it
+    /// is how the daemon wakes within milliseconds without re-reading tables
+    /// (sqlite.org/pragma.html#pragma_data_version).
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .ctx("reading Plumm's data_version")
+    }
+
+    /// Outbox rows after `cursor`, oldest first.
+    pub fn read_outbox(&self, cursor: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, user_id, company_id, op, snapshot, created_at FROM entra_outbox
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .ctx("reading the outbox")?;
+        let rows = stmt
+            .query_map(params![cursor, limit as i64], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    user_id: PlummUserId(r.get(1)?),
+                    company_id: CompanyId(r.get(2)?),
+                    op: r.get(3)?,
+                    snapshot: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })
+            .ctx("reading the outbox")?;
+        rows.collect::<Result<_, _>>().ctx("reading the outbox")
+    }
+
+    /// Removes rows the state database has recorded (ids up to `cursor`).
+    pub fn consume_outbox(&self, cursor: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM entra_outbox WHERE id <= ?1", [cursor])
+            .ctx("consuming the outbox")
+    }
+
+    /// Rows waiting in the outbox, and the creation time of the oldest.
+    pub fn outbox_depth(&self) -> Result<(i64, Option<String>), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), MIN(created_at) FROM entra_outbox",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ctx("measuring the outbox")
+    }
+
+    /// Every user of a company, for an initial sync after connecting.
+    pub fn company_users(&self, company: CompanyId) -> Result<Vec<PlummUser>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, company_id, email, first_name, last_name, role, department,
+                        location, country, status, updated_at
+                 FROM users WHERE company_id = ?1 ORDER BY id",
+            )
+            .ctx("reading Plumm's users")?;
+        let rows = stmt
+            .query_map([company.0], user_from_row)
+            .ctx("reading Plumm's users")?;
+        rows.collect::<Result<_, _>>().ctx("reading Plumm's users")
+    }
+
+    pub fn user(&self, id: PlummUserId) -> Result<Option<PlummUser>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, company_id, email, first_name, last_name, role, department,
+                        location, country, status, updated_at
+                 FROM users WHERE id = ?1",
+                [id.0],
+                user_from_row,
+            )
+            .optional()
+            .ctx("reading a Plumm user")
+    }
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlummUser> {
+    let status: String = r.get(9)?;
+    Ok(PlummUser {
+        id: PlummUserId(r.get(0)?),
+        company_id: CompanyId(r.get(1)?),
+        email: r.get(2)?,
+        first_name: r.get(3)?,
+        last_name: r.get(4)?,
+        role: r.get(5)?,
+        department: r.get(6)?,
+        location: r.get(7)?,
+        country: r.get(8)?,
+        // The table's CHECK constraint allows only these two.
+        status: if status == "inactive" {
+            PlummStatus::Inactive
+        } else {
+            PlummStatus::Active
+        },
+        updated_at: r.get(10)?,
+    })
+}
