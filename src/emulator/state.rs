@@ -242,13 +242,11 @@ impl Inner {
     ) -> Option<FaultKind> {
         let idx = self.faults.iter().position(|f| {
             f.count > 0
-                && f.tenant.as_deref().map_or(true, |t| {
+                && unset_or(f.tenant.as_deref(), |t| {
                     tenant.is_some_and(|rt| rt.eq_ignore_ascii_case(t))
                 })
-                && f.method
-                    .as_deref()
-                    .map_or(true, |m| m.eq_ignore_ascii_case(method))
-                && f.path_contains.as_deref().map_or(true, |p| {
+                && unset_or(f.method.as_deref(), |m| m.eq_ignore_ascii_case(method))
+                && unset_or(f.path_contains.as_deref(), |p| {
                     path.to_ascii_lowercase().contains(&p.to_ascii_lowercase())
                 })
         })?;
@@ -265,5 +263,13 @@ impl Inner {
         if self.tokens.len() > 10_000 {
             self.tokens.retain(|_, t| t.expires_at > now);
         }
+    }
+}
+
+/// A fault criterion left unset matches everything.
+fn unset_or(criterion: Option<&str>, pred: impl Fn(&str) -> bool) -> bool {
+    match criterion {
+        None => true,
+        Some(c) => pred(c),
     }
 }

@@ -250,10 +250,9 @@ fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
         .users
         .iter()
         .filter(|u| u.is_visible(env.now))
-        .filter(|u| {
-            expr.as_ref().map_or(true, |e| {
-                filter::eval(e, &|p| user_props::filter_value(u, p))
-            })
+        .filter(|u| match &expr {
+            None => true,
+            Some(e) => filter::eval(e, &|p| user_props::filter_value(u, p)),
         })
         .collect();
     if let Some(ob) = q(call, "$orderby") {
@@ -313,7 +312,7 @@ fn encode_skiptoken(offset: usize) -> String {
 }
 
 fn decode_skiptoken(tok: &str) -> Option<usize> {
-    if tok.len() % 2 != 0 {
+    if tok.len() & 1 == 1 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..tok.len())

@@ -94,10 +94,11 @@ pub(crate) fn redact(v: &mut Value) {
 pub(crate) fn format_seconds(secs: f64) -> String {
     let ms = (secs.max(0.0) * 1000.0).ceil() as u64;
     let ms = ms.max(1);
-    if ms % 1000 == 0 {
-        return (ms / 1000).to_string();
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return whole.to_string();
     }
-    let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+    let s = format!("{whole}.{frac:03}");
     s.trim_end_matches('0').to_string()
 }
 

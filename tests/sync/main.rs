@@ -1,0 +1,7 @@
+//! The sync engine's behaviour, checked end to end against the Graph
+//! emulator: what reached Graph, what Entra holds, what the audit log says.
+mod cli;
+mod crash;
+mod helpers;
+mod lifecycle;
+mod resilience;
