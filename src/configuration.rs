@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain::TenantId;
 use crate::mapping::{Mapping, MappingError};
+use crate::pacing::limits::{Rate, TenantLimits, TenantSize};
 
 pub const DEFAULT_CONFIG_PATH: &str = "./entra-daemon.toml";
 pub const SECRET_ENV: &str = "ENTRA_CLIENT_SECRET";
@@ -47,7 +49,39 @@ pub struct Settings {
     pub entra: EntraSettings,
     pub sync: SyncSettings,
     pub mapping: Mapping,
+    pub pacing: PacingSettings,
     pub log: LogSettings,
+}
+
+/// How hard the daemon may push each tenant: Graph's documented limits by
+/// tenant size, or the operator's numbers for a tenant.
+#[derive(Debug, Clone, Default)]
+pub struct PacingSettings {
+    pub default_size: TenantSize,
+    pub tenants: BTreeMap<TenantId, TenantPacing>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPacing {
+    pub size: Option<TenantSize>,
+    pub resource_units_per_10s: Option<f64>,
+    pub writes_per_150s: Option<f64>,
+}
+
+impl PacingSettings {
+    pub fn limits_for(&self, tenant: &TenantId) -> TenantLimits {
+        let o = self.tenants.get(tenant);
+        let size = o.and_then(|o| o.size).unwrap_or(self.default_size);
+        let mut l = TenantLimits::documented(size);
+        if let Some(ru) = o.and_then(|o| o.resource_units_per_10s) {
+            l.resource_units = Rate::new(ru, 10.0);
+        }
+        if let Some(w) = o.and_then(|o| o.writes_per_150s) {
+            l.writes = Rate::new(w, 150.0);
+        }
+        l
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,8 +119,11 @@ pub struct SyncSettings {
     pub on_delete: OnDelete,
     pub revoke_sessions_on_suspend: bool,
     pub upn_domain: Option<String>,
-    /// Graph calls in flight at once for one tenant.
-    pub max_in_flight_per_tenant: usize,
+    /// Users worked on at once per tenant, for real-time changes and for
+    /// bulk work (initial sync): separate pools, so a bulk backlog never
+    /// takes the slots a new hire needs. The pacer decides how fast they go.
+    pub realtime_workers_per_tenant: usize,
+    pub bulk_workers_per_tenant: usize,
     pub retry: RetrySettings,
     /// How long a user Graph refused as a duplicate may stay invisible to
     /// lookups (replication) before the user is parked.
@@ -130,7 +167,18 @@ struct RawSettings {
     sync: RawSync,
     mapping: Option<BTreeMap<String, String>>,
     #[serde(default)]
+    pacing: RawPacing,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPacing {
+    #[serde(default)]
+    default_tenant_size: TenantSize,
+    #[serde(default)]
+    tenants: BTreeMap<String, TenantPacing>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,8 +217,10 @@ struct RawSync {
     revoke_sessions_on_suspend: bool,
     #[serde(default)]
     upn_domain: String,
-    #[serde(default = "d_in_flight")]
-    max_in_flight_per_tenant: usize,
+    #[serde(default = "d_realtime_workers")]
+    realtime_workers_per_tenant: usize,
+    #[serde(default = "d_bulk_workers")]
+    bulk_workers_per_tenant: usize,
     #[serde(default = "d_retry_initial")]
     retry_initial: String,
     #[serde(default = "d_retry_max")]
@@ -191,7 +241,8 @@ impl Default for RawSync {
             on_delete: d_on_delete(),
             revoke_sessions_on_suspend: true,
             upn_domain: String::new(),
-            max_in_flight_per_tenant: d_in_flight(),
+            realtime_workers_per_tenant: d_realtime_workers(),
+            bulk_workers_per_tenant: d_bulk_workers(),
             retry_initial: d_retry_initial(),
             retry_max: d_retry_max(),
             retry_attempts: d_retry_attempts(),
@@ -238,8 +289,11 @@ fn d_on_delete() -> OnDelete {
 fn d_true() -> bool {
     true
 }
-fn d_in_flight() -> usize {
-    4
+fn d_realtime_workers() -> usize {
+    8
+}
+fn d_bulk_workers() -> usize {
+    40
 }
 fn d_retry_initial() -> String {
     "500ms".into()
@@ -326,12 +380,22 @@ impl Settings {
                 reason: "is empty: set the Application (client) ID of the app registration".into(),
             });
         }
-        let in_flight = raw.sync.max_in_flight_per_tenant;
-        if !(1..=64).contains(&in_flight) {
-            return Err(ConfigError::Invalid {
-                key: "sync.max_in_flight_per_tenant",
-                reason: format!("{in_flight} is outside 1..=64"),
-            });
+        for (key, n) in [
+            (
+                "sync.realtime_workers_per_tenant",
+                raw.sync.realtime_workers_per_tenant,
+            ),
+            (
+                "sync.bulk_workers_per_tenant",
+                raw.sync.bulk_workers_per_tenant,
+            ),
+        ] {
+            if !(1..=256).contains(&n) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{n} is outside 1..=256"),
+                });
+            }
         }
         if raw.sync.retry_attempts == 0 {
             return Err(ConfigError::Invalid {
@@ -350,6 +414,24 @@ impl Settings {
             Some(table) => Mapping::from_table(&table)?,
             None => Mapping::default(),
         };
+        let mut pacing = PacingSettings {
+            default_size: raw.pacing.default_tenant_size,
+            tenants: BTreeMap::new(),
+        };
+        for (tenant, o) in raw.pacing.tenants {
+            let id = TenantId::parse(&tenant).map_err(|e| ConfigError::Invalid {
+                key: "pacing.tenants",
+                reason: e.to_string(),
+            })?;
+            let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+            if !positive(o.resource_units_per_10s) || !positive(o.writes_per_150s) {
+                return Err(ConfigError::Invalid {
+                    key: "pacing.tenants",
+                    reason: format!("tenant {tenant}: limits must be positive numbers"),
+                });
+            }
+            pacing.tenants.insert(id, o);
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| {
             ConfigError::Invalid {
                 key: "log.level",
@@ -375,7 +457,8 @@ impl Settings {
                 on_delete: raw.sync.on_delete,
                 revoke_sessions_on_suspend: raw.sync.revoke_sessions_on_suspend,
                 upn_domain: (!upn_domain.is_empty()).then_some(upn_domain),
-                max_in_flight_per_tenant: in_flight,
+                realtime_workers_per_tenant: raw.sync.realtime_workers_per_tenant,
+                bulk_workers_per_tenant: raw.sync.bulk_workers_per_tenant,
                 retry: RetrySettings {
                     initial: duration("sync.retry_initial", &raw.sync.retry_initial)?,
                     max: duration("sync.retry_max", &raw.sync.retry_max)?,
@@ -389,6 +472,7 @@ impl Settings {
                 drain_timeout: duration("sync.drain_timeout", &raw.sync.drain_timeout)?,
             },
             mapping,
+            pacing,
             log: LogSettings {
                 level: raw.log.level,
                 format: raw.log.format,

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod graph;
 pub mod mapping;
 pub mod opt;
+pub mod pacing;
 pub mod plan;
 pub mod startup;
 pub mod store;

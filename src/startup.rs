@@ -9,7 +9,9 @@ use crate::configuration::Settings;
 use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
 use crate::engine::{Converger, Dispatcher, Ingestor, RunReport};
-use crate::graph::{request, GraphClient, Priority, TokenProvider};
+use crate::graph::{request, GraphClient, TokenProvider};
+use crate::pacing::limits::AppLimits;
+use crate::pacing::{Pacer, Priority};
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
 use crate::store::{AuditRecord, Outcome, PlummDb, StateDb, StoreError};
 
@@ -63,11 +65,17 @@ pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupErro
         settings.entra.client_id.clone(),
         secret,
     );
+    let pacing = settings.pacing.clone();
+    let pacer = Pacer::spawn(
+        AppLimits::documented(),
+        Box::new(move |t| pacing.limits_for(t)),
+    );
     Ok(Arc::new(GraphClient::new(
         http,
         &settings.entra.graph_base_url,
         tokens,
         settings.entra.request_timeout,
+        pacer,
     )))
 }
 
@@ -95,7 +103,8 @@ pub async fn run(
     let dispatcher = Dispatcher {
         converger,
         state: state.clone(),
-        max_in_flight: settings.sync.max_in_flight_per_tenant,
+        realtime_slots: settings.sync.realtime_workers_per_tenant,
+        bulk_slots: settings.sync.bulk_workers_per_tenant,
         retry: settings.sync.retry,
         wake: wake.clone(),
         drain_timeout: settings.sync.drain_timeout,

@@ -46,6 +46,7 @@ CREATE TABLE pending (
   last_error       TEXT
 );
 CREATE INDEX pending_by_company ON pending (company_id, priority, seq);
+CREATE INDEX pending_deferred ON pending (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 
 -- Users that cannot be pushed until someone changes them (invalid data, a
 -- refusal Graph will repeat). A new change for the user clears the row.

@@ -1,7 +1,9 @@
 //! Hands due users to workers: at most one worker per user (so one user's
-//! changes are never applied out of order), at most `max_in_flight` users per
-//! company (so one slow, throttled or failing tenant only ever occupies its
-//! own slots), real-time changes before bulk work.
+//! changes are never applied out of order), and per company a pool of slots
+//! for real-time changes and another for bulk work, so one slow, throttled
+//! or failing tenant only ever occupies its own slots, and a bulk backlog
+//! never takes the slots of a new hire. How fast the workers' Graph calls
+//! go is the pacer's decision.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tokio::task::{Id, JoinSet};
 use super::{Converged, Converger};
 use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, PlummUserId};
+use crate::pacing::Priority;
 use crate::store::{now_text, time_text, PendingEntry, StateDb, StoreError};
 
 /// What a dispatcher run did, for `run --once` and the demo.
@@ -32,7 +35,8 @@ impl RunReport {
 pub struct Dispatcher {
     pub converger: Arc<Converger>,
     pub state: Arc<StateDb>,
-    pub max_in_flight: usize,
+    pub realtime_slots: usize,
+    pub bulk_slots: usize,
     pub retry: RetrySettings,
     pub wake: Arc<Notify>,
     /// How long in-flight Graph calls may finish after a shutdown request.
@@ -44,8 +48,12 @@ type Finished = (PendingEntry, Result<Converged, StoreError>);
 #[derive(Default)]
 struct InFlight {
     tasks: JoinSet<Finished>,
-    by_task: HashMap<Id, (CompanyId, PlummUserId)>,
+    by_task: HashMap<Id, (CompanyId, PlummUserId, Priority)>,
     busy: HashMap<CompanyId, HashSet<PlummUserId>>,
+    slots_used: HashMap<(CompanyId, Priority), usize>,
+    /// Companies with pending work, refreshed when woken (new changes) and
+    /// on the idle tick, not on every completion: the query scans.
+    companies: Vec<CompanyId>,
 }
 
 impl Dispatcher {
@@ -58,48 +66,63 @@ impl Dispatcher {
     ) -> Result<RunReport, StoreError> {
         let mut report = RunReport::default();
         let mut flight = InFlight::default();
+        let mut refresh = true;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if refresh {
+                flight.companies = self.state.companies_with_pending()?;
             }
             let started = self.fill(&mut flight)?;
             if once && started == 0 && flight.tasks.is_empty() {
                 return Ok(report);
             }
             let wait = self.until_next_deferred()?;
+            refresh = false;
             tokio::select! {
                 _ = shutdown.changed() => {}
                 Some(res) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
                     self.finish(res, &mut flight, &mut report)?;
                 }
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => refresh = true,
+                _ = tokio::time::sleep(wait) => refresh = true,
             }
         }
         self.drain(flight, &mut report).await?;
         Ok(report)
     }
 
-    /// Starts workers for due users wherever a company has free slots.
+    /// Starts workers for due users wherever a company has free slots,
+    /// real-time first.
     fn fill(&self, flight: &mut InFlight) -> Result<usize, StoreError> {
         let now = now_text();
         let mut started = 0;
-        for company in self.state.companies_with_pending()? {
-            let busy = flight.busy.entry(company).or_default();
-            let free = self.max_in_flight.saturating_sub(busy.len());
-            if free == 0 {
-                continue;
-            }
-            for entry in self.state.due(company, &now, free, busy)? {
-                busy.insert(entry.user);
-                let converger = self.converger.clone();
-                let user = entry.user;
-                let handle = flight.tasks.spawn(async move {
-                    let result = converger.converge(&entry).await;
-                    (entry, result)
-                });
-                flight.by_task.insert(handle.id(), (company, user));
-                started += 1;
+        for company in flight.companies.clone() {
+            for (priority, slots) in [
+                (Priority::Realtime, self.realtime_slots),
+                (Priority::Bulk, self.bulk_slots),
+            ] {
+                let used = flight.slots_used.entry((company, priority)).or_default();
+                let free = slots.saturating_sub(*used);
+                if free == 0 {
+                    continue;
+                }
+                let busy = flight.busy.entry(company).or_default();
+                for entry in self.state.due(company, priority, &now, free, busy)? {
+                    busy.insert(entry.user);
+                    *used += 1;
+                    let converger = self.converger.clone();
+                    let user = entry.user;
+                    let handle = flight.tasks.spawn(async move {
+                        let result = converger.converge(&entry).await;
+                        (entry, result)
+                    });
+                    flight
+                        .by_task
+                        .insert(handle.id(), (company, user, priority));
+                    started += 1;
+                }
             }
         }
         Ok(started)
@@ -115,9 +138,12 @@ impl Dispatcher {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        if let Some((company, user)) = flight.by_task.remove(&id) {
+        if let Some((company, user, priority)) = flight.by_task.remove(&id) {
             if let Some(b) = flight.busy.get_mut(&company) {
                 b.remove(&user);
+            }
+            if let Some(n) = flight.slots_used.get_mut(&(company, priority)) {
+                *n = n.saturating_sub(1);
             }
         }
         let (entry, result) = match res {

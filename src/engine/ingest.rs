@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::domain::CompanyId;
-use crate::graph::Priority;
+use crate::pacing::Priority;
 use crate::store::state::Enqueue;
 use crate::store::{PendingKind, PlummDb, StateDb, StoreError};
 

@@ -9,7 +9,7 @@ pub mod password;
 pub mod retry;
 
 use crate::domain::{CompanyId, PlummUserId, TenantId};
-use crate::graph::Priority;
+use crate::pacing::Priority;
 use crate::plan::Action;
 use crate::store::{AuditRecord, Outcome, StateDb};
 

@@ -1,19 +1,18 @@
 //! The I/O edge toward Graph: one HTTP request per call, with a token for
 //! the tenant, a fresh `client-request-id`, the tenant's pacing, and a
 //! timeout. Retrying is the caller's policy (see `engine::retry`).
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::pacer::{Pacer, Priority};
 use super::request::GraphRequest;
 use super::response::{parse_retry_after, Reply};
 use super::token::{TokenError, TokenProvider};
 use crate::domain::TenantId;
+use crate::pacing::limits::Cost;
+use crate::pacing::{Pacer, Priority};
 
 /// The request reached no usable HTTP answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,7 +36,7 @@ pub struct GraphClient {
     base: String,
     tokens: TokenProvider,
     timeout: Duration,
-    pacers: Mutex<HashMap<TenantId, Arc<Pacer>>>,
+    pacer: Pacer,
 }
 
 impl GraphClient {
@@ -46,13 +45,14 @@ impl GraphClient {
         base: &url::Url,
         tokens: TokenProvider,
         timeout: Duration,
+        pacer: Pacer,
     ) -> Self {
         Self {
             http,
             base: base.as_str().trim_end_matches('/').to_string(),
             tokens,
             timeout,
-            pacers: Mutex::new(HashMap::new()),
+            pacer,
         }
     }
 
@@ -70,11 +70,6 @@ impl GraphClient {
         &self.tokens
     }
 
-    pub fn pacer(&self, tenant: &TenantId) -> Arc<Pacer> {
-        let mut p = self.pacers.lock().expect("pacers lock poisoned");
-        p.entry(tenant.clone()).or_default().clone()
-    }
-
     /// Sends one request for `tenant`. A 401 gets one more try with a new
     /// token (tokens can be revoked before they expire).
     pub async fn send(
@@ -83,11 +78,10 @@ impl GraphClient {
         request: &GraphRequest,
         priority: Priority,
     ) -> Result<Sent, CallError> {
-        let pacer = self.pacer(tenant);
-        let mut sent = self.send_once(tenant, request, priority, &pacer).await?;
+        let mut sent = self.send_once(tenant, request, priority).await?;
         if sent.reply.status == 401 {
             self.tokens.invalidate(tenant).await;
-            sent = self.send_once(tenant, request, priority, &pacer).await?;
+            sent = self.send_once(tenant, request, priority).await?;
         }
         Ok(sent)
     }
@@ -97,9 +91,9 @@ impl GraphClient {
         tenant: &TenantId,
         request: &GraphRequest,
         priority: Priority,
-        pacer: &Pacer,
     ) -> Result<Sent, CallError> {
-        pacer.admit(priority).await;
+        let cost = Cost::of(&request.method, &request.path, &request.query);
+        self.pacer.admit(tenant, priority, cost).await;
         let token = self.tokens.token(tenant).await?;
         let client_request_id = crate::new_guid();
         let url = format!("{}{}", self.base, request.relative_url());
@@ -127,6 +121,9 @@ impl GraphClient {
         let request_id = header("request-id");
         let retry_after =
             header("retry-after").and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
+        let throttle_scope = header("x-ms-throttle-scope");
+        let limit_percentage =
+            header("x-ms-throttle-limit-percentage").and_then(|v| v.parse().ok());
         let bytes = response.bytes().await.map_err(network)?;
         let body = if bytes.is_empty() {
             None
@@ -137,20 +134,33 @@ impl GraphClient {
             status,
             request_id,
             retry_after,
+            throttle_scope,
+            limit_percentage,
             body,
         };
-        if reply
-            .failure()
-            .is_some_and(|f| f == super::Failure::Throttled)
-        {
-            // Graph throttles the app in the tenant: every request waits.
-            pacer.pause(retry_after.unwrap_or(Duration::from_secs(1)));
-        }
+        self.observe(tenant, request, &reply);
         Ok(Sent {
             reply,
             client_request_id,
             duration: started.elapsed(),
         })
+    }
+}
+
+impl GraphClient {
+    /// Tells the scheduler what Graph said about its limits.
+    fn observe(&self, tenant: &TenantId, request: &GraphRequest, reply: &Reply) {
+        if reply.failure() == Some(super::Failure::Throttled) {
+            // The whole scope waits, not just this request.
+            self.pacer.throttled(
+                tenant,
+                reply.throttle_scope.as_deref(),
+                request.is_write(),
+                reply.retry_after.unwrap_or(Duration::from_secs(1)),
+            );
+        } else if let Some(share) = reply.limit_percentage {
+            self.pacer.limit_percentage(tenant, share);
+        }
     }
 }
 

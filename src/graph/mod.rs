@@ -1,13 +1,11 @@
 //! Microsoft Graph: pure request builders and response classification, and
 //! the I/O edge (tokens, pacing, HTTP).
 pub mod client;
-pub mod pacer;
 pub mod request;
 pub mod response;
 pub mod token;
 
 pub use client::{CallError, GraphClient, Sent};
-pub use pacer::{Pacer, Priority};
 pub use request::GraphRequest;
 pub use response::{Failure, GraphError, Reply};
 pub use token::{TokenError, TokenProvider};

@@ -11,6 +11,10 @@ pub struct Reply {
     /// Graph's `request-id`, for the audit log and Microsoft support.
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
+    /// `x-ms-throttle-scope` on a 429: which limit was hit.
+    pub throttle_scope: Option<String>,
+    /// `x-ms-throttle-limit-percentage` (0.8 to 1.8), sent above 80% of a limit.
+    pub limit_percentage: Option<f64>,
     pub body: Option<Value>,
 }
 
@@ -166,6 +170,8 @@ mod tests {
             status,
             request_id: None,
             retry_after: None,
+            throttle_scope: None,
+            limit_percentage: None,
             body: Some(body),
         }
     }

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, Context, StoreError};
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
-use crate::graph::Priority;
+use crate::pacing::Priority;
 use crate::plan::Props;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,11 +286,12 @@ impl StateDb {
         tx.commit().ctx("recording changes")
     }
 
-    /// Up to `limit` entries of `company` that are due, real-time first,
-    /// then in arrival order; users in `busy` (being worked on) are skipped.
+    /// Up to `limit` entries of `company` at `priority` that are due, in
+    /// arrival order; users in `busy` (being worked on) are skipped.
     pub fn due(
         &self,
         company: CompanyId,
+        priority: Priority,
         now: &str,
         limit: usize,
         busy: &HashSet<PlummUserId>,
@@ -299,28 +300,37 @@ impl StateDb {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT plumm_user_id, company_id, kind, snapshot, seq, priority, attempts, first_queued_at
-                 FROM pending WHERE company_id = ?1 AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)
-                 ORDER BY priority, seq LIMIT ?3",
+                 FROM pending WHERE company_id = ?1 AND priority = ?2
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+                 ORDER BY seq LIMIT ?4",
             )
             .ctx("reading pending work")?;
         let rows = stmt
-            .query_map(params![company.0, now, (limit + busy.len()) as i64], |r| {
-                let kind: String = r.get(2)?;
-                Ok(PendingEntry {
-                    user: PlummUserId(r.get(0)?),
-                    company: CompanyId(r.get(1)?),
-                    kind: if kind == "remove" {
-                        PendingKind::Remove
-                    } else {
-                        PendingKind::Upsert
-                    },
-                    snapshot: r.get(3)?,
-                    seq: r.get(4)?,
-                    priority: Priority::from_i64(r.get(5)?),
-                    attempts: r.get(6)?,
-                    first_queued_at: r.get(7)?,
-                })
-            })
+            .query_map(
+                params![
+                    company.0,
+                    priority.as_i64(),
+                    now,
+                    (limit + busy.len()) as i64
+                ],
+                |r| {
+                    let kind: String = r.get(2)?;
+                    Ok(PendingEntry {
+                        user: PlummUserId(r.get(0)?),
+                        company: CompanyId(r.get(1)?),
+                        kind: if kind == "remove" {
+                            PendingKind::Remove
+                        } else {
+                            PendingKind::Upsert
+                        },
+                        snapshot: r.get(3)?,
+                        seq: r.get(4)?,
+                        priority: Priority::from_i64(r.get(5)?),
+                        attempts: r.get(6)?,
+                        first_queued_at: r.get(7)?,
+                    })
+                },
+            )
             .ctx("reading pending work")?;
         let mut out = Vec::with_capacity(limit);
         for row in rows {
