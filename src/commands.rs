@@ -109,6 +109,9 @@ pub async fn connect(
     println!(
         "company {company} connected to tenant {tenant}; {queued} users queued for the initial sync"
     );
+    if queued == 0 {
+        println!("note: Plumm has no users with company_id {company}; check the company id if that is unexpected");
+    }
     Ok(())
 }
 

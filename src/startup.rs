@@ -27,6 +27,8 @@ pub enum StartupError {
     Http(String),
     #[error("cannot start the outbox watcher: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Lock(String),
     #[error("tenant {tenant} could not be verified: {reason}")]
     Verify { tenant: TenantId, reason: String },
 }
@@ -79,15 +81,40 @@ pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupErro
     )))
 }
 
-/// Runs the daemon until `shutdown` turns true; with `once`, until
-/// everything pending has converged or been parked (or deferred after its
-/// retries), then returns what happened.
+/// Only one daemon (or `run --once`) may work on a state database at a
+/// time: two would give one user two workers. The lock is released when
+/// the process ends, however it ends.
+fn exclusive(settings: &Settings) -> Result<std::fs::File, StartupError> {
+    let mut path = settings.state.database.clone().into_os_string();
+    path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            StartupError::Lock(format!("{}: {e}", std::path::Path::new(&path).display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartupError::Lock(format!(
+            "another entra-daemon is already running on {} (lock {} is held)",
+            settings.state.database.display(),
+            std::path::Path::new(&path).display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StartupError::Lock(e.to_string())),
+    }
+}
+
+/// Runs the daemon until `shutdown` turns true; with `once`, until every
+/// pending change has been tried once, then returns what happened.
 pub async fn run(
     settings: Settings,
     once: bool,
     shutdown: watch::Receiver<bool>,
     settings_rx: Option<watch::Receiver<Arc<Settings>>>,
 ) -> Result<RunReport, StartupError> {
+    let _lock = exclusive(&settings)?;
     let state = open_state(&settings)?;
     let plumm = open_plumm(&settings)?;
     let graph = graph_client(&settings)?;
@@ -96,6 +123,7 @@ pub async fn run(
     let settings_rx = settings_rx.unwrap_or(rx);
     let converger = Arc::new(Converger {
         state: state.clone(),
+        plumm: std::sync::Mutex::new(open_plumm(&settings)?),
         graph,
         settings: settings_rx,
     });
@@ -110,9 +138,11 @@ pub async fn run(
         drain_timeout: settings.sync.drain_timeout,
     };
     let mut ingestor = Ingestor::new(plumm, state.clone());
+    // Outbox rows recorded before a crash but not yet removed from Plumm's file.
+    ingestor.consume_recorded()?;
     if once {
         ingestor.ingest_available()?;
-        return Ok(dispatcher.run(shutdown, true).await?);
+        return Ok(dispatcher.run(shutdown, true).await);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = spawn_watcher(ingestor, settings.plumm.poll_interval, wake, stop.clone())
@@ -125,7 +155,7 @@ pub async fn run(
     let report = dispatcher.run(shutdown, false).await;
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
-    Ok(report?)
+    Ok(report)
 }
 
 /// Proves the app can act in `tenant`: a token, then one cheap Graph read.
@@ -165,8 +195,9 @@ pub async fn connect(
         let graph = graph_client(settings)?;
         verify_tenant(&graph, tenant).await?;
     }
-    state.connect(company, tenant, Some(by))?;
-    let queued = Ingestor::new(plumm, state.clone()).enqueue_company(company)?;
+    let initial = crate::engine::ingest::initial_sync(&plumm, company)?;
+    let queued = initial.len();
+    state.connect(company, tenant, Some(by), &initial)?;
     let mut r = AuditRecord::new("connect", Outcome::Ok);
     r.company = Some(company);
     r.tenant = Some(tenant.clone());

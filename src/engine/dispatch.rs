@@ -16,7 +16,7 @@ use super::{Converged, Converger};
 use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
-use crate::store::{now_text, time_text, PendingEntry, StateDb, StoreError};
+use crate::store::{after, now_text, until, PendingEntry, StateDb, StoreError};
 
 /// What a dispatcher run did, for `run --once` and the demo.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +49,7 @@ type Finished = (PendingEntry, Result<Converged, StoreError>);
 struct InFlight {
     tasks: JoinSet<Finished>,
     by_task: HashMap<Id, (CompanyId, PlummUserId, Priority)>,
+    /// Users being worked on (and, in a `--once` run, users already tried).
     busy: HashMap<CompanyId, HashSet<PlummUserId>>,
     slots_used: HashMap<(CompanyId, Priority), usize>,
     /// Companies with pending work, refreshed when woken (new changes) and
@@ -58,12 +59,9 @@ struct InFlight {
 
 impl Dispatcher {
     /// Runs until `shutdown` turns true (then drains), or, with `once`,
-    /// until nothing pending is due and nothing is in flight.
-    pub async fn run(
-        &self,
-        mut shutdown: watch::Receiver<bool>,
-        once: bool,
-    ) -> Result<RunReport, StoreError> {
+    /// until every pending change has been tried once (those deferred by an
+    /// earlier run included) and nothing is in flight.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>, once: bool) -> RunReport {
         let mut report = RunReport::default();
         let mut flight = InFlight::default();
         let mut refresh = true;
@@ -71,32 +69,43 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
-            if refresh {
-                flight.companies = self.state.companies_with_pending()?;
-            }
-            let started = self.fill(&mut flight)?;
+            let started = match self.fill(&mut flight, refresh, once) {
+                Ok(n) => n,
+                Err(e) => {
+                    // The state database is unwell (locked, disk full): say
+                    // so and keep going; pending work stays where it is.
+                    tracing::error!("dispatcher: {e}; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    refresh = true;
+                    continue;
+                }
+            };
             if once && started == 0 && flight.tasks.is_empty() {
-                return Ok(report);
+                return report;
             }
-            let wait = self.until_next_deferred()?;
+            let wait = self.until_next_deferred();
             refresh = false;
             tokio::select! {
                 _ = shutdown.changed() => {}
                 Some(res) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
-                    self.finish(res, &mut flight, &mut report)?;
+                    self.finish(res, &mut flight, &mut report, once);
                 }
                 _ = self.wake.notified() => refresh = true,
                 _ = tokio::time::sleep(wait) => refresh = true,
             }
         }
-        self.drain(flight, &mut report).await?;
-        Ok(report)
+        self.drain(flight, &mut report).await;
+        report
     }
 
     /// Starts workers for due users wherever a company has free slots,
     /// real-time first.
-    fn fill(&self, flight: &mut InFlight) -> Result<usize, StoreError> {
-        let now = now_text();
+    fn fill(&self, flight: &mut InFlight, refresh: bool, once: bool) -> Result<usize, StoreError> {
+        if refresh {
+            flight.companies = self.state.companies_with_pending()?;
+        }
+        // A `--once` run also tries what an earlier run deferred.
+        let now = if once { "9999".to_string() } else { now_text() };
         let mut started = 0;
         for company in flight.companies.clone() {
             for (priority, slots) in [
@@ -133,87 +142,97 @@ impl Dispatcher {
         res: Result<(Id, Finished), tokio::task::JoinError>,
         flight: &mut InFlight,
         report: &mut RunReport,
-    ) -> Result<(), StoreError> {
+        once: bool,
+    ) {
         let id = match &res {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        if let Some((company, user, priority)) = flight.by_task.remove(&id) {
+        let Some((company, user, priority)) = flight.by_task.remove(&id) else {
+            return;
+        };
+        if !once {
             if let Some(b) = flight.busy.get_mut(&company) {
                 b.remove(&user);
             }
-            if let Some(n) = flight.slots_used.get_mut(&(company, priority)) {
-                *n = n.saturating_sub(1);
-            }
         }
-        let (entry, result) = match res {
-            Ok((_, finished)) => finished,
+        if let Some(n) = flight.slots_used.get_mut(&(company, priority)) {
+            *n = n.saturating_sub(1);
+        }
+        let outcome = match res {
+            Ok((_, (entry, result))) => self.record(&entry, result, report),
             Err(e) => {
-                // A panicked worker leaves its change pending; it is retried
-                // once its slot frees (nothing lost), and the bug is logged.
-                tracing::error!("a sync worker failed: {e}");
-                return Ok(());
+                // A bug, not the data: log it, and try the user again later
+                // rather than in a tight loop.
+                tracing::error!(company = %company, user = %user, "a sync worker failed: {e}");
+                report.deferred += 1;
+                self.defer(user, None, 0, &format!("internal error: {e}"))
             }
         };
+        if let Err(e) = outcome {
+            tracing::error!(company = %company, user = %user, "state database error: {e}");
+        }
+    }
+
+    fn record(
+        &self,
+        entry: &PendingEntry,
+        result: Result<Converged, StoreError>,
+        report: &mut RunReport,
+    ) -> Result<(), StoreError> {
         match result {
             Ok(Converged::Done) => {
                 report.done += 1;
-                self.state.complete(entry.user, entry.seq)?;
-                self.state.unpark(entry.user)?;
+                self.state.complete(entry.user, entry.seq, true)?;
             }
             Ok(Converged::Parked(_)) => {
                 report.parked += 1;
-                self.state.complete(entry.user, entry.seq)?;
+                self.state.complete(entry.user, entry.seq, false)?;
             }
             Ok(Converged::Deferred(reason)) => {
                 report.deferred += 1;
-                self.defer(&entry, &reason)?;
+                self.defer(entry.user, Some(entry.seq), entry.attempts, &reason)?;
             }
             Err(e) => {
                 report.deferred += 1;
                 tracing::error!(company = %entry.company, user = %entry.user, "state database error: {e}");
-                self.defer(&entry, &e.to_string())?;
+                self.defer(entry.user, Some(entry.seq), entry.attempts, &e.to_string())?;
             }
         }
         Ok(())
     }
 
     /// Keeps the change pending, to be tried again after a growing delay.
-    fn defer(&self, entry: &PendingEntry, reason: &str) -> Result<(), StoreError> {
-        let exp = 2u32.saturating_pow(entry.attempts.clamp(0, 20) as u32 + 1);
+    fn defer(
+        &self,
+        user: PlummUserId,
+        seq: Option<i64>,
+        attempts: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let exp = 2u32.saturating_pow(attempts.clamp(0, 20) as u32 + 1);
         let base = self
             .retry
             .initial
             .saturating_mul(exp)
             .min(self.retry.requeue_max);
-        let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        let delay = base.mul_f64(jitter);
-        let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        self.state
-            .defer(entry.user, entry.seq, &time_text(at), reason)
+        let delay = base.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
+        self.state.defer(user, seq, &after(delay), reason)
     }
 
-    fn until_next_deferred(&self) -> Result<Duration, StoreError> {
-        // With nothing deferred, wake up now and then anyway: cheap, and a
-        // safety net under the watcher's notifications.
+    /// Sleep at most this long: until the next deferred change is due, and
+    /// no more than a second (a safety net under the watcher's wake-ups).
+    fn until_next_deferred(&self) -> Duration {
         let idle = Duration::from_secs(1);
-        let Some(next) = self.state.next_deferred()? else {
-            return Ok(idle);
-        };
-        let wait = chrono::DateTime::parse_from_rfc3339(&next)
-            .ok()
-            .and_then(|t| {
-                (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                    .to_std()
-                    .ok()
-            })
-            .unwrap_or(Duration::ZERO);
-        Ok(wait.min(idle))
+        match self.state.next_deferred(&now_text()) {
+            Ok(Some(next)) => until(&next).unwrap_or(idle).min(idle),
+            _ => idle,
+        }
     }
 
-    async fn drain(&self, mut flight: InFlight, report: &mut RunReport) -> Result<(), StoreError> {
+    async fn drain(&self, mut flight: InFlight, report: &mut RunReport) {
         if flight.tasks.is_empty() {
-            return Ok(());
+            return;
         }
         tracing::info!(
             in_flight = flight.tasks.len(),
@@ -222,7 +241,7 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         while !flight.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, flight.tasks.join_next_with_id()).await {
-                Ok(Some(res)) => self.finish(res, &mut flight, report)?,
+                Ok(Some(res)) => self.finish(res, &mut flight, report, false),
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(
@@ -234,6 +253,5 @@ impl Dispatcher {
                 }
             }
         }
-        Ok(())
     }
 }

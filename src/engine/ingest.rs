@@ -24,24 +24,48 @@ impl Ingestor {
         Self { plumm, state }
     }
 
-    /// Moves every committed outbox row into the pending table; returns how
-    /// many rows were read.
-    pub fn ingest_available(&mut self) -> Result<usize, StoreError> {
+    /// Removes outbox rows the state database already holds (a crash can
+    /// leave them between the two steps of an ingest).
+    pub fn consume_recorded(&self) -> Result<usize, StoreError> {
+        self.plumm.consume_outbox(self.state.outbox_cursor()?)
+    }
+
+    /// Moves committed outbox rows into the pending table, in order; returns
+    /// how many were moved and whether a row had to wait (see `ingest_batch`).
+    pub fn ingest_available(&mut self) -> Result<(usize, bool), StoreError> {
         let mut total = 0;
         loop {
-            let n = self.ingest_batch()?;
+            let (n, held) = self.ingest_batch()?;
             total += n;
-            if n < BATCH {
-                return Ok(total);
+            if held || n < BATCH {
+                return Ok((total, held));
             }
         }
     }
 
-    fn ingest_batch(&mut self) -> Result<usize, StoreError> {
+    fn ingest_batch(&mut self) -> Result<(usize, bool), StoreError> {
         let cursor = self.state.outbox_cursor()?;
-        let rows = self.plumm.read_outbox(cursor, BATCH)?;
+        let mut rows = self.plumm.read_outbox(cursor, BATCH)?;
+        // SQLite reuses the highest rowid after a delete, so an insert can
+        // carry the id of a person whose deletion is still pending. One
+        // pending row per id would merge the two people; the insert waits
+        // until the deletion has been carried out (ingest stays in order).
+        let mut held = false;
+        for i in 0..rows.len() {
+            let r = &rows[i];
+            if r.op == "insert"
+                && (rows[..i]
+                    .iter()
+                    .any(|p| p.user_id == r.user_id && p.op == "delete")
+                    || self.state.has_pending_remove(r.user_id)?)
+            {
+                rows.truncate(i);
+                held = true;
+                break;
+            }
+        }
         let Some(last) = rows.last().map(|r| r.id) else {
-            return Ok(0);
+            return Ok((0, held));
         };
         let items: Vec<Enqueue> = rows
             .iter()
@@ -61,26 +85,25 @@ impl Ingestor {
         // crash in between re-reads nothing and loses nothing.
         self.state.enqueue(&items, Some(last))?;
         self.plumm.consume_outbox(last)?;
-        Ok(rows.len())
+        Ok((rows.len(), held))
     }
+}
 
-    /// Queues every Plumm user of `company` as bulk work: the initial sync
-    /// after a connect (links existing Entra users, creates the rest).
-    pub fn enqueue_company(&self, company: CompanyId) -> Result<usize, StoreError> {
-        let users = self.plumm.company_users(company)?;
-        let items: Vec<Enqueue> = users
-            .iter()
-            .map(|u| Enqueue {
-                user: u.id,
-                company,
-                kind: PendingKind::Upsert,
-                snapshot: serde_json::to_string(u).unwrap_or_default(),
-                priority: Priority::Bulk,
-            })
-            .collect();
-        self.state.enqueue(&items, None)?;
-        Ok(items.len())
-    }
+/// Every Plumm user of `company` as bulk work: the initial sync after a
+/// connect (links existing Entra users, creates the rest). Workers read
+/// each user's current row when they get to it.
+pub fn initial_sync(plumm: &PlummDb, company: CompanyId) -> Result<Vec<Enqueue>, StoreError> {
+    Ok(plumm
+        .company_users(company)?
+        .iter()
+        .map(|u| Enqueue {
+            user: u.id,
+            company,
+            kind: PendingKind::Upsert,
+            snapshot: serde_json::to_string(u).unwrap_or_default(),
+            priority: Priority::Bulk,
+        })
+        .collect())
 }
 
 /// Runs the watcher until `stop` is set.

@@ -30,8 +30,12 @@ impl CallFailed {
 
     fn retryable(&self, retry_not_found: bool) -> bool {
         match self {
+            // A 401 already made the client drop the token: one more try
+            // with a fresh one is worth it (tokens can be revoked early).
             CallFailed::Graph { failure, .. } => {
-                failure.is_retryable() || (retry_not_found && *failure == Failure::NotFound)
+                failure.is_retryable()
+                    || *failure == Failure::Unauthorized
+                    || (retry_not_found && *failure == Failure::NotFound)
             }
             // A refused login will be refused again; anything else may pass.
             CallFailed::NoAnswer(CallError::Token(crate::graph::TokenError::Refused {

@@ -62,6 +62,9 @@ impl GraphClient {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
+            // Graph calls set their own timeout; this bounds token requests,
+            // so a login endpoint that never answers cannot hang a tenant.
+            .timeout(Duration::from_secs(60))
             .user_agent(concat!("entra-daemon/", env!("CARGO_PKG_VERSION")))
             .build()
     }
@@ -70,23 +73,10 @@ impl GraphClient {
         &self.tokens
     }
 
-    /// Sends one request for `tenant`. A 401 gets one more try with a new
-    /// token (tokens can be revoked before they expire).
+    /// Sends one request for `tenant`. A 401 makes the tenant's token be
+    /// fetched anew for the next call (tokens can be revoked before they
+    /// expire); whether to retry is the caller's policy.
     pub async fn send(
-        &self,
-        tenant: &TenantId,
-        request: &GraphRequest,
-        priority: Priority,
-    ) -> Result<Sent, CallError> {
-        let mut sent = self.send_once(tenant, request, priority).await?;
-        if sent.reply.status == 401 {
-            self.tokens.invalidate(tenant).await;
-            sent = self.send_once(tenant, request, priority).await?;
-        }
-        Ok(sent)
-    }
-
-    async fn send_once(
         &self,
         tenant: &TenantId,
         request: &GraphRequest,
@@ -95,6 +85,20 @@ impl GraphClient {
         let cost = Cost::of(&request.method, &request.path, &request.query);
         self.pacer.admit(tenant, priority, cost).await;
         let token = self.tokens.token(tenant).await?;
+        let sent = self.transmit(tenant, request, priority, &token).await?;
+        if sent.reply.status == 401 {
+            self.tokens.invalidate(tenant, &token).await;
+        }
+        Ok(sent)
+    }
+
+    async fn transmit(
+        &self,
+        tenant: &TenantId,
+        request: &GraphRequest,
+        priority: Priority,
+        token: &secrecy::SecretString,
+    ) -> Result<Sent, CallError> {
         let client_request_id = crate::new_guid();
         let url = format!("{}{}", self.base, request.relative_url());
         let mut builder = self
@@ -105,8 +109,8 @@ impl GraphClient {
             .header("return-client-request-id", "true")
             .header("x-ms-throttle-priority", priority.header_value())
             .timeout(self.timeout);
-        if let Some(body) = &request.body {
-            builder = builder.json(body);
+        if let Some(body) = request.wire_body() {
+            builder = builder.json(&body);
         }
         let started = Instant::now();
         let response = builder.send().await.map_err(network)?;

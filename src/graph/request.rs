@@ -21,13 +21,16 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct GraphRequest {
     pub method: Method,
     /// Relative to the version root, starting with '/': "/users/{id}".
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Value>,
+    /// A new user's initial password, kept out of `body` (which may be
+    /// cloned, compared or logged) and added only when the body is sent.
+    password: Option<SecretString>,
 }
 
 /// Bodies can carry an initial password: Debug never prints them.
@@ -48,7 +51,23 @@ impl GraphRequest {
             path,
             query: Vec::new(),
             body: None,
+            password: None,
         }
+    }
+
+    /// The JSON body as it goes on the wire (with the password, if any).
+    pub fn wire_body(&self) -> Option<Value> {
+        let mut body = self.body.clone()?;
+        if let (Some(pw), Some(obj)) = (&self.password, body.as_object_mut()) {
+            obj.insert(
+                "passwordProfile".into(),
+                json!({
+                    "forceChangePasswordNextSignIn": true,
+                    "password": pw.expose_secret(),
+                }),
+            );
+        }
+        Some(body)
     }
 
     /// A write consumes the tenant's write budget; reads only resource units.
@@ -76,7 +95,7 @@ fn user_path(id: &EntraObjectId) -> String {
 
 /// `POST /users` with every managed property in the one request, plus what
 /// Graph requires of a new user (learn.microsoft.com/graph/api/user-post-users).
-pub fn create_user(desired: &DesiredUser, password: &SecretString) -> GraphRequest {
+pub fn create_user(desired: &DesiredUser, password: SecretString) -> GraphRequest {
     let mut body = Map::new();
     for (k, v) in props(desired) {
         // Unset optional properties are simply not sent on create.
@@ -84,15 +103,9 @@ pub fn create_user(desired: &DesiredUser, password: &SecretString) -> GraphReque
             body.insert(k, v);
         }
     }
-    body.insert(
-        "passwordProfile".into(),
-        json!({
-            "forceChangePasswordNextSignIn": true,
-            "password": password.expose_secret(),
-        }),
-    );
     let mut r = GraphRequest::new(Method::POST, "/users".into());
     r.body = Some(Value::Object(body));
+    r.password = Some(password);
     r
 }
 
@@ -129,13 +142,6 @@ pub fn find_users_by(property: &str, value: &str, select: &[&str]) -> GraphReque
         "$filter",
         format!("{property} eq '{}'", odata_string(value)),
     ));
-    r.query.push(("$select", select.join(",")));
-    r
-}
-
-/// `GET /users/{id}?$select=...`
-pub fn get_user(id: &EntraObjectId, select: &[&str]) -> GraphRequest {
-    let mut r = GraphRequest::new(Method::GET, user_path(id));
     r.query.push(("$select", select.join(",")));
     r
 }
@@ -184,8 +190,10 @@ mod tests {
     #[test]
     fn create_sends_required_properties_and_omits_unset_ones() {
         let pw = SecretString::from("S3cret-Pass!word".to_string());
-        let r = create_user(&ada(), &pw);
-        let body = r.body.clone().unwrap();
+        let r = create_user(&ada(), pw);
+        assert!(r.body.as_ref().unwrap().get("passwordProfile").is_none());
+        let body = r.wire_body().unwrap();
+        assert_eq!(body["passwordProfile"]["password"], "S3cret-Pass!word");
         for k in [
             "accountEnabled",
             "displayName",

@@ -150,14 +150,26 @@ fn conflict_property(err: &GraphError) -> String {
 
 /// `Retry-After` as Graph sends it: delay-seconds, possibly with a fraction
 /// (learn.microsoft.com/graph/throttling), or an HTTP date (RFC 9110 10.2.3).
+/// Longer waits are capped: the change is deferred and tried again later
+/// rather than holding a worker (and no arithmetic overflows on a wild value).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 pub fn parse_retry_after(raw: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let raw = raw.trim();
     if let Ok(secs) = raw.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        if secs.is_nan() {
+            return None;
+        }
+        return Duration::try_from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())).ok();
     }
     let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
     let delta = at.with_timezone(&chrono::Utc) - now;
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    Some(
+        delta
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 #[cfg(test)]
@@ -231,6 +243,8 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("1e20", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("NaN", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -4,7 +4,7 @@
 //! the login endpoint.
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
@@ -76,7 +76,7 @@ impl TokenProvider {
     }
 
     fn slot(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
-        let mut slots = self.slots.lock().expect("token slots lock poisoned");
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.entry(tenant.clone()).or_default().clone()
     }
 
@@ -95,10 +95,17 @@ impl TokenProvider {
         Ok(token)
     }
 
-    /// Forget the tenant's token (Graph answered 401 with it).
-    pub async fn invalidate(&self, tenant: &TenantId) {
+    /// Forgets the tenant's token if it is still `refused` (Graph answered
+    /// 401 with it): a token another worker fetched meanwhile is kept.
+    pub async fn invalidate(&self, tenant: &TenantId, refused: &SecretString) {
         let slot = self.slot(tenant);
-        *slot.lock().await = None;
+        let mut cached = slot.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|c| c.token.expose_secret() == refused.expose_secret())
+        {
+            *cached = None;
+        }
     }
 
     fn token_url(&self, tenant: &TenantId) -> String {
@@ -130,7 +137,12 @@ impl TokenProvider {
             .await;
         match response {
             Ok(r) => {
-                let lifetime = r.expires_in().unwrap_or(Duration::from_secs(3599));
+                // A day at most, whatever the server says: no overflow, no
+                // token kept past a plausible lifetime.
+                let lifetime = r
+                    .expires_in()
+                    .unwrap_or(Duration::from_secs(3599))
+                    .min(Duration::from_secs(86_400));
                 // Refresh well before expiry so a long request never carries a dying token.
                 let early = lifetime
                     .saturating_sub(Duration::from_secs(300))
@@ -149,6 +161,11 @@ impl TokenProvider {
                     .error_description()
                     .map(|d| first_line(d))
                     .unwrap_or_default();
+                // RFC 6749 5.2 / Microsoft's token errors: these two mean
+                // "try again later", every other code needs someone to act.
+                if matches!(error.as_str(), "temporarily_unavailable" | "server_error") {
+                    return Err(unavailable(format!("{error}: {description}")));
+                }
                 Err(TokenError::Refused {
                     tenant: tenant.clone(),
                     error,

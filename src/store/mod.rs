@@ -1,7 +1,9 @@
 //! SQLite at the edges: Plumm's database (read the outbox, consume it) and
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
+mod links;
 pub mod migrate;
+mod pending;
 pub mod plumm;
 pub mod state;
 
@@ -65,4 +67,31 @@ pub fn now_text() -> String {
 
 pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Time elapsed since a stored timestamp (`None` if unreadable or future).
+pub fn since(stored: &str) -> Option<std::time::Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(stored).ok()?;
+    (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .to_std()
+        .ok()
+}
+
+/// Time left until a stored timestamp (zero if past, `None` if unreadable).
+pub fn until(stored: &str) -> Option<std::time::Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(stored).ok()?;
+    Some(
+        (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
+/// `now + d` as stored, saturating far in the future instead of overflowing.
+pub fn after(d: std::time::Duration) -> String {
+    let delta = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(365));
+    let at = chrono::Utc::now()
+        .checked_add_signed(delta)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    time_text(at)
 }

@@ -8,6 +8,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod raw;
+
+use raw::RawSettings;
+
 use crate::domain::TenantId;
 use crate::mapping::{Mapping, MappingError};
 use crate::pacing::limits::{Rate, TenantLimits, TenantSize};
@@ -155,169 +159,33 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
-// ---- raw, as written in the file -------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    plumm: RawPlumm,
-    state: RawState,
-    entra: RawEntra,
-    #[serde(default)]
-    sync: RawSync,
-    mapping: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pacing: RawPacing,
-    #[serde(default)]
-    log: RawLog,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPacing {
-    #[serde(default)]
-    default_tenant_size: TenantSize,
-    #[serde(default)]
-    tenants: BTreeMap<String, TenantPacing>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlumm {
-    database: PathBuf,
-    #[serde(default = "d_poll")]
-    poll_interval: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawState {
-    database: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEntra {
-    client_id: String,
-    client_secret_file: Option<PathBuf>,
-    #[serde(default = "d_authority")]
-    authority_host: String,
-    #[serde(default = "d_graph")]
-    graph_base_url: String,
-    #[serde(default = "d_timeout")]
-    request_timeout: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSync {
-    #[serde(default = "d_on_delete")]
-    on_delete: OnDelete,
-    #[serde(default = "d_true")]
-    revoke_sessions_on_suspend: bool,
-    #[serde(default)]
-    upn_domain: String,
-    #[serde(default = "d_realtime_workers")]
-    realtime_workers_per_tenant: usize,
-    #[serde(default = "d_bulk_workers")]
-    bulk_workers_per_tenant: usize,
-    #[serde(default = "d_retry_initial")]
-    retry_initial: String,
-    #[serde(default = "d_retry_max")]
-    retry_max: String,
-    #[serde(default = "d_retry_attempts")]
-    retry_attempts: usize,
-    #[serde(default = "d_requeue_max")]
-    requeue_max: String,
-    #[serde(default = "d_replication_timeout")]
-    replication_timeout: String,
-    #[serde(default = "d_drain_timeout")]
-    drain_timeout: String,
-}
-
-impl Default for RawSync {
-    fn default() -> Self {
-        Self {
-            on_delete: d_on_delete(),
-            revoke_sessions_on_suspend: true,
-            upn_domain: String::new(),
-            realtime_workers_per_tenant: d_realtime_workers(),
-            bulk_workers_per_tenant: d_bulk_workers(),
-            retry_initial: d_retry_initial(),
-            retry_max: d_retry_max(),
-            retry_attempts: d_retry_attempts(),
-            requeue_max: d_requeue_max(),
-            replication_timeout: d_replication_timeout(),
-            drain_timeout: d_drain_timeout(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    #[serde(default = "d_level")]
-    level: String,
-    #[serde(default = "d_format")]
-    format: LogFormat,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        Self {
-            level: d_level(),
-            format: d_format(),
-        }
-    }
-}
-
-fn d_poll() -> String {
-    "5ms".into()
-}
-fn d_authority() -> String {
-    "https://login.microsoftonline.com".into()
-}
-fn d_graph() -> String {
-    "https://graph.microsoft.com/v1.0".into()
-}
-fn d_timeout() -> String {
-    "30s".into()
-}
-fn d_on_delete() -> OnDelete {
-    OnDelete::Suspend
-}
-fn d_true() -> bool {
-    true
-}
-fn d_realtime_workers() -> usize {
-    8
-}
-fn d_bulk_workers() -> usize {
-    40
-}
-fn d_retry_initial() -> String {
-    "500ms".into()
-}
-fn d_retry_max() -> String {
-    "60s".into()
-}
-fn d_retry_attempts() -> usize {
-    6
-}
-fn d_requeue_max() -> String {
-    "5m".into()
-}
-fn d_replication_timeout() -> String {
-    "3m".into()
-}
-fn d_drain_timeout() -> String {
-    "10s".into()
-}
-fn d_level() -> String {
-    "info".into()
-}
-fn d_format() -> LogFormat {
-    LogFormat::Text
+/// toml's own message quotes the offending line, which could be a secret
+/// someone pasted into the file: report the section, the key and the
+/// position, never the value.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_string();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c)));
+    let section = text
+        .lines()
+        .take(line_no)
+        .filter(|l| l.trim_start().starts_with('['))
+        .last()
+        .map(str::trim);
+    let place = match (section, key) {
+        (Some(s), Some(k)) => format!("{s} {k} "),
+        (None, Some(k)) => format!("{k} "),
+        _ => String::new(),
+    };
+    format!("{place}(line {line_no}, column {col}): {}", e.message())
 }
 
 fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
@@ -325,6 +193,27 @@ fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
         key,
         reason: format!("'{raw}' is not a duration like \"500ms\" or \"2m\": {e}"),
     })
+}
+
+/// A duration within `min..=max`, so a typo cannot spin a loop or overflow a clock.
+fn bounded(
+    key: &'static str,
+    raw: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let d = duration(key, raw)?;
+    if d < min || d > max {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!(
+                "'{raw}' is outside {} to {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        });
+    }
+    Ok(d)
 }
 
 fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
@@ -341,6 +230,14 @@ fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
             reason: format!("'{raw}' must be https (plain http is allowed only on loopback)"),
         }),
     }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -364,7 +261,7 @@ impl Settings {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let raw: RawSettings = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: parse_message(text, &e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::validate(raw, base)
@@ -374,10 +271,14 @@ impl Settings {
         // Relative paths are read against the config file's folder, so a
         // config can travel with its databases.
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        if raw.entra.client_id.trim().is_empty() {
+        // Application (client) IDs are GUIDs, like tenant ids.
+        if TenantId::parse(&raw.entra.client_id).is_err() {
             return Err(ConfigError::Invalid {
                 key: "entra.client_id",
-                reason: "is empty: set the Application (client) ID of the app registration".into(),
+                reason: format!(
+                    "'{}' is not a GUID: set the Application (client) ID of the app registration",
+                    raw.entra.client_id
+                ),
             });
         }
         for (key, n) in [
@@ -408,6 +309,31 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "sync.upn_domain",
                 reason: format!("'{upn_domain}' is not a domain name like contoso.onmicrosoft.com"),
+            });
+        }
+        let retry = RetrySettings {
+            initial: bounded(
+                "sync.retry_initial",
+                &raw.sync.retry_initial,
+                ms(1),
+                secs(600),
+            )?,
+            max: bounded("sync.retry_max", &raw.sync.retry_max, ms(1), secs(3600))?,
+            max_attempts: raw.sync.retry_attempts,
+            requeue_max: bounded(
+                "sync.requeue_max",
+                &raw.sync.requeue_max,
+                ms(1),
+                secs(86_400),
+            )?,
+        };
+        if retry.initial > retry.max {
+            return Err(ConfigError::Invalid {
+                key: "sync.retry_initial",
+                reason: format!(
+                    "{} is longer than sync.retry_max ({})",
+                    raw.sync.retry_initial, raw.sync.retry_max
+                ),
             });
         }
         let mapping = match raw.mapping {
@@ -441,7 +367,12 @@ impl Settings {
         Ok(Self {
             plumm: PlummSettings {
                 database: resolve(raw.plumm.database),
-                poll_interval: duration("plumm.poll_interval", &raw.plumm.poll_interval)?,
+                poll_interval: bounded(
+                    "plumm.poll_interval",
+                    &raw.plumm.poll_interval,
+                    ms(1),
+                    secs(10),
+                )?,
             },
             state: StateSettings {
                 database: resolve(raw.state.database),
@@ -451,7 +382,12 @@ impl Settings {
                 client_secret_file: raw.entra.client_secret_file.map(resolve),
                 authority_host: base_url("entra.authority_host", &raw.entra.authority_host)?,
                 graph_base_url: base_url("entra.graph_base_url", &raw.entra.graph_base_url)?,
-                request_timeout: duration("entra.request_timeout", &raw.entra.request_timeout)?,
+                request_timeout: bounded(
+                    "entra.request_timeout",
+                    &raw.entra.request_timeout,
+                    ms(50),
+                    secs(600),
+                )?,
             },
             sync: SyncSettings {
                 on_delete: raw.sync.on_delete,
@@ -459,17 +395,19 @@ impl Settings {
                 upn_domain: (!upn_domain.is_empty()).then_some(upn_domain),
                 realtime_workers_per_tenant: raw.sync.realtime_workers_per_tenant,
                 bulk_workers_per_tenant: raw.sync.bulk_workers_per_tenant,
-                retry: RetrySettings {
-                    initial: duration("sync.retry_initial", &raw.sync.retry_initial)?,
-                    max: duration("sync.retry_max", &raw.sync.retry_max)?,
-                    max_attempts: raw.sync.retry_attempts,
-                    requeue_max: duration("sync.requeue_max", &raw.sync.requeue_max)?,
-                },
-                replication_timeout: duration(
+                retry,
+                replication_timeout: bounded(
                     "sync.replication_timeout",
                     &raw.sync.replication_timeout,
+                    ms(10),
+                    secs(3600),
                 )?,
-                drain_timeout: duration("sync.drain_timeout", &raw.sync.drain_timeout)?,
+                drain_timeout: bounded(
+                    "sync.drain_timeout",
+                    &raw.sync.drain_timeout,
+                    ms(0),
+                    secs(3600),
+                )?,
             },
             mapping,
             pacing,
@@ -534,65 +472,4 @@ pub fn warn_if_readable_by_others(path: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
-[plumm]
-database = "plumm.db"
-[state]
-database = "/var/lib/entra-daemon/state.db"
-[entra]
-client_id = "11111111-2222-3333-4444-555555555555"
-"#;
-
-    #[test]
-    fn minimal_config_gets_microsoft_endpoints_and_documented_defaults() {
-        let s = Settings::parse(MINIMAL, Path::new("/etc/entra/entra-daemon.toml")).unwrap();
-        assert_eq!(
-            s.entra.authority_host.as_str(),
-            "https://login.microsoftonline.com/"
-        );
-        assert_eq!(
-            s.entra.graph_base_url.as_str(),
-            "https://graph.microsoft.com/v1.0"
-        );
-        assert_eq!(s.plumm.database, PathBuf::from("/etc/entra/plumm.db"));
-        assert_eq!(s.sync.on_delete, OnDelete::Suspend);
-        assert!(s.sync.revoke_sessions_on_suspend);
-        assert_eq!(s.sync.upn_domain, None);
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected_with_their_name() {
-        let text = format!("{MINIMAL}\n[sync]\non_delet = \"suspend\"\n");
-        let err = Settings::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("on_delet"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_the_key_and_the_reason() {
-        let text = format!("{MINIMAL}\n[sync]\non_delete = \"purge\"\n");
-        let err = Settings::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("purge"), "{err}");
-
-        let text = MINIMAL.replace(
-            "[entra]",
-            "[entra]\ngraph_base_url = \"http://graph.example.com/v1.0\"",
-        );
-        let err = Settings::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("entra.graph_base_url"), "{err}");
-
-        let text = format!("{MINIMAL}\n[mapping]\njobTitel = \"{{role}}\"\n");
-        let err = Settings::parse(&text, Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("jobTitel"), "{err}");
-    }
-}
+mod tests;

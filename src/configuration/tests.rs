@@ -1,0 +1,89 @@
+//! What the config file accepts and how it says no.
+use super::*;
+
+const MINIMAL: &str = r#"
+[plumm]
+database = "plumm.db"
+[state]
+database = "/var/lib/entra-daemon/state.db"
+[entra]
+client_id = "11111111-2222-3333-4444-555555555555"
+"#;
+
+#[test]
+fn minimal_config_gets_microsoft_endpoints_and_documented_defaults() {
+    let s = Settings::parse(MINIMAL, Path::new("/etc/entra/entra-daemon.toml")).unwrap();
+    assert_eq!(
+        s.entra.authority_host.as_str(),
+        "https://login.microsoftonline.com/"
+    );
+    assert_eq!(
+        s.entra.graph_base_url.as_str(),
+        "https://graph.microsoft.com/v1.0"
+    );
+    assert_eq!(s.plumm.database, PathBuf::from("/etc/entra/plumm.db"));
+    assert_eq!(s.sync.on_delete, OnDelete::Suspend);
+    assert!(s.sync.revoke_sessions_on_suspend);
+    assert_eq!(s.sync.upn_domain, None);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let text = format!("{MINIMAL}\n[sync]\non_delet = \"suspend\"\n");
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("on_delet"), "{err}");
+}
+
+#[test]
+fn a_parse_error_names_the_position_but_never_quotes_the_line() {
+    let text = MINIMAL.replace(
+        "[entra]",
+        "[entra]\nclient_secret = \"hunter2-very-secret\"",
+    );
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 7"), "{err}");
+    assert!(err.contains("client_secret"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn durations_must_be_sane() {
+    let text = format!("{MINIMAL}\n[sync]\nretry_initial = \"2m\"\nretry_max = \"1s\"\n");
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sync.retry_initial"), "{err}");
+    let text = MINIMAL.replace("[plumm]", "[plumm]\npoll_interval = \"0s\"");
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plumm.poll_interval"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_reason() {
+    let text = format!("{MINIMAL}\n[sync]\non_delete = \"purge\"\n");
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("purge"), "{err}");
+
+    let text = MINIMAL.replace(
+        "[entra]",
+        "[entra]\ngraph_base_url = \"http://graph.example.com/v1.0\"",
+    );
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("entra.graph_base_url"), "{err}");
+
+    let text = format!("{MINIMAL}\n[mapping]\njobTitel = \"{{role}}\"\n");
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jobTitel"), "{err}");
+}

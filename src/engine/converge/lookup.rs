@@ -1,0 +1,136 @@
+//! Finding the Entra user that has a Plumm user's email, and linking it.
+use serde_json::Value;
+
+use super::upsert::Step;
+use super::{Converged, Job};
+use crate::domain::EntraObjectId;
+use crate::engine::retry::call;
+use crate::graph::request;
+use crate::plan::{Action, Props};
+use crate::store::{now_text, Link, Outcome, StoreError};
+
+pub(super) struct Found {
+    pub id: EntraObjectId,
+    pub props: Props,
+    pub matched_by: &'static str,
+}
+
+impl Job<'_> {
+    /// Finds the Entra user by UPN, then by mail (Graph compares
+    /// case-insensitively; so do we). `Err` ends the job.
+    pub(super) async fn lookup(
+        &self,
+        upn: &str,
+        mail: &str,
+    ) -> Result<Result<Option<Found>, Converged>, StoreError> {
+        let select = self.select();
+        let select: Vec<&str> = select.iter().map(String::as_str).collect();
+        for (property, value) in [("userPrincipalName", upn), ("mail", mail)] {
+            let req = request::find_users_by(property, value, &select);
+            let sent = match call(
+                self.graph,
+                &self.s.sync.retry,
+                self.ctx,
+                Action::Lookup,
+                &req,
+                false,
+            )
+            .await
+            {
+                Ok((sent, _)) => sent,
+                Err((f, n)) => return self.failed(Action::Lookup, f, n).map(Err),
+            };
+            let candidates = sent
+                .reply
+                .body
+                .as_ref()
+                .and_then(|b| b.get("value"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let matches: Vec<&Value> = candidates
+                .iter()
+                .filter(|u| {
+                    u.get(property)
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.eq_ignore_ascii_case(value))
+                })
+                .collect();
+            match matches.as_slice() {
+                [] => continue,
+                [one] => {
+                    let Some(id) = one.get("id").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let props = select
+                        .iter()
+                        .filter(|p| **p != "id")
+                        .map(|p| (p.to_string(), one.get(*p).cloned().unwrap_or(Value::Null)))
+                        .collect();
+                    return Ok(Ok(Some(Found {
+                        id: EntraObjectId(id.to_string()),
+                        props,
+                        matched_by: property,
+                    })));
+                }
+                many => {
+                    let reason = format!(
+                        "{} Entra users have {property} {value}; remove the duplicates in Entra",
+                        many.len()
+                    );
+                    return self.park(Action::Link, None, reason).map(Err);
+                }
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    /// The properties read when looking a user up: the id and every managed one.
+    fn select(&self) -> Vec<String> {
+        let mut s: Vec<String> = [
+            "id",
+            "userPrincipalName",
+            "mail",
+            "mailNickname",
+            "accountEnabled",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        s.extend(self.s.mapping.properties().map(String::from));
+        s
+    }
+
+    /// Links the user to an Entra user that has its email, unless another
+    /// Plumm user already holds that link.
+    pub(super) fn adopt(&self, found: Found) -> Result<Step, StoreError> {
+        if let Some(other) = self.state().linked_user(&self.ctx.tenant, &found.id)? {
+            if other != self.ctx.user {
+                let reason = format!(
+                    "Entra user {} with email {} is already linked to Plumm user {other}; \
+                     two Plumm users seem to share this email: fix one of them in Plumm",
+                    found.id, self.user.email
+                );
+                return self.park(Action::Link, None, reason).map(Step::Finished);
+            }
+        }
+        let link = Link {
+            user: self.ctx.user,
+            company: self.ctx.company,
+            tenant: self.ctx.tenant.clone(),
+            entra_id: found.id.clone(),
+            pushed: found.props,
+            upn_fallback: false,
+            created_by_us: false,
+            linked_at: now_text(),
+        };
+        self.state().save_link(&link)?;
+        let mut r = self.ctx.record(Action::Link, Outcome::Ok);
+        r.detail = Some(format!(
+            "linked to existing Entra user {} (matched by {})",
+            found.id, found.matched_by
+        ));
+        self.ctx.audit(&r);
+        Ok(Step::Linked(link))
+    }
+}

@@ -1,0 +1,238 @@
+//! Converge one user: read what Plumm says now, decide with the pure
+//! planner, call Graph, record the link and the audit rows.
+mod lookup;
+mod remove;
+mod upsert;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::retry::CallFailed;
+use super::UserCtx;
+use crate::configuration::Settings;
+use crate::domain::PlummUser;
+use crate::graph::{Failure, GraphClient, Sent};
+use crate::mapping::{desired_user, DesiredUser, InvalidUser, UpnSource};
+use crate::plan::Action;
+use crate::store::{
+    now_text, AuditRecord, Outcome, Parked, PendingEntry, PendingKind, PlummDb, StateDb, StoreError,
+};
+
+/// How a user's pending change ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converged {
+    /// Entra matches Plumm (or nothing was to be done): the change is complete.
+    Done,
+    /// The user cannot be pushed as it is; complete until it changes again.
+    Parked(String),
+    /// Not now (retries spent on throttling, an outage, a token refused):
+    /// the change stays pending and is tried again later.
+    Deferred(String),
+}
+
+pub struct Converger {
+    pub state: Arc<StateDb>,
+    /// Plumm's database, read for the user's current row: a change is
+    /// converged to what Plumm holds now, never to an older snapshot.
+    pub plumm: Mutex<PlummDb>,
+    pub graph: Arc<GraphClient>,
+    pub settings: watch::Receiver<Arc<Settings>>,
+}
+
+impl Converger {
+    pub async fn converge(&self, entry: &PendingEntry) -> Result<Converged, StoreError> {
+        let settings = self.settings.borrow().clone();
+        let user = match entry.kind {
+            PendingKind::Upsert => {
+                let live = self
+                    .plumm
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .user(entry.user)?;
+                match live {
+                    Some(u) => u,
+                    // Deleted meanwhile: the deletion's own change follows.
+                    None => {
+                        return self.skip(
+                            entry,
+                            None,
+                            "no longer in Plumm; its deletion is handled next",
+                        )
+                    }
+                }
+            }
+            PendingKind::Remove => match PlummUser::from_snapshot(&entry.snapshot) {
+                Ok(u) => u,
+                Err(e) => {
+                    let reason = format!(
+                        "user {}: the outbox snapshot of its deletion is unreadable ({e}); \
+                         check the outbox triggers with `entra-daemon migrate`",
+                        entry.user
+                    );
+                    let mut r = AuditRecord::new(Action::Validate.as_str(), Outcome::Parked);
+                    r.company = Some(entry.company);
+                    r.user = Some(entry.user);
+                    r.detail = Some(reason.clone());
+                    self.state.append_audit(&r)?;
+                    return Ok(Converged::Parked(reason));
+                }
+            },
+        };
+        let Some(conn) = self.state.connection(user.company_id)? else {
+            let why = format!(
+                "company {} has no Entra connection; its users are synced when it connects",
+                user.company_id
+            );
+            return self.skip(entry, Some(&user.email), &why);
+        };
+        let ctx = UserCtx {
+            company: user.company_id,
+            tenant: conn.tenant,
+            user: entry.user,
+            email: user.email.clone(),
+            priority: entry.priority,
+            state: &self.state,
+        };
+        let job = Job {
+            s: &settings,
+            graph: &self.graph,
+            ctx: &ctx,
+            user: &user,
+        };
+        match entry.kind {
+            PendingKind::Upsert => job.upsert().await,
+            PendingKind::Remove => job.remove().await,
+        }
+    }
+
+    fn skip(
+        &self,
+        entry: &PendingEntry,
+        email: Option<&str>,
+        why: &str,
+    ) -> Result<Converged, StoreError> {
+        let mut r = AuditRecord::new(Action::Nothing.as_str(), Outcome::Skipped);
+        r.company = Some(entry.company);
+        r.user = Some(entry.user);
+        r.email = email.map(str::to_string);
+        r.detail = Some(why.to_string());
+        self.state.append_audit(&r)?;
+        Ok(Converged::Done)
+    }
+}
+
+/// One user's convergence: settings, Graph, who it is for, and Plumm's row.
+struct Job<'a> {
+    s: &'a Settings,
+    graph: &'a GraphClient,
+    ctx: &'a UserCtx<'a>,
+    user: &'a PlummUser,
+}
+
+impl Job<'_> {
+    fn state(&self) -> &StateDb {
+        self.ctx.state
+    }
+
+    fn desired(&self, fallback: bool) -> Result<DesiredUser, InvalidUser> {
+        let upn = match (&self.s.sync.upn_domain, fallback) {
+            (Some(d), true) => UpnSource::Fallback(d),
+            _ => UpnSource::EmailDomain,
+        };
+        desired_user(self.user, &self.s.mapping, upn)
+    }
+
+    fn skipped(&self, detail: &str) -> Converged {
+        let mut r = self.ctx.record(Action::Nothing, Outcome::Skipped);
+        r.detail = Some(detail.to_string());
+        self.ctx.audit(&r);
+        Converged::Done
+    }
+
+    /// A call that failed for good: park what Graph will refuse again,
+    /// defer what may pass later.
+    fn failed(&self, action: Action, f: CallFailed, attempt: u32) -> Result<Converged, StoreError> {
+        let graph_message = f
+            .describe(AuditRecord::default())
+            .error_message
+            .unwrap_or_default();
+        let email = &self.user.email;
+        let reason = match f.failure() {
+            // A 403 on a read is the app lacking permission in the tenant,
+            // not something about this user: wait for the admin to fix it.
+            Some(Failure::Forbidden) if action == Action::Lookup => None,
+            Some(Failure::Forbidden) => Some(format!(
+                "Entra refused to {action} {email} (403 {graph_message}); it is probably an administrator, \
+                 which the app may not change without a privileged role: manage this account in Entra by hand"
+            )),
+            Some(Failure::Conflict { property }) => Some(format!(
+                "another Entra object already has the {property} of {email}; free it in Entra or change the email in Plumm"
+            )),
+            Some(Failure::Rejected | Failure::UnverifiedDomain) => Some(format!(
+                "Entra rejected the {action} of {email}: {graph_message}; correct the user in Plumm"
+            )),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return self.park(action, Some(&f), reason);
+        }
+        let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
+        r.attempt = Some(attempt);
+        r.detail = Some(match f.failure() {
+            Some(Failure::Forbidden) => {
+                "the app may not read users in this tenant: check its admin consent \
+                 (User.ReadWrite.All); the change stays pending"
+                    .into()
+            }
+            _ => "the change stays pending and will be tried again".into(),
+        });
+        self.ctx.audit(&r);
+        tracing::warn!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
+            action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
+            "{}; will try again later", f.summary());
+        Ok(Converged::Deferred(f.summary()))
+    }
+
+    fn park(
+        &self,
+        action: Action,
+        f: Option<&CallFailed>,
+        reason: String,
+    ) -> Result<Converged, StoreError> {
+        let mut r = self.ctx.record(action, Outcome::Parked);
+        if let Some(f) = f {
+            r = f.describe(r);
+        }
+        r.detail = Some(reason.clone());
+        self.ctx.audit(&r);
+        self.state().park(&Parked {
+            user: self.ctx.user,
+            company: self.ctx.company,
+            email: self.user.email.clone(),
+            reason: reason.clone(),
+            parked_at: now_text(),
+        })?;
+        tracing::warn!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
+            request_id = r.request_id.as_deref().unwrap_or(""), "parked: {reason}");
+        Ok(Converged::Parked(reason))
+    }
+
+    /// Audits a successful write.
+    fn done(&self, action: Action, sent: &Sent, attempt: u32, detail: Option<String>) {
+        let mut r = self.ctx.record(action, Outcome::Ok);
+        r.http_status = Some(sent.reply.status);
+        r.request_id = sent.reply.request_id.clone();
+        r.client_request_id = Some(sent.client_request_id.clone());
+        r.duration_ms = Some(sent.duration.as_millis() as u64);
+        r.attempt = Some(attempt);
+        r.detail = detail;
+        self.ctx.audit(&r);
+    }
+}
+
+/// Time since a stored timestamp; unparseable counts as old.
+fn age(stored: &str) -> Duration {
+    crate::store::since(stored).unwrap_or(Duration::MAX)
+}

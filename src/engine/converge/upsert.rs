@@ -1,0 +1,280 @@
+//! A user that exists in Plumm: update its linked Entra user, or link the
+//! Entra user that has its email, or create one.
+use serde_json::Value;
+
+use super::{age, Converged, Job};
+use crate::domain::EntraObjectId;
+use crate::engine::retry::call;
+use crate::graph::{request, Failure};
+use crate::mapping::DesiredUser;
+use crate::plan::{plan_update, props, Action};
+use crate::store::{now_text, Link, Outcome, StoreError};
+
+/// What one round of the upsert loop decided.
+pub(super) enum Step {
+    Finished(Converged),
+    /// The user is now linked to this Entra object: update it.
+    Linked(Link),
+    /// The link points at an object Entra no longer has: find or create again.
+    Relink,
+    /// The tenant refused the email's domain: build the UPN on `upn_domain`.
+    UseFallback(Option<Link>),
+}
+
+impl Job<'_> {
+    pub(super) async fn upsert(&self) -> Result<Converged, StoreError> {
+        let mut link = self.state().link(self.ctx.user)?;
+        if let Some(old) = link.take_if(|l| l.tenant != self.ctx.tenant) {
+            // The user moved to a company on another tenant: the old
+            // account is deprovisioned there (on_delete) before the new one.
+            if let Some(c) = self.leave_old_tenant(old).await? {
+                return Ok(c);
+            }
+        }
+        let mut fallback = link.as_ref().is_some_and(|l| l.upn_fallback);
+        // A few rounds at most: link -> update, relink -> create, fallback -> retry.
+        for _ in 0..4 {
+            let desired = match self.desired(fallback) {
+                Ok(d) => d,
+                Err(invalid) => {
+                    let reason = format!(
+                        "user {} ({}) cannot be synced: {invalid}",
+                        self.user.id, self.user.email
+                    );
+                    return self.park(Action::Validate, None, reason);
+                }
+            };
+            let step = match link.take() {
+                Some(l) => self.update_linked(l, &desired, fallback).await?,
+                None => self.link_or_create(&desired, fallback).await?,
+            };
+            match step {
+                Step::Finished(c) => return Ok(c),
+                Step::Linked(l) => link = Some(l),
+                Step::Relink => link = None,
+                Step::UseFallback(l) => {
+                    fallback = true;
+                    link = l;
+                }
+            }
+        }
+        Ok(Converged::Deferred(
+            "the user did not settle in four rounds; will try again".into(),
+        ))
+    }
+
+    async fn update_linked(
+        &self,
+        mut link: Link,
+        desired: &DesiredUser,
+        fallback: bool,
+    ) -> Result<Step, StoreError> {
+        let plan = plan_update(
+            &link.pushed,
+            desired,
+            self.s.sync.revoke_sessions_on_suspend,
+        );
+        if plan.action == Action::Nothing && link.upn_fallback == fallback {
+            return Ok(Step::Finished(self.skipped("Entra already matches Plumm")));
+        }
+        // Right after a create, Graph may answer 404 until the new user has
+        // replicated: that is a reason to wait, not proof the user is gone
+        // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
+        let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
+        if !plan.changes.is_empty() {
+            let req = request::update_user(&link.entra_id, &plan.changes);
+            match call(
+                self.graph,
+                &self.s.sync.retry,
+                self.ctx,
+                plan.action,
+                &req,
+                young,
+            )
+            .await
+            {
+                Ok((sent, n)) => self.done(
+                    plan.action,
+                    &sent,
+                    n,
+                    serde_json::to_string(&plan.changes).ok(),
+                ),
+                Err((f, n)) => match f.failure() {
+                    Some(Failure::NotFound) if !young => {
+                        self.state().remove_link(link.user)?;
+                        let mut r = f.describe(self.ctx.record(Action::Link, Outcome::Ok));
+                        r.detail = Some(format!(
+                            "linked Entra user {} no longer exists; looking the user up again",
+                            link.entra_id
+                        ));
+                        self.ctx.audit(&r);
+                        return Ok(Step::Relink);
+                    }
+                    Some(Failure::UnverifiedDomain)
+                        if !fallback && self.s.sync.upn_domain.is_some() =>
+                    {
+                        return Ok(Step::UseFallback(Some(link)))
+                    }
+                    _ => return self.failed(plan.action, f, n).map(Step::Finished),
+                },
+            }
+        }
+        if plan.revoke {
+            if let Some(c) = self.revoke(&link.entra_id).await? {
+                return Ok(Step::Finished(c));
+            }
+        }
+        // Recorded only once every step succeeded: a failed revoke repeats
+        // the (idempotent) suspension next time, then the revoke.
+        link.pushed = props(desired);
+        link.upn_fallback = fallback;
+        self.state().save_link(&link)?;
+        Ok(Step::Finished(Converged::Done))
+    }
+
+    /// Revokes sign-in sessions; `Some` when that failed and ended the job.
+    pub(super) async fn revoke(&self, id: &EntraObjectId) -> Result<Option<Converged>, StoreError> {
+        let req = request::revoke_sessions(id);
+        match call(
+            self.graph,
+            &self.s.sync.retry,
+            self.ctx,
+            Action::Revoke,
+            &req,
+            false,
+        )
+        .await
+        {
+            Ok((sent, n)) => {
+                self.done(Action::Revoke, &sent, n, None);
+                Ok(None)
+            }
+            Err((f, n)) => self.failed(Action::Revoke, f, n).map(Some),
+        }
+    }
+
+    async fn link_or_create(
+        &self,
+        desired: &DesiredUser,
+        fallback: bool,
+    ) -> Result<Step, StoreError> {
+        match self
+            .lookup(&desired.user_principal_name, &desired.mail)
+            .await?
+        {
+            Err(c) => return Ok(Step::Finished(c)),
+            Ok(Some(found)) => return self.adopt(found),
+            Ok(None) => {}
+        }
+        let req = request::create_user(desired, super::super::password::generate());
+        match call(
+            self.graph,
+            &self.s.sync.retry,
+            self.ctx,
+            Action::Create,
+            &req,
+            false,
+        )
+        .await
+        {
+            Ok((sent, n)) => {
+                let id = sent
+                    .reply
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.get("id"))
+                    .and_then(Value::as_str);
+                let Some(id) = id else {
+                    let mut r = self.ctx.record(Action::Create, Outcome::Failed);
+                    r.http_status = Some(sent.reply.status);
+                    r.request_id = sent.reply.request_id.clone();
+                    r.error_message = Some("Graph's answer to the create carried no id".into());
+                    self.ctx.audit(&r);
+                    return Ok(Step::Finished(Converged::Deferred(
+                        "create answered without an id".into(),
+                    )));
+                };
+                // Keep the id the POST returned: lookups may not see the user for a while.
+                let link = Link {
+                    user: self.ctx.user,
+                    company: self.ctx.company,
+                    tenant: self.ctx.tenant.clone(),
+                    entra_id: EntraObjectId(id.to_string()),
+                    pushed: props(desired),
+                    upn_fallback: fallback,
+                    created_by_us: true,
+                    linked_at: now_text(),
+                };
+                self.state().save_link(&link)?;
+                let detail = format!("created Entra user {id} as {}", desired.user_principal_name);
+                self.done(Action::Create, &sent, n, Some(detail));
+                Ok(Step::Finished(Converged::Done))
+            }
+            Err((f, n)) => match f.failure() {
+                Some(Failure::Conflict { property }) => {
+                    // Uniqueness is immediate, visibility is not: the user may
+                    // exist (created by us before a crash, or by someone else)
+                    // and just not be readable yet. Look again until it shows.
+                    let mut r = f.describe(self.ctx.record(Action::Create, Outcome::Retry));
+                    r.attempt = Some(n);
+                    r.detail = Some(format!(
+                        "Entra already has this {property}; waiting for that user to become visible to link it"
+                    ));
+                    self.ctx.audit(&r);
+                    self.await_visible(desired, property).await
+                }
+                Some(Failure::UnverifiedDomain)
+                    if !fallback && self.s.sync.upn_domain.is_some() =>
+                {
+                    Ok(Step::UseFallback(None))
+                }
+                Some(Failure::UnverifiedDomain) => {
+                    let domain = desired
+                        .user_principal_name
+                        .rsplit('@')
+                        .next()
+                        .unwrap_or_default();
+                    let reason = format!(
+                        "the domain '{domain}' of {} is not a verified domain of tenant {}: add and verify it in Entra \
+                         (Settings > Domain names), or set [sync] upn_domain to a verified domain",
+                        self.user.email, self.ctx.tenant
+                    );
+                    self.park(Action::Create, Some(&f), reason)
+                        .map(Step::Finished)
+                }
+                _ => self.failed(Action::Create, f, n).map(Step::Finished),
+            },
+        }
+    }
+
+    async fn await_visible(
+        &self,
+        desired: &DesiredUser,
+        property: &str,
+    ) -> Result<Step, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.s.sync.replication_timeout;
+        let mut wait = self.s.sync.retry.initial;
+        loop {
+            match self
+                .lookup(&desired.user_principal_name, &desired.mail)
+                .await?
+            {
+                Err(c) => return Ok(Step::Finished(c)),
+                Ok(Some(found)) => return self.adopt(found),
+                Ok(None) => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let reason = format!(
+                    "Entra refuses to create {} because another object already has this {property}, \
+                     and no user with this email can be read: it may be a group, a contact or a user \
+                     with this address as an alias. Free the address in Entra, or change the email in Plumm",
+                    self.user.email
+                );
+                return self.park(Action::Create, None, reason).map(Step::Finished);
+            }
+            tokio::time::sleep(wait.min(deadline - now)).await;
+            wait = (wait * 2).min(self.s.sync.retry.max);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Plumm rows to Entra users: what maps, and what is refused and why.
+use super::*;
+use crate::domain::{CompanyId, PlummUserId};
+
+fn ada() -> PlummUser {
+    PlummUser {
+        id: PlummUserId(7),
+        company_id: CompanyId(1),
+        email: "Ada.Lovelace@contoso.com".into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        role: Some("Engineer".into()),
+        department: None,
+        location: Some("London".into()),
+        country: Some("gb".into()),
+        status: PlummStatus::Active,
+        updated_at: None,
+    }
+}
+
+#[test]
+fn default_mapping_fills_the_documented_properties() {
+    let d = desired_user(&ada(), &Mapping::default(), UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.user_principal_name, "Ada.Lovelace@contoso.com");
+    assert_eq!(d.mail, "Ada.Lovelace@contoso.com");
+    assert_eq!(d.mail_nickname, "Ada.Lovelace");
+    assert!(d.account_enabled);
+    assert_eq!(d.profile["displayName"].as_deref(), Some("Ada Lovelace"));
+    assert_eq!(d.profile["jobTitle"].as_deref(), Some("Engineer"));
+    assert_eq!(d.profile["department"], None);
+    assert_eq!(d.profile["officeLocation"].as_deref(), Some("London"));
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("GB"));
+}
+
+#[test]
+fn inactive_users_are_disabled() {
+    let mut u = ada();
+    u.status = PlummStatus::Inactive;
+    let d = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap();
+    assert!(!d.account_enabled);
+}
+
+#[test]
+fn fallback_domain_replaces_the_email_domain_in_the_upn_only() {
+    let d = desired_user(
+        &ada(),
+        &Mapping::default(),
+        UpnSource::Fallback("contoso.onmicrosoft.com"),
+    )
+    .unwrap();
+    assert_eq!(
+        d.user_principal_name,
+        "Ada.Lovelace@contoso.onmicrosoft.com"
+    );
+    assert_eq!(d.mail, "Ada.Lovelace@contoso.com");
+}
+
+#[test]
+fn every_problem_names_the_plumm_field_and_the_fix() {
+    let mut u = ada();
+    u.email = "ada+test@contoso.com".into();
+    u.country = Some("UK".into());
+    let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 2, "{text}");
+    assert!(
+        text.contains("email 'ada+test@contoso.com' has '+'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("country (Entra usageLocation) 'UK'"),
+        "{text}"
+    );
+    assert!(text.contains("'GB'"), "{text}");
+}
+
+#[test]
+fn a_missing_name_is_refused_because_graph_requires_display_name() {
+    let mut u = ada();
+    u.first_name = " ".into();
+    u.last_name = String::new();
+    let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+    assert!(err.to_string().contains("displayName"), "{err}");
+}
+
+#[test]
+fn mail_nickname_is_safe_even_for_odd_local_parts() {
+    let e = Email::parse("o'brien!x@contoso.com").unwrap();
+    assert_eq!(mail_nickname(&e, 9), "obrienx");
+    let e = Email::parse("!!!@contoso.com").unwrap();
+    assert_eq!(mail_nickname(&e, 9), "user9");
+}
+
+#[test]
+fn mapping_rejects_unknown_properties_columns_and_derived_ones() {
+    let t = |k: &str, v: &str| {
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        m.insert("displayName".into(), "{first_name}".into());
+        m.insert(k.into(), v.into());
+        Mapping::from_table(&m)
+    };
+    assert!(matches!(
+        t("jobTitel", "{role}"),
+        Err(MappingError::UnknownProperty(..))
+    ));
+    assert!(matches!(
+        t("jobTitle", "{rank}"),
+        Err(MappingError::UnknownColumn { .. })
+    ));
+    assert!(matches!(
+        t("mail", "{email}"),
+        Err(MappingError::DerivedProperty(..))
+    ));
+    assert!(matches!(
+        t("jobTitle", "{role"),
+        Err(MappingError::Unclosed { .. })
+    ));
+    assert!(t("givenName", "{first_name}").is_ok());
+}

@@ -1,0 +1,128 @@
+//! Links (Plumm user -> Entra object) and parked users.
+use rusqlite::{params, OptionalExtension};
+
+use super::state::{tenant, Link, Parked};
+use super::{now_text, Context, StateDb, StoreError};
+use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
+
+impl StateDb {
+    pub fn link(&self, user: PlummUserId) -> Result<Option<Link>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT plumm_user_id, company_id, tenant_id, entra_id, pushed, upn_fallback,
+                        created_by_us, linked_at FROM links WHERE plumm_user_id = ?1",
+                [user.0],
+                |r| {
+                    let pushed: String = r.get(4)?;
+                    Ok(Link {
+                        user: PlummUserId(r.get(0)?),
+                        company: CompanyId(r.get(1)?),
+                        tenant: tenant(r.get(2)?)?,
+                        entra_id: EntraObjectId(r.get(3)?),
+                        pushed: serde_json::from_str(&pushed).unwrap_or_default(),
+                        upn_fallback: r.get(5)?,
+                        created_by_us: r.get(6)?,
+                        linked_at: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx("reading a link")
+    }
+
+    /// The Plumm user already linked to this Entra object, if any.
+    pub fn linked_user(
+        &self,
+        tenant: &TenantId,
+        entra_id: &EntraObjectId,
+    ) -> Result<Option<PlummUserId>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT plumm_user_id FROM links WHERE tenant_id = ?1 AND entra_id = ?2",
+                params![tenant.as_str(), entra_id.0],
+                |r| Ok(PlummUserId(r.get(0)?)),
+            )
+            .optional()
+            .ctx("reading a link")
+    }
+
+    pub fn save_link(&self, link: &Link) -> Result<(), StoreError> {
+        let pushed = serde_json::to_string(&link.pushed).unwrap_or_else(|_| "{}".into());
+        self.lock()
+            .execute(
+                "INSERT INTO links (plumm_user_id, company_id, tenant_id, entra_id, pushed,
+                                    upn_fallback, created_by_us, linked_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
+                   tenant_id = excluded.tenant_id, entra_id = excluded.entra_id,
+                   pushed = excluded.pushed, upn_fallback = excluded.upn_fallback,
+                   created_by_us = excluded.created_by_us, linked_at = excluded.linked_at,
+                   updated_at = excluded.updated_at",
+                params![
+                    link.user.0,
+                    link.company.0,
+                    link.tenant.as_str(),
+                    link.entra_id.0,
+                    pushed,
+                    link.upn_fallback,
+                    link.created_by_us,
+                    link.linked_at,
+                    now_text()
+                ],
+            )
+            .ctx("saving a link")?;
+        Ok(())
+    }
+
+    pub fn remove_link(&self, user: PlummUserId) -> Result<(), StoreError> {
+        self.lock()
+            .execute("DELETE FROM links WHERE plumm_user_id = ?1", [user.0])
+            .ctx("removing a link")?;
+        Ok(())
+    }
+
+    pub fn links_count(&self, company: CompanyId) -> Result<i64, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT COUNT(*) FROM links WHERE company_id = ?1",
+                [company.0],
+                |r| r.get(0),
+            )
+            .ctx("counting links")
+    }
+
+    pub fn park(&self, p: &Parked) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "INSERT INTO parked (plumm_user_id, company_id, email, reason, parked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
+                   email = excluded.email, reason = excluded.reason, parked_at = excluded.parked_at",
+                params![p.user.0, p.company.0, p.email, p.reason, p.parked_at],
+            )
+            .ctx("parking a user")?;
+        Ok(())
+    }
+
+    pub fn parked(&self, company: Option<CompanyId>) -> Result<Vec<Parked>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT plumm_user_id, company_id, email, reason, parked_at FROM parked
+                 WHERE ?1 IS NULL OR company_id = ?1 ORDER BY plumm_user_id",
+            )
+            .ctx("reading parked users")?;
+        let rows = stmt
+            .query_map([company.map(|c| c.0)], |r| {
+                Ok(Parked {
+                    user: PlummUserId(r.get(0)?),
+                    company: CompanyId(r.get(1)?),
+                    email: r.get(2)?,
+                    reason: r.get(3)?,
+                    parked_at: r.get(4)?,
+                })
+            })
+            .ctx("reading parked users")?;
+        rows.collect::<Result<_, _>>().ctx("reading parked users")
+    }
+}
