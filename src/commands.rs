@@ -38,9 +38,10 @@ pub async fn run(
     })
 }
 
-/// SIGTERM/SIGINT drain and stop; SIGHUP re-reads the configuration: a valid
-/// one applies to the next change processed, an invalid one is refused with
-/// the reason and the old one stays in force.
+/// SIGTERM/SIGINT drain and stop; SIGHUP re-reads the configuration: a
+/// valid one's [sync] policy and [mapping] apply to the next change
+/// processed (paths, [entra], worker pools, retry timings and the secret on
+/// restart); an invalid one is refused with the reason and the old one stays.
 async fn handle_signals(
     shutdown: watch::Sender<bool>,
     settings: watch::Sender<Arc<Settings>>,

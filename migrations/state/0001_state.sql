@@ -49,7 +49,7 @@ CREATE INDEX pending_by_company ON pending (company_id, priority, seq);
 CREATE INDEX pending_deferred ON pending (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
 
 -- Users that cannot be pushed until someone changes them (invalid data, a
--- refusal Graph will repeat). A new change for the user clears the row.
+-- refusal Graph will repeat). A later change that goes through clears it.
 CREATE TABLE parked (
   plumm_user_id  INTEGER PRIMARY KEY,
   company_id     INTEGER NOT NULL,

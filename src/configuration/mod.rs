@@ -170,10 +170,10 @@ fn parse_message(text: &str, e: &toml::de::Error) -> String {
     let line_no = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or_default();
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim())
-        .filter(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c)));
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c))
+    });
     let section = text
         .lines()
         .take(line_no)

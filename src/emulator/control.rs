@@ -234,6 +234,17 @@ impl EmulatorControl {
             .collect()
     }
 
+    /// Every password the emulator received and every token it issued, so
+    /// tests can scan a client's logs and records for leaks.
+    pub fn secrets_seen(&self) -> Vec<String> {
+        let inner = self.shared.lock();
+        let mut out: Vec<String> = inner.tokens.keys().cloned().collect();
+        for t in &inner.tenants {
+            out.extend(t.users.iter().filter_map(|u| u.last_password.clone()));
+        }
+        out
+    }
+
     pub fn clear_requests(&self) {
         self.shared.lock().log.clear();
     }

@@ -92,6 +92,9 @@ pub(crate) struct UserRecord {
     pub visible_at_utc: DateTime<Utc>,
     pub revoke_count: u32,
     pub password_set_count: u32,
+    /// Only for leak scans in tests (`EmulatorControl::secrets_seen`); never
+    /// served by Graph, the control API's user views or the request log.
+    pub last_password: Option<String>,
     pub created_via_graph: bool,
 }
 
@@ -126,6 +129,7 @@ impl UserRecord {
             visible_at_utc: now,
             revoke_count: 0,
             password_set_count: 0,
+            last_password: None,
             created_via_graph: false,
         }
     }

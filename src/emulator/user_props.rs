@@ -334,6 +334,7 @@ pub(crate) fn apply(
             )
         })?;
         u.password_set_count += 1;
+        u.last_password = Some(p);
     }
     Ok(u)
 }

@@ -139,15 +139,16 @@ fn watch_once(ingestor: &mut Ingestor, seen: &mut Option<(i64, i64)>) -> Result<
         ingestor.plumm.data_version()?,
         ingestor.state.data_version()?,
     );
-    let Some(before) = seen.replace(now) else {
-        ingestor.ingest_available()?;
-        return Ok(true);
-    };
-    let plumm_changed = before.0 != now.0;
+    let before = seen.replace(now);
+    let plumm_changed = before.is_none_or(|b| b.0 != now.0);
     // Another process (`connect`, `disconnect`) changed the state database.
-    let state_changed = before.1 != now.1;
+    let state_changed = before.is_some_and(|b| b.1 != now.1);
     if plumm_changed {
-        ingestor.ingest_available()?;
+        let (_, held) = ingestor.ingest_available()?;
+        if held {
+            // Look again next tick even if Plumm does not change meanwhile.
+            *seen = None;
+        }
     }
     Ok(plumm_changed || state_changed)
 }

@@ -186,3 +186,21 @@ impl TokenProvider {
 fn first_line(d: &str) -> String {
     d.lines().next().unwrap_or_default().trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let p = TokenProvider::new(
+            reqwest::Client::new(),
+            Url::parse("https://login.microsoftonline.com").unwrap(),
+            "11111111-2222-3333-4444-555555555555".into(),
+            SecretString::from("s3cr3t-value".to_string()),
+        );
+        let d = format!("{p:?}");
+        assert!(!d.contains("s3cr3t-value"), "{d}");
+        assert!(d.contains("redacted"), "{d}");
+    }
+}

@@ -149,21 +149,18 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
     }
 
     fn tenant(&mut self, key: &K, now: Instant) -> &mut TenantState {
-        if !self.tenants.contains_key(key) {
-            let l = (self.limits_for)(key);
-            self.tenants.insert(
-                key.clone(),
-                TenantState {
-                    ru: Bucket::new(l.resource_units, now),
-                    writes: Bucket::new(l.writes, now),
-                    tenant_writes: Bucket::new(l.tenant_writes, now),
-                    paused_until: None,
-                    queues: [VecDeque::new(), VecDeque::new()],
-                },
-            );
-            self.order.push(key.clone());
-        }
-        self.tenants.get_mut(key).expect("inserted above")
+        let (order, limits_for) = (&mut self.order, &self.limits_for);
+        self.tenants.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            let l = limits_for(key);
+            TenantState {
+                ru: Bucket::new(l.resource_units, now),
+                writes: Bucket::new(l.writes, now),
+                tenant_writes: Bucket::new(l.tenant_writes, now),
+                paused_until: None,
+                queues: [VecDeque::new(), VecDeque::new()],
+            }
+        })
     }
 
     pub fn submit(

@@ -186,3 +186,22 @@ impl StateDb {
         rows.collect::<Result<_, _>>().ctx("reading the audit log")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_log_refuses_updates_and_deletes() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate_state(&mut conn).unwrap();
+        let db = StateDb::from_connection(conn);
+        db.append_audit(&AuditRecord::new("create", Outcome::Ok))
+            .unwrap();
+        let conn = db.lock();
+        let upd = conn.execute("UPDATE audit SET outcome = 'failed'", []);
+        assert!(upd.unwrap_err().to_string().contains("append-only"));
+        let del = conn.execute("DELETE FROM audit", []);
+        assert!(del.unwrap_err().to_string().contains("append-only"));
+    }
+}

@@ -7,7 +7,7 @@ use entra_daemon::domain::PlummUserId;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn kill_9_at_any_instant_loses_nothing_and_creates_no_duplicate() {
+async fn kill_9_at_random_instants_loses_nothing_and_creates_no_duplicate() {
     // Replication lag makes the worst case likely: killed after Graph
     // created a user but before the link was stored, then the lookup on
     // restart does not see that user yet.

@@ -347,3 +347,45 @@ async fn users_of_an_unconnected_company_are_not_pushed_until_it_connects() {
     assert!(pat.account_enabled);
     app.stop_daemon().await;
 }
+
+#[tokio::test]
+async fn a_reused_plumm_id_never_inherits_the_previous_persons_account() {
+    let mut app = TestApp::spawn().await;
+    app.connect_both().await;
+    app.start_daemon();
+    app.hire(CONTOSO, "first@contoso.com", "First", "Person", "Leaver");
+    app.converged().await;
+    let id = app.plumm_id("first@contoso.com");
+    // SQLite hands the highest id out again after it is deleted.
+    app.plumm(&format!(
+        "DELETE FROM users WHERE id = {id};
+         INSERT INTO users (id, company_id, email, first_name, last_name, role)
+         VALUES ({id}, 1, 'second@contoso.com', 'Second', 'Person', 'Joiner')"
+    ));
+    app.converged().await;
+    let first = app.entra(T1, "first@contoso.com").expect("kept");
+    let second = app.entra(T1, "second@contoso.com").expect("a new account");
+    assert_ne!(first.id, second.id);
+    assert!(!first.account_enabled, "the leaver is suspended");
+    assert_eq!(first.job_title.as_deref(), Some("Leaver"));
+    assert!(second.account_enabled);
+    app.stop_daemon().await;
+}
+
+#[tokio::test]
+async fn deleting_a_user_that_was_never_linked_touches_nothing_in_entra() {
+    let mut app = TestApp::spawn().await;
+    // An account with the same email exists, but Plumm never managed it:
+    // the user was parked (invalid country) before its deletion.
+    app.seed(T1, "pat@contoso.com", "Pat Existing", None);
+    app.plumm("INSERT INTO users (company_id, email, first_name, last_name, country) VALUES (1, 'pat@contoso.com', 'Pat', 'Kim', 'Britain')");
+    app.connect_both().await;
+    app.start_daemon();
+    app.converged().await;
+    assert_eq!(app.state().parked(None).unwrap().len(), 1);
+    app.plumm("DELETE FROM users WHERE email = 'pat@contoso.com'");
+    app.converged().await;
+    assert!(app.entra(T1, "pat@contoso.com").unwrap().account_enabled);
+    assert!(app.writes().is_empty(), "{:#?}", app.writes());
+    app.stop_daemon().await;
+}

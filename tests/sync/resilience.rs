@@ -439,3 +439,65 @@ async fn with_upn_domain_an_unverified_email_domain_falls_back_for_the_upn() {
     assert!(app.state().parked(None).unwrap().is_empty());
     app.stop_daemon().await;
 }
+
+#[tokio::test]
+async fn a_change_that_arrives_while_its_user_is_in_flight_is_applied_after_it() {
+    let mut app = TestApp::spawn().await;
+    app.connect_both().await;
+    app.start_daemon();
+    app.hire(CONTOSO, "max@contoso.com", "Max", "Power", "Junior");
+    app.converged().await;
+    // The first update is slow to be answered; a second one comes meanwhile.
+    app.fail_next(
+        Some(T1),
+        "PATCH",
+        "/users/",
+        1,
+        FaultKind::Delay { ms: 400 },
+    );
+    app.plumm("UPDATE users SET role = 'Mid' WHERE email = 'max@contoso.com'");
+    wait_for(
+        "the slow PATCH to be under way",
+        Duration::from_secs(2),
+        || app.control.faults().is_empty(),
+    )
+    .await;
+    app.plumm("UPDATE users SET role = 'Senior' WHERE email = 'max@contoso.com'");
+    app.converged().await;
+    assert_eq!(
+        app.entra(T1, "max@contoso.com")
+            .unwrap()
+            .job_title
+            .as_deref(),
+        Some("Senior")
+    );
+    let patches: Vec<_> = app
+        .writes()
+        .into_iter()
+        .filter(|w| w.method == "PATCH")
+        .collect();
+    assert_eq!(
+        patches.len(),
+        2,
+        "one per state seen, in order: {patches:#?}"
+    );
+    assert_eq!(body(&patches[1])["jobTitle"], "Senior");
+    app.stop_daemon().await;
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_state_is_refused() {
+    let mut app = TestApp::spawn().await;
+    app.start_daemon();
+    wait_for(
+        "the first daemon to hold the lock",
+        Duration::from_secs(5),
+        || app.dir.path().join("state.db.lock").exists(),
+    )
+    .await;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let second = entra_daemon::startup::run(app.settings.clone(), true, rx, None).await;
+    let err = second.expect_err("refused").to_string();
+    assert!(err.contains("already running"), "{err}");
+    app.stop_daemon().await;
+}
