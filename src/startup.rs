@@ -10,7 +10,6 @@ use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
 use crate::engine::{Converger, Dispatcher, Ingestor, RunReport};
 use crate::graph::{request, GraphClient, TokenProvider};
-use crate::pacing::limits::AppLimits;
 use crate::pacing::{Pacer, Priority};
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
 use crate::store::{AuditRecord, Outcome, PlummDb, StateDb, StoreError};
@@ -68,16 +67,14 @@ pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupErro
         secret,
     );
     let pacing = settings.pacing.clone();
-    let pacer = Pacer::spawn(
-        AppLimits::documented(),
-        Box::new(move |t| pacing.limits_for(t)),
-    );
+    let pacer = Pacer::spawn(pacing.app_limits(), Box::new(move |t| pacing.limits_for(t)));
     Ok(Arc::new(GraphClient::new(
         http,
         &settings.entra.graph_base_url,
         tokens,
         settings.entra.request_timeout,
         pacer,
+        settings.sync.batch,
     )))
 }
 

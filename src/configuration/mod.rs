@@ -13,8 +13,9 @@ mod raw;
 use raw::RawSettings;
 
 use crate::domain::TenantId;
+use crate::graph::batch::BatchSettings;
 use crate::mapping::{Mapping, MappingError};
-use crate::pacing::limits::{Rate, TenantLimits, TenantSize};
+use crate::pacing::limits::{AppLimits, Rate, TenantLimits, TenantSize};
 
 pub const DEFAULT_CONFIG_PATH: &str = "./entra-daemon.toml";
 pub const SECRET_ENV: &str = "ENTRA_CLIENT_SECRET";
@@ -63,6 +64,9 @@ pub struct Settings {
 pub struct PacingSettings {
     pub default_size: TenantSize,
     pub tenants: BTreeMap<TenantId, TenantPacing>,
+    /// Divides every limit's window: 1.0 against Microsoft; the emulator's
+    /// `time_scale` when it runs Microsoft's ratios faster (benchmarks, tests).
+    pub time_scale: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -84,7 +88,23 @@ impl PacingSettings {
         if let Some(w) = o.and_then(|o| o.writes_per_150s) {
             l.writes = Rate::new(w, 150.0);
         }
-        l
+        TenantLimits {
+            resource_units: self.scaled(l.resource_units),
+            writes: self.scaled(l.writes),
+            tenant_writes: self.scaled(l.tenant_writes),
+        }
+    }
+
+    pub fn app_limits(&self) -> AppLimits {
+        let a = AppLimits::documented();
+        AppLimits {
+            resource_units: self.scaled(a.resource_units),
+            writes: self.scaled(a.writes),
+        }
+    }
+
+    fn scaled(&self, r: Rate) -> Rate {
+        Rate::new(r.capacity, r.window_secs / self.time_scale)
     }
 }
 
@@ -134,6 +154,8 @@ pub struct SyncSettings {
     pub replication_timeout: Duration,
     /// How long `SIGTERM` lets in-flight Graph calls finish.
     pub drain_timeout: Duration,
+    /// `$batch` coalescing, or `None` to send every request alone.
+    pub batch: Option<BatchSettings>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -340,9 +362,17 @@ impl Settings {
             Some(table) => Mapping::from_table(&table)?,
             None => Mapping::default(),
         };
+        let scale = raw.pacing.time_scale;
+        if !(scale.is_finite() && (0.001..=1000.0).contains(&scale)) {
+            return Err(ConfigError::Invalid {
+                key: "pacing.time_scale",
+                reason: format!("{scale} is outside 0.001..=1000 (1.0 is Microsoft's timing)"),
+            });
+        }
         let mut pacing = PacingSettings {
             default_size: raw.pacing.default_tenant_size,
             tenants: BTreeMap::new(),
+            time_scale: scale,
         };
         for (tenant, o) in raw.pacing.tenants {
             let id = TenantId::parse(&tenant).map_err(|e| ConfigError::Invalid {
@@ -408,6 +438,18 @@ impl Settings {
                     ms(0),
                     secs(3600),
                 )?,
+                batch: match raw.sync.batch {
+                    false => None,
+                    true => Some(BatchSettings {
+                        linger: bounded(
+                            "sync.batch_linger",
+                            &raw.sync.batch_linger,
+                            ms(0),
+                            secs(10),
+                        )?,
+                        in_flight: 4,
+                    }),
+                },
             },
             mapping,
             pacing,

@@ -22,13 +22,15 @@ pub(super) struct RawSettings {
     pub(super) log: RawLog,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPacing {
     #[serde(default)]
     pub(super) default_tenant_size: TenantSize,
     #[serde(default)]
     pub(super) tenants: BTreeMap<String, TenantPacing>,
+    #[serde(default = "d_one")]
+    pub(super) time_scale: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +85,10 @@ pub(super) struct RawSync {
     pub(super) replication_timeout: String,
     #[serde(default = "d_drain_timeout")]
     pub(super) drain_timeout: String,
+    #[serde(default = "d_true")]
+    pub(super) batch: bool,
+    #[serde(default = "d_batch_linger")]
+    pub(super) batch_linger: String,
 }
 
 impl Default for RawSync {
@@ -99,6 +105,8 @@ impl Default for RawSync {
             requeue_max: d_requeue_max(),
             replication_timeout: d_replication_timeout(),
             drain_timeout: d_drain_timeout(),
+            batch: true,
+            batch_linger: d_batch_linger(),
         }
     }
 }
@@ -136,6 +144,19 @@ fn d_timeout() -> String {
 fn d_on_delete() -> OnDelete {
     OnDelete::Suspend
 }
+impl Default for RawPacing {
+    fn default() -> Self {
+        Self {
+            default_tenant_size: TenantSize::default(),
+            tenants: BTreeMap::new(),
+            time_scale: 1.0,
+        }
+    }
+}
+
+fn d_one() -> f64 {
+    1.0
+}
 fn d_true() -> bool {
     true
 }
@@ -159,6 +180,9 @@ fn d_requeue_max() -> String {
 }
 fn d_replication_timeout() -> String {
     "3m".into()
+}
+fn d_batch_linger() -> String {
+    "250ms".into()
 }
 fn d_drain_timeout() -> String {
     "10s".into()

@@ -1,15 +1,14 @@
-//! The I/O edge toward Graph: one HTTP request per call, with a token for
-//! the tenant, a fresh `client-request-id`, the tenant's pacing, and a
-//! timeout. Retrying is the caller's policy (see `engine::retry`).
+//! The I/O edge toward Graph: every request is admitted by the pacer,
+//! then sent alone or in a `$batch`, and what Graph says about its limits
+//! goes back to the pacer. Retrying is the caller's policy (`engine::retry`).
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-use serde_json::Value;
-use tokio::time::Instant;
-
+use super::batch::{BatchSettings, Batcher};
 use super::request::GraphRequest;
-use super::response::{parse_retry_after, Reply};
+use super::response::Reply;
 use super::token::{TokenError, TokenProvider};
+use super::transport::Transport;
 use crate::domain::TenantId;
 use crate::pacing::limits::Cost;
 use crate::pacing::{Pacer, Priority};
@@ -32,27 +31,32 @@ pub struct Sent {
 }
 
 pub struct GraphClient {
-    http: reqwest::Client,
-    base: String,
-    tokens: TokenProvider,
-    timeout: Duration,
+    transport: Arc<Transport>,
     pacer: Pacer,
+    batcher: Option<Batcher>,
 }
 
 impl GraphClient {
+    /// `batch`: coalesce requests into `$batch` round trips, or send each alone.
     pub fn new(
         http: reqwest::Client,
         base: &url::Url,
         tokens: TokenProvider,
         timeout: Duration,
         pacer: Pacer,
+        batch: Option<BatchSettings>,
     ) -> Self {
-        Self {
+        let transport = Arc::new(Transport {
             http,
             base: base.as_str().trim_end_matches('/').to_string(),
             tokens,
             timeout,
+        });
+        let batcher = batch.map(|b| Batcher::spawn(transport.clone(), b));
+        Self {
+            transport,
             pacer,
+            batcher,
         }
     }
 
@@ -70,12 +74,11 @@ impl GraphClient {
     }
 
     pub fn tokens(&self) -> &TokenProvider {
-        &self.tokens
+        &self.transport.tokens
     }
 
-    /// Sends one request for `tenant`. A 401 makes the tenant's token be
-    /// fetched anew for the next call (tokens can be revoked before they
-    /// expire); whether to retry is the caller's policy.
+    /// Sends one request for `tenant` once the scheduler admits it, alone
+    /// or inside a `$batch`. Retrying is the caller's policy.
     pub async fn send(
         &self,
         tenant: &TenantId,
@@ -84,70 +87,12 @@ impl GraphClient {
     ) -> Result<Sent, CallError> {
         let cost = Cost::of(&request.method, &request.path, &request.query);
         self.pacer.admit(tenant, priority, cost).await;
-        let token = self.tokens.token(tenant).await?;
-        let sent = self.transmit(tenant, request, priority, &token).await?;
-        if sent.reply.status == 401 {
-            self.tokens.invalidate(tenant, &token).await;
-        }
+        let sent = match &self.batcher {
+            Some(b) => b.send(tenant, request, priority).await?,
+            None => self.transport.send(tenant, request, priority).await?,
+        };
+        self.observe(tenant, request, &sent.reply);
         Ok(sent)
-    }
-
-    async fn transmit(
-        &self,
-        tenant: &TenantId,
-        request: &GraphRequest,
-        priority: Priority,
-        token: &secrecy::SecretString,
-    ) -> Result<Sent, CallError> {
-        let client_request_id = crate::new_guid();
-        let url = format!("{}{}", self.base, request.relative_url());
-        let mut builder = self
-            .http
-            .request(request.method.clone(), &url)
-            .bearer_auth(token.expose_secret())
-            .header("client-request-id", &client_request_id)
-            .header("return-client-request-id", "true")
-            .header("x-ms-throttle-priority", priority.header_value())
-            .timeout(self.timeout);
-        if let Some(body) = request.wire_body() {
-            builder = builder.json(&body);
-        }
-        let started = Instant::now();
-        let response = builder.send().await.map_err(network)?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let request_id = header("request-id");
-        let retry_after =
-            header("retry-after").and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
-        let throttle_scope = header("x-ms-throttle-scope");
-        let limit_percentage =
-            header("x-ms-throttle-limit-percentage").and_then(|v| v.parse().ok());
-        let bytes = response.bytes().await.map_err(network)?;
-        let body = if bytes.is_empty() {
-            None
-        } else {
-            serde_json::from_slice::<Value>(&bytes).ok()
-        };
-        let reply = Reply {
-            status,
-            request_id,
-            retry_after,
-            throttle_scope,
-            limit_percentage,
-            body,
-        };
-        self.observe(tenant, request, &reply);
-        Ok(Sent {
-            reply,
-            client_request_id,
-            duration: started.elapsed(),
-        })
     }
 }
 
@@ -165,20 +110,5 @@ impl GraphClient {
         } else if let Some(share) = reply.limit_percentage {
             self.pacer.limit_percentage(tenant, share);
         }
-    }
-}
-
-fn network(e: reqwest::Error) -> CallError {
-    // reqwest's Display names the URL, never headers: no token leaks here.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    CallError::Network {
-        message,
-        timeout: e.is_timeout(),
     }
 }

@@ -1,9 +1,11 @@
 //! Microsoft Graph: pure request builders and response classification, and
 //! the I/O edge (tokens, pacing, HTTP).
+pub mod batch;
 pub mod client;
 pub mod request;
 pub mod response;
 pub mod token;
+mod transport;
 
 pub use client::{CallError, GraphClient, Sent};
 pub use request::GraphRequest;

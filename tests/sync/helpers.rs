@@ -8,7 +8,7 @@ use entra_daemon::configuration::Settings;
 use entra_daemon::domain::{CompanyId, TenantId};
 use entra_daemon::emulator::{
     self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, Fault, FaultKind,
-    LoggedRequest, RunningEmulator, SeedUser, TenantSize, TenantSpec,
+    LoggedRequest, RunningEmulator, SeedUser, TenantSize, TenantSpec, ThrottleConfig,
 };
 use entra_daemon::engine::RunReport;
 use entra_daemon::startup;
@@ -33,6 +33,10 @@ pub struct Options {
     pub replication_delay_ms: u64,
     pub request_timeout: &'static str,
     pub extra_sync: String,
+    /// Appended to the config file (e.g. a [pacing] section).
+    pub extra_toml: String,
+    pub emulator_throttle: Option<ThrottleConfig>,
+    pub time_scale: f64,
 }
 
 impl Default for Options {
@@ -44,6 +48,9 @@ impl Default for Options {
             replication_delay_ms: 0,
             request_timeout: "2s",
             extra_sync: String::new(),
+            extra_toml: String::new(),
+            emulator_throttle: None,
+            time_scale: 1.0,
         }
     }
 }
@@ -72,8 +79,12 @@ impl TestApp {
         let client_id = entra_daemon::new_guid();
         let mut config = EmulatorConfig {
             replication_delay_ms: o.replication_delay_ms,
+            time_scale: o.time_scale,
             ..EmulatorConfig::default()
         };
+        if let Some(t) = o.emulator_throttle.clone() {
+            config.throttling = t;
+        }
         config.apps.push(AppRegistration {
             client_id: client_id.clone(),
             client_secret: SECRET.into(),
@@ -120,6 +131,7 @@ requeue_max = "1s"
 replication_timeout = "5s"
 drain_timeout = "2s"
 {extra}
+{extra_toml}
 "#,
             authority = emu.authority_host(),
             graph = emu.graph_base_url(),
@@ -127,6 +139,7 @@ drain_timeout = "2s"
             on_delete = o.on_delete,
             revoke = o.revoke,
             extra = o.extra_sync,
+            extra_toml = o.extra_toml,
         );
         let config_path = dir.path().join("entra-daemon.toml");
         std::fs::write(&config_path, toml).expect("config");
@@ -243,12 +256,22 @@ drain_timeout = "2s"
             .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
     }
 
-    /// Graph calls (not login, not the control API) in arrival order.
+    /// Graph calls (not login, not the control API) in arrival order; a
+    /// `$batch` counts as the requests inside it.
     pub fn graph_calls(&self) -> Vec<LoggedRequest> {
         self.control
             .requests()
             .into_iter()
-            .filter(|r| r.path.starts_with("/v1.0"))
+            .filter(|r| r.path.starts_with("/v1.0") && r.path != "/v1.0/$batch")
+            .collect()
+    }
+
+    /// The `$batch` envelopes themselves.
+    pub fn batches(&self) -> Vec<LoggedRequest> {
+        self.control
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1.0/$batch")
             .collect()
     }
 
