@@ -8,6 +8,7 @@ use tokio::sync::{watch, Notify};
 use crate::configuration::Settings;
 use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
+use crate::engine::matching::Matcher;
 use crate::engine::{Converger, Dispatcher, Ingestor, RunReport};
 use crate::graph::{request, GraphClient, TokenProvider};
 use crate::pacing::{Pacer, Priority};
@@ -188,11 +189,43 @@ pub async fn connect(
 ) -> Result<usize, StartupError> {
     let state = open_state(settings)?;
     let plumm = open_plumm(settings)?;
-    if verify {
-        let graph = graph_client(settings)?;
-        verify_tenant(&graph, tenant).await?;
-    }
-    let initial = crate::engine::ingest::initial_sync(&plumm, company)?;
+    let graph = match verify {
+        true => {
+            let graph = graph_client(settings)?;
+            verify_tenant(&graph, tenant).await?;
+            Some(graph)
+        }
+        false => None,
+    };
+    // One listing of the tenant links the users Entra already has and tells
+    // which are absent, instead of a lookup per user. Without a verified
+    // token (`--no-verify`), workers look each user up instead.
+    let listed = match &graph {
+        Some(graph) => {
+            if let Some(other) = state.tenant_holder(tenant)?.filter(|c| *c != company) {
+                return Err(StoreError::Conflict(format!(
+                    "tenant {tenant} is already connected to company {other}; disconnect it there first"
+                ))
+                .into());
+            }
+            let m = Matcher {
+                graph,
+                state: &state,
+                plumm: &plumm,
+                retry: &settings.sync.retry,
+                mapping: &settings.mapping,
+            }
+            .run(company, tenant)
+            .await
+            .map_err(|e| StartupError::Verify {
+                tenant: tenant.clone(),
+                reason: e.to_string(),
+            })?;
+            Some(m.linked)
+        }
+        None => None,
+    };
+    let initial = crate::engine::ingest::initial_sync(&plumm, company, listed.as_ref())?;
     let queued = initial.len();
     state.connect(company, tenant, Some(by), &initial)?;
     let mut r = AuditRecord::new("connect", Outcome::Ok);

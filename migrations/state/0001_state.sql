@@ -43,7 +43,10 @@ CREATE TABLE pending (
   first_queued_at  TEXT NOT NULL,
   attempts         INTEGER NOT NULL DEFAULT 0,
   next_attempt_at  TEXT,
-  last_error       TEXT
+  last_error       TEXT,
+  -- 1 when a listing of the tenant just showed no Entra user with this
+  -- email: the worker creates without looking the user up first.
+  absent           INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX pending_by_company ON pending (company_id, priority, seq);
 CREATE INDEX pending_deferred ON pending (next_attempt_at) WHERE next_attempt_at IS NOT NULL;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::domain::CompanyId;
+use std::collections::HashSet;
+
+use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
 use crate::store::state::Enqueue;
 use crate::store::{PendingKind, PlummDb, StateDb, StoreError};
@@ -79,6 +81,7 @@ impl Ingestor {
                 },
                 snapshot: r.snapshot.clone(),
                 priority: Priority::Realtime,
+                absent: false,
             })
             .collect();
         // Recorded (with the cursor) before the outbox rows are removed: a
@@ -91,8 +94,14 @@ impl Ingestor {
 
 /// Every Plumm user of `company` as bulk work: the initial sync after a
 /// connect (links existing Entra users, creates the rest). Workers read
-/// each user's current row when they get to it.
-pub fn initial_sync(plumm: &PlummDb, company: CompanyId) -> Result<Vec<Enqueue>, StoreError> {
+/// each user's current row when they get to it. With `listed` (the users a
+/// listing of the tenant linked), everyone else is known to be absent and
+/// is created without a lookup each.
+pub fn initial_sync(
+    plumm: &PlummDb,
+    company: CompanyId,
+    listed: Option<&HashSet<PlummUserId>>,
+) -> Result<Vec<Enqueue>, StoreError> {
     Ok(plumm
         .company_users(company)?
         .iter()
@@ -102,6 +111,7 @@ pub fn initial_sync(plumm: &PlummDb, company: CompanyId) -> Result<Vec<Enqueue>,
             kind: PendingKind::Upsert,
             snapshot: serde_json::to_string(u).unwrap_or_default(),
             priority: Priority::Bulk,
+            absent: listed.is_some_and(|l| !l.contains(&u.id)),
         })
         .collect())
 }

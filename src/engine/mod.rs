@@ -5,6 +5,7 @@
 pub mod converge;
 pub mod dispatch;
 pub mod ingest;
+pub mod matching;
 pub mod password;
 pub mod retry;
 

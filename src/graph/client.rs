@@ -10,7 +10,6 @@ use super::response::Reply;
 use super::token::{TokenError, TokenProvider};
 use super::transport::Transport;
 use crate::domain::TenantId;
-use crate::pacing::limits::Cost;
 use crate::pacing::{Pacer, Priority};
 
 /// The request reached no usable HTTP answer.
@@ -77,6 +76,12 @@ impl GraphClient {
         &self.transport.tokens
     }
 
+    /// The request for a page's `@odata.nextLink` (`None` if it points
+    /// anywhere but this Graph endpoint).
+    pub fn next_page(&self, next_link: &str) -> Option<GraphRequest> {
+        super::request::next_page(next_link, &self.transport.base)
+    }
+
     /// Sends one request for `tenant` once the scheduler admits it, alone
     /// or inside a `$batch`. Retrying is the caller's policy.
     pub async fn send(
@@ -85,7 +90,7 @@ impl GraphClient {
         request: &GraphRequest,
         priority: Priority,
     ) -> Result<Sent, CallError> {
-        let cost = Cost::of(&request.method, &request.path, &request.query);
+        let cost = request.cost();
         self.pacer.admit(tenant, priority, cost).await;
         let sent = match &self.batcher {
             Some(b) => b.send(tenant, request, priority).await?,

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::EntraObjectId;
 use crate::mapping::DesiredUser;
+use crate::pacing::limits::Cost;
 use crate::plan::{props, Change};
 
 /// Everything but RFC 3986 unreserved characters is escaped, so spaces in
@@ -28,6 +29,8 @@ pub struct GraphRequest {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Option<Value>,
+    /// A query already encoded by Graph (the tail of an `@odata.nextLink`).
+    raw_query: Option<String>,
     /// A new user's initial password, kept out of `body` (which may be
     /// cloned, compared or logged) and added only when the body is sent.
     password: Option<SecretString>,
@@ -51,6 +54,7 @@ impl GraphRequest {
             path,
             query: Vec::new(),
             body: None,
+            raw_query: None,
             password: None,
         }
     }
@@ -75,10 +79,33 @@ impl GraphRequest {
         self.method != Method::GET
     }
 
+    /// What Graph charges for this request (query options in a next link
+    /// count as well).
+    pub fn cost(&self) -> Cost {
+        let mut query: Vec<(&str, String)> =
+            self.query.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for pair in self.raw_query.iter().flat_map(|q| q.split('&')) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = match k.replace("%24", "$").as_str() {
+                "$select" => "$select",
+                "$expand" => "$expand",
+                "$top" => "$top",
+                _ => continue,
+            };
+            query.push((k, v.to_string()));
+        }
+        Cost::of(&self.method, &self.path, &query)
+    }
+
     /// Path and query, percent-encoded: the `url` of a `$batch` item, and
     /// what is appended to the configured Graph base URL.
     pub fn relative_url(&self) -> String {
         let mut url = self.path.clone();
+        if let Some(q) = &self.raw_query {
+            url.push('?');
+            url.push_str(q);
+            return url;
+        }
         for (i, (k, v)) in self.query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(k);
@@ -144,6 +171,25 @@ pub fn find_users_by(property: &str, value: &str, select: &[&str]) -> GraphReque
     ));
     r.query.push(("$select", select.join(",")));
     r
+}
+
+/// `GET /users?$select=...&$top=999`: the largest page Graph serves
+/// (learn.microsoft.com/graph/paging, user-list `$top` 1 to 999).
+pub fn list_users(select: &[&str]) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, "/users".into());
+    r.query.push(("$select", select.join(",")));
+    r.query.push(("$top", "999".into()));
+    r
+}
+
+/// The request for an `@odata.nextLink`, which Graph returns absolute and
+/// fully encoded: used as it is, relative to the version root.
+pub fn next_page(next_link: &str, graph_base: &str) -> Option<GraphRequest> {
+    let rest = next_link.strip_prefix(graph_base.trim_end_matches('/'))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut r = GraphRequest::new(Method::GET, path.to_string());
+    r.raw_query = (!query.is_empty()).then(|| query.to_string());
+    Some(r)
 }
 
 /// `GET /users?$top=1&$select=id`: the cheapest read that proves a tenant's

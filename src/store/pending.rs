@@ -8,8 +8,10 @@ use super::{now_text, Context, StateDb, StoreError};
 use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
 
-/// Real-time changes replace what is pending (they are newer); bulk work
-/// (an initial sync) never overwrites a pending change.
+/// Real-time changes replace what is pending (they are newer, and keep an
+/// `absent` hint: it is about Entra, and a wrong one only costs a refused
+/// create that is then linked); bulk work (an initial sync) never
+/// overwrites a pending change.
 pub(crate) fn enqueue_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), StoreError> {
     let mut next_seq = tx
         .prepare_cached(
@@ -18,8 +20,8 @@ pub(crate) fn enqueue_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), 
         .ctx("numbering changes")?;
     let mut replace = tx
         .prepare_cached(
-            "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at, absent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (plumm_user_id) DO UPDATE SET
                company_id = excluded.company_id, kind = excluded.kind,
                snapshot = excluded.snapshot, seq = excluded.seq,
@@ -29,8 +31,8 @@ pub(crate) fn enqueue_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), 
         .ctx("recording changes")?;
     let mut keep = tx
         .prepare_cached(
-            "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at, absent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (plumm_user_id) DO NOTHING",
         )
         .ctx("recording changes")?;
@@ -54,7 +56,8 @@ pub(crate) fn enqueue_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), 
             it.snapshot,
             seq,
             it.priority.as_i64(),
-            now
+            now,
+            it.absent
         ])
         .ctx("recording changes")?;
     }
@@ -76,6 +79,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingEntry> {
         priority: Priority::from_i64(r.get(5)?),
         attempts: r.get(6)?,
         first_queued_at: r.get(7)?,
+        absent: r.get(8)?,
     })
 }
 
@@ -138,7 +142,7 @@ impl StateDb {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT plumm_user_id, company_id, kind, snapshot, seq, priority, attempts, first_queued_at
+                "SELECT plumm_user_id, company_id, kind, snapshot, seq, priority, attempts, first_queued_at, absent
                  FROM pending WHERE company_id = ?1 AND priority = ?2
                    AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
                  ORDER BY seq LIMIT ?4",

@@ -88,11 +88,9 @@ impl PlummDb {
     pub fn company_users(&self, company: CompanyId) -> Result<Vec<PlummUser>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT id, company_id, email, first_name, last_name, role, department,
-                        location, country, status, updated_at
-                 FROM users WHERE company_id = ?1 ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE company_id = ?1 ORDER BY id"
+            ))
             .ctx("reading Plumm's users")?;
         let rows = stmt
             .query_map([company.0], user_from_row)
@@ -100,12 +98,39 @@ impl PlummDb {
         rows.collect::<Result<_, _>>().ctx("reading Plumm's users")
     }
 
+    /// The company's users whose email (case-insensitive) is among `keys`
+    /// (lower-case), for matching a page of Entra users.
+    pub fn company_users_by_email(
+        &self,
+        company: CompanyId,
+        keys: &[String],
+    ) -> Result<Vec<PlummUser>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(900) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE company_id = ? AND lower(email) IN ({marks})"
+            );
+            let mut stmt = self.conn.prepare(&sql).ctx("matching Plumm users")?;
+            let params = std::iter::once(rusqlite::types::Value::from(company.0)).chain(
+                chunk
+                    .iter()
+                    .map(|k| rusqlite::types::Value::from(k.clone())),
+            );
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), user_from_row)
+                .ctx("matching Plumm users")?;
+            for r in rows {
+                out.push(r.ctx("matching Plumm users")?);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn user(&self, id: PlummUserId) -> Result<Option<PlummUser>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, company_id, email, first_name, last_name, role, department,
-                        location, country, status, updated_at
-                 FROM users WHERE id = ?1",
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
                 [id.0],
                 user_from_row,
             )
@@ -113,6 +138,10 @@ impl PlummDb {
             .ctx("reading a Plumm user")
     }
 }
+
+/// The columns `user_from_row` reads, in its order.
+const USER_COLUMNS: &str = "id, company_id, email, first_name, last_name, role, department, \
+                            location, country, status, updated_at";
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlummUser> {
     let status: String = r.get(9)?;

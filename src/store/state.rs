@@ -47,6 +47,8 @@ pub struct PendingEntry {
     pub priority: Priority,
     pub attempts: i64,
     pub first_queued_at: String,
+    /// A listing of the tenant just showed no Entra user with this email.
+    pub absent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +68,8 @@ pub struct Enqueue {
     pub kind: PendingKind,
     pub snapshot: String,
     pub priority: Priority,
+    /// See `PendingEntry::absent`.
+    pub absent: bool,
 }
 
 fn connection_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Connection> {
@@ -171,6 +175,18 @@ impl StateDb {
         .ctx("recording the connection")?;
         super::pending::enqueue_in(&tx, initial)?;
         tx.commit().ctx("recording the connection")
+    }
+
+    /// The company `tenant` is connected to, if any.
+    pub fn tenant_holder(&self, tenant: &TenantId) -> Result<Option<CompanyId>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT company_id FROM connections WHERE tenant_id = ?1 AND status = 'connected'",
+                [tenant.as_str()],
+                |r| Ok(CompanyId(r.get(0)?)),
+            )
+            .optional()
+            .ctx("checking the tenant")
     }
 
     /// Stops syncing `company`: its pending work is dropped (returned, for

@@ -378,9 +378,9 @@ async fn deleting_a_user_that_was_never_linked_touches_nothing_in_entra() {
     // An account with the same email exists, but Plumm never managed it:
     // the user was parked (invalid country) before its deletion.
     app.seed(T1, "pat@contoso.com", "Pat Existing", None);
-    app.plumm("INSERT INTO users (company_id, email, first_name, last_name, country) VALUES (1, 'pat@contoso.com', 'Pat', 'Kim', 'Britain')");
     app.connect_both().await;
     app.start_daemon();
+    app.plumm("INSERT INTO users (company_id, email, first_name, last_name, country) VALUES (1, 'pat@contoso.com', 'Pat', 'Kim', 'Britain')");
     app.converged().await;
     assert_eq!(app.state().parked(None).unwrap().len(), 1);
     app.plumm("DELETE FROM users WHERE email = 'pat@contoso.com'");

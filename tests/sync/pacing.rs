@@ -42,6 +42,10 @@ async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
             .count();
     let operations = app.graph_calls().len();
     assert!(
+        app.graph_calls().iter().all(|c| c.method == "POST"),
+        "no lookup per user after the listing"
+    );
+    assert!(
         round_trips * 4 <= operations,
         "{round_trips} round trips for {operations} operations"
     );

@@ -4,6 +4,7 @@ use serde_json::Value;
 use super::upsert::Step;
 use super::{Converged, Job};
 use crate::domain::EntraObjectId;
+use crate::engine::matching::select_list;
 use crate::engine::retry::call;
 use crate::graph::request;
 use crate::plan::{Action, Props};
@@ -23,7 +24,7 @@ impl Job<'_> {
         upn: &str,
         mail: &str,
     ) -> Result<Result<Option<Found>, Converged>, StoreError> {
-        let select = self.select();
+        let select = select_list(&self.s.mapping);
         let select: Vec<&str> = select.iter().map(String::as_str).collect();
         for (property, value) in [("userPrincipalName", upn), ("mail", mail)] {
             let req = request::find_users_by(property, value, &select);
@@ -83,22 +84,6 @@ impl Job<'_> {
             }
         }
         Ok(Ok(None))
-    }
-
-    /// The properties read when looking a user up: the id and every managed one.
-    fn select(&self) -> Vec<String> {
-        let mut s: Vec<String> = [
-            "id",
-            "userPrincipalName",
-            "mail",
-            "mailNickname",
-            "accountEnabled",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        s.extend(self.s.mapping.properties().map(String::from));
-        s
     }
 
     /// Links the user to an Entra user that has its email, unless another

@@ -100,6 +100,7 @@ impl Converger {
             graph: &self.graph,
             ctx: &ctx,
             user: &user,
+            absent: entry.absent,
         };
         match entry.kind {
             PendingKind::Upsert => job.upsert().await,
@@ -129,6 +130,8 @@ struct Job<'a> {
     graph: &'a GraphClient,
     ctx: &'a UserCtx<'a>,
     user: &'a PlummUser,
+    /// A fresh listing of the tenant showed no Entra user with this email.
+    absent: bool,
 }
 
 impl Job<'_> {

@@ -158,13 +158,18 @@ impl Job<'_> {
         desired: &DesiredUser,
         fallback: bool,
     ) -> Result<Step, StoreError> {
-        match self
-            .lookup(&desired.user_principal_name, &desired.mail)
-            .await?
-        {
-            Err(c) => return Ok(Step::Finished(c)),
-            Ok(Some(found)) => return self.adopt(found),
-            Ok(None) => {}
+        // After a listing showed the email absent, the create goes first: if
+        // the user appeared meanwhile, Graph refuses it as a duplicate and
+        // the conflict path below links it.
+        if !self.absent {
+            match self
+                .lookup(&desired.user_principal_name, &desired.mail)
+                .await?
+            {
+                Err(c) => return Ok(Step::Finished(c)),
+                Ok(Some(found)) => return self.adopt(found),
+                Ok(None) => {}
+            }
         }
         let req = request::create_user(desired, super::super::password::generate());
         match call(

@@ -1,0 +1,214 @@
+//! Bulk matching: list the tenant's users once, page by page (`$select`,
+//! `$top=999`), and link every one whose UPN or mail is a Plumm user's
+//! email. Cheaper than a lookup per user (one request per 999 users), and
+//! memory stays bounded: one page at a time, matched against Plumm with
+//! one query per page.
+use std::collections::{HashMap, HashSet};
+
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+
+use crate::configuration::RetrySettings;
+use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
+use crate::graph::{request, CallError, Failure, GraphClient, Sent};
+use crate::mapping::Mapping;
+use crate::pacing::Priority;
+use crate::plan::Props;
+use crate::store::{now_text, AuditRecord, Link, Outcome, PlummDb, StateDb, StoreError};
+
+/// The properties read for matching and linking: the id and every managed one.
+pub fn select_list(mapping: &Mapping) -> Vec<String> {
+    let mut s: Vec<String> = [
+        "id",
+        "userPrincipalName",
+        "mail",
+        "mailNickname",
+        "accountEnabled",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    s.extend(mapping.properties().map(String::from));
+    s
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("listing the tenant's users failed: {0}")]
+    Graph(String),
+}
+
+/// What a listing found.
+#[derive(Debug, Default)]
+pub struct Matched {
+    /// Plumm users now linked (including those linked before).
+    pub linked: HashSet<PlummUserId>,
+    pub entra_users: usize,
+    pub newly_linked: usize,
+}
+
+pub struct Matcher<'a> {
+    pub graph: &'a GraphClient,
+    pub state: &'a StateDb,
+    pub plumm: &'a PlummDb,
+    pub retry: &'a RetrySettings,
+    pub mapping: &'a Mapping,
+}
+
+impl Matcher<'_> {
+    pub async fn run(&self, company: CompanyId, tenant: &TenantId) -> Result<Matched, MatchError> {
+        let select = select_list(self.mapping);
+        let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+        let mut next = Some(request::list_users(&select_refs));
+        let mut out = Matched::default();
+        while let Some(req) = next.take() {
+            let sent = self.fetch(tenant, &req).await?;
+            let body = sent.reply.body.unwrap_or(Value::Null);
+            let page = body
+                .get("value")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            out.entra_users += page.len();
+            self.match_page(company, tenant, &page, &select, &mut out)?;
+            next =
+                match body.get("@odata.nextLink").and_then(Value::as_str) {
+                    Some(link) => Some(self.graph.next_page(link).ok_or_else(|| {
+                        MatchError::Graph(format!("unexpected next link {link}"))
+                    })?),
+                    None => None,
+                };
+        }
+        Ok(out)
+    }
+
+    async fn fetch(
+        &self,
+        tenant: &TenantId,
+        req: &request::GraphRequest,
+    ) -> Result<Sent, MatchError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.initial)
+            .with_max_delay(self.retry.max)
+            .with_max_times(self.retry.max_attempts.saturating_sub(1))
+            .with_jitter();
+        let attempt = || async {
+            let sent = self
+                .graph
+                .send(tenant, req, Priority::Bulk)
+                .await
+                .map_err(Attempt::Call)?;
+            match sent.reply.failure() {
+                None => Ok(sent),
+                Some(f) => Err(Attempt::Graph(sent, f)),
+            }
+        };
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| match e {
+                Attempt::Graph(_, f) => f.is_retryable() || *f == Failure::Unauthorized,
+                Attempt::Call(CallError::Token(crate::graph::TokenError::Refused { .. })) => false,
+                Attempt::Call(_) => true,
+            })
+            .adjust(|e, planned| {
+                planned.map(|d| match e {
+                    Attempt::Graph(s, Failure::Throttled) => s.reply.retry_after.unwrap_or(d),
+                    _ => d,
+                })
+            })
+            .await
+            .map_err(|e| MatchError::Graph(e.to_string()))
+    }
+
+    fn match_page(
+        &self,
+        company: CompanyId,
+        tenant: &TenantId,
+        page: &[Value],
+        select: &[String],
+        out: &mut Matched,
+    ) -> Result<(), StoreError> {
+        let key = |u: &Value, p: &str| u.get(p).and_then(Value::as_str).map(str::to_lowercase);
+        let keys: Vec<String> = page
+            .iter()
+            .flat_map(|u| [key(u, "userPrincipalName"), key(u, "mail")])
+            .flatten()
+            .collect();
+        let plumm: HashMap<String, PlummUserId> = self
+            .plumm
+            .company_users_by_email(company, &keys)?
+            .into_iter()
+            .map(|u| (u.email.trim().to_lowercase(), u.id))
+            .collect();
+        for u in page {
+            let Some(id) = u.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            // UPN first, then mail: the order a single lookup uses.
+            let (user, by) = match (
+                key(u, "userPrincipalName").and_then(|k| plumm.get(&k)),
+                key(u, "mail").and_then(|k| plumm.get(&k)),
+            ) {
+                (Some(p), _) => (*p, "userPrincipalName"),
+                (None, Some(p)) => (*p, "mail"),
+                (None, None) => continue,
+            };
+            let entra_id = EntraObjectId(id.to_string());
+            if self.state.link(user)?.is_some() {
+                out.linked.insert(user);
+                continue;
+            }
+            if self.state.linked_user(tenant, &entra_id)?.is_some() {
+                // Held by another Plumm user: the worker parks this one with the reason.
+                continue;
+            }
+            let props: Props = select
+                .iter()
+                .filter(|p| p.as_str() != "id")
+                .map(|p| (p.clone(), u.get(p).cloned().unwrap_or(Value::Null)))
+                .collect();
+            self.state.save_link(&Link {
+                user,
+                company,
+                tenant: tenant.clone(),
+                entra_id: entra_id.clone(),
+                pushed: props,
+                upn_fallback: false,
+                created_by_us: false,
+                linked_at: now_text(),
+            })?;
+            let mut r = AuditRecord::new("link", Outcome::Ok);
+            r.company = Some(company);
+            r.tenant = Some(tenant.clone());
+            r.user = Some(user);
+            r.email = key(u, "mail").or_else(|| key(u, "userPrincipalName"));
+            r.detail = Some(format!(
+                "linked to existing Entra user {id} (matched by {by}, listing the tenant)"
+            ));
+            self.state.append_audit(&r)?;
+            out.linked.insert(user);
+            out.newly_linked += 1;
+        }
+        Ok(())
+    }
+}
+
+enum Attempt {
+    Graph(Sent, Failure),
+    Call(CallError),
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Graph(s, _) => {
+                let e = s.reply.error().unwrap_or_default();
+                write!(f, "HTTP {} {}: {}", s.reply.status, e.code, e.message)
+            }
+            Attempt::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
