@@ -10,6 +10,10 @@ use url::Url;
 
 use crate::mapping::{Mapping, MappingError};
 
+mod credential;
+mod http;
+pub use http::{HttpSettings, StoreKey};
+
 pub const DEFAULT_CONFIG_PATH: &str = "./entra-daemon.toml";
 pub const SECRET_ENV: &str = "ENTRA_CLIENT_SECRET";
 /// Name of the credential under `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
@@ -38,6 +42,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("[entra] client certificate: {0}")]
+    Certificate(#[from] crate::graph::assertion::CertificateError),
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +54,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub mapping: Mapping,
     pub log: LogSettings,
+    /// The connect server; `None` runs the daemon without one.
+    pub http: Option<HttpSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +75,11 @@ pub struct StateSettings {
 pub struct EntraSettings {
     pub client_id: String,
     pub client_secret_file: Option<PathBuf>,
+    /// PEM certificate registered on the app; when set, token requests
+    /// carry a signed client assertion instead of the secret.
+    pub client_certificate_file: Option<PathBuf>,
+    /// Its PEM private key (default: the certificate file itself).
+    pub client_certificate_key_file: Option<PathBuf>,
     pub authority_host: Url,
     pub graph_base_url: Url,
     pub request_timeout: Duration,
@@ -131,6 +144,7 @@ struct RawSettings {
     mapping: Option<BTreeMap<String, String>>,
     #[serde(default)]
     log: RawLog,
+    http: Option<http::RawHttp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +166,8 @@ struct RawState {
 struct RawEntra {
     client_id: String,
     client_secret_file: Option<PathBuf>,
+    client_certificate_file: Option<PathBuf>,
+    client_certificate_key_file: Option<PathBuf>,
     #[serde(default = "d_authority")]
     authority_host: String,
     #[serde(default = "d_graph")]
@@ -266,14 +282,14 @@ fn d_format() -> LogFormat {
     LogFormat::Text
 }
 
-fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(raw).map_err(|e| ConfigError::Invalid {
         key,
         reason: format!("'{raw}' is not a duration like \"500ms\" or \"2m\": {e}"),
     })
 }
 
-fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
+pub(crate) fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw.trim_end_matches('/')).map_err(|e| ConfigError::Invalid {
         key,
         reason: format!("'{raw}' is not a URL: {e}"),
@@ -367,6 +383,8 @@ impl Settings {
             entra: EntraSettings {
                 client_id: raw.entra.client_id.trim().to_string(),
                 client_secret_file: raw.entra.client_secret_file.map(resolve),
+                client_certificate_file: raw.entra.client_certificate_file.map(resolve),
+                client_certificate_key_file: raw.entra.client_certificate_key_file.map(resolve),
                 authority_host: base_url("entra.authority_host", &raw.entra.authority_host)?,
                 graph_base_url: base_url("entra.graph_base_url", &raw.entra.graph_base_url)?,
                 request_timeout: duration("entra.request_timeout", &raw.entra.request_timeout)?,
@@ -393,6 +411,7 @@ impl Settings {
                 level: raw.log.level,
                 format: raw.log.format,
             },
+            http: raw.http.map(|h| h.validate(&resolve)).transpose()?,
         })
     }
 

@@ -55,13 +55,13 @@ pub fn open_plumm(settings: &Settings) -> Result<PlummDb, StartupError> {
 }
 
 pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupError> {
-    let secret = settings.client_secret()?;
+    let credential = settings.credential()?;
     let http = GraphClient::http_client().map_err(|e| StartupError::Http(e.to_string()))?;
-    let tokens = TokenProvider::new(
+    let tokens = TokenProvider::with_credential(
         http.clone(),
         settings.entra.authority_host.clone(),
         settings.entra.client_id.clone(),
-        secret,
+        credential,
     );
     Ok(Arc::new(GraphClient::new(
         http,
@@ -117,6 +117,42 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     Ok(report?)
+}
+
+/// The daemon as `entra-daemon run` starts it: [`run`], plus the connect
+/// server when `[http]` is configured.
+pub struct Started {
+    /// Where the connect server listens (known even for port 0).
+    pub http: Option<crate::http::HttpServer>,
+    pub daemon: tokio::task::JoinHandle<Result<RunReport, StartupError>>,
+}
+
+impl Started {
+    /// Waits for the daemon to stop, then stops the connect server.
+    pub async fn wait(self) -> Result<RunReport, StartupError> {
+        let report = self.daemon.await;
+        if let Some(http) = self.http {
+            http.stop().await;
+        }
+        match report {
+            Ok(r) => r,
+            Err(e) => Err(StartupError::Http(format!("the daemon task failed: {e}"))),
+        }
+    }
+}
+
+/// Starts the connect server (if configured), then [`run`] in a task; both
+/// stop when `shutdown` turns true.
+pub async fn start(
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
+) -> Result<Started, StartupError> {
+    // Refuse early, before binding anything, if the databases are not ready.
+    open_state(&settings)?;
+    let http = crate::http::start(Arc::new(settings.clone()), shutdown.clone()).await?;
+    let daemon = tokio::spawn(run(settings, false, shutdown, settings_rx));
+    Ok(Started { http, daemon })
 }
 
 /// Proves the app can act in `tenant`: a token, then one cheap Graph read.

@@ -1,13 +1,15 @@
 //! Microsoft Graph: pure request builders and response classification, and
 //! the I/O edge (tokens, pacing, HTTP).
+pub mod assertion;
 pub mod client;
 pub mod pacer;
 pub mod request;
 pub mod response;
 pub mod token;
 
+pub use assertion::ClientCertificate;
 pub use client::{CallError, GraphClient, Sent};
 pub use pacer::{Pacer, Priority};
 pub use request::GraphRequest;
 pub use response::{Failure, GraphError, Reply};
-pub use token::{TokenError, TokenProvider};
+pub use token::{Credential, TokenError, TokenProvider};

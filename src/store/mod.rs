@@ -1,6 +1,7 @@
 //! SQLite at the edges: Plumm's database (read the outbox, consume it) and
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
+pub mod connect;
 pub mod migrate;
 pub mod plumm;
 pub mod state;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
+pub use connect::{ConnectStart, StateRejected};
 pub use plumm::{OutboxRow, PlummDb};
 pub use state::{Connection as TenantConnection, Link, Parked, PendingEntry, PendingKind, StateDb};
 
