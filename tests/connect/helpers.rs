@@ -86,7 +86,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             consent_propagation_ms: 0,
-            consent_timeout: "3s",
+            consent_timeout: "10s",
             state_ttl: "10m",
             certificate: None,
             store_return_url: "http://127.0.0.1:9/store/apps/entra".into(),
@@ -255,6 +255,12 @@ consent_retry_interval = "20ms"
         let consent = self.start_connect(company).await;
         let callback = self.answer_consent(&consent, account, accept).await;
         self.follow_callback(&callback).await
+    }
+
+    /// The whole flow, accepted by `admin`; it must connect.
+    pub async fn connect_ok(&self, company: i64, admin: &str) {
+        let landing = self.connect_flow(company, admin, true).await;
+        assert_eq!(landing.get("status"), "connected", "{landing:?}");
     }
 
     /// Clicks Connect; returns the consent URL at the emulator.

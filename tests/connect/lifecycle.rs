@@ -41,12 +41,7 @@ async fn disconnect(app: &ConnectApp, company: i64) -> Landing {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_from_the_store_stops_syncing_drops_pending_work_and_deletes_nothing() {
     let mut app = ConnectApp::spawn().await;
-    assert_eq!(
-        app.connect_flow(CONTOSO, CONTOSO_ADMIN, true)
-            .await
-            .get("status"),
-        "connected"
-    );
+    app.connect_ok(CONTOSO, CONTOSO_ADMIN).await;
     app.converged().await;
     // Graph starts failing for Contoso, so a change stays pending.
     app.control.inject(Fault {
@@ -120,12 +115,7 @@ async fn disconnect_from_the_store_stops_syncing_drops_pending_work_and_deletes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_disconnects_too() {
     let mut app = ConnectApp::spawn().await;
-    assert_eq!(
-        app.connect_flow(FABRIKAM, FABRIKAM_ADMIN, true)
-            .await
-            .get("status"),
-        "connected"
-    );
+    app.connect_ok(FABRIKAM, FABRIKAM_ADMIN).await;
     app.converged().await;
     let run = |company: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
@@ -156,12 +146,7 @@ async fn the_cli_disconnects_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_the_same_tenant_reuses_the_links() {
     let mut app = ConnectApp::spawn().await;
-    assert_eq!(
-        app.connect_flow(CONTOSO, CONTOSO_ADMIN, true)
-            .await
-            .get("status"),
-        "connected"
-    );
+    app.connect_ok(CONTOSO, CONTOSO_ADMIN).await;
     app.converged().await;
     let ids = |app: &ConnectApp| {
         let mut v: Vec<(String, String)> = app
@@ -222,18 +207,8 @@ async fn reconnecting_the_same_tenant_reuses_the_links() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_are_isolated_tokens_users_and_failures() {
     let mut app = ConnectApp::spawn().await;
-    assert_eq!(
-        app.connect_flow(CONTOSO, CONTOSO_ADMIN, true)
-            .await
-            .get("status"),
-        "connected"
-    );
-    assert_eq!(
-        app.connect_flow(FABRIKAM, FABRIKAM_ADMIN, true)
-            .await
-            .get("status"),
-        "connected"
-    );
+    app.connect_ok(CONTOSO, CONTOSO_ADMIN).await;
+    app.connect_ok(FABRIKAM, FABRIKAM_ADMIN).await;
     app.converged().await;
     let domains = |t: &str| {
         app.users(t)
