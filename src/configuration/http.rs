@@ -164,3 +164,64 @@ impl HttpSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Settings;
+
+    const BASE: &str = "[plumm]\ndatabase = \"p.db\"\n[state]\ndatabase = \"s.db\"\n\
+                        [entra]\nclient_id = \"x\"\n";
+
+    fn parse(http: &str) -> Result<Settings, String> {
+        Settings::parse(&format!("{BASE}[http]\n{http}"), Path::new("/etc/e/c.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_annotated_example_parses_with_its_http_section() {
+        let text = include_str!("../../entra-daemon.toml");
+        let s = Settings::parse(text, Path::new("/etc/entra-daemon/entra-daemon.toml")).unwrap();
+        let h = s.http.expect("[http]");
+        assert_eq!(h.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            h.public_base("127.0.0.1:8080".parse().unwrap()),
+            "https://entra-sync.plumm.example"
+        );
+        assert_eq!(h.state_ttl.as_secs(), 600);
+    }
+
+    #[test]
+    fn http_settings_are_checked_with_the_key_and_the_reason() {
+        let ok = "listen = \"127.0.0.1:0\"\nstore_return_url = \"https://app.example/store\"\n\
+                  store_signing_key_file = \"k\"\n";
+        let s = parse(ok).unwrap();
+        let h = s.http.unwrap();
+        assert_eq!(h.store_signing_key_file, Path::new("/etc/e/k"));
+        assert_eq!(
+            h.public_base("127.0.0.1:4321".parse().unwrap()),
+            "http://127.0.0.1:4321"
+        );
+
+        let public = ok.replace("127.0.0.1:0", "0.0.0.0:8080");
+        assert!(parse(&public).unwrap_err().contains("http.public_url"));
+        let plain = format!("{public}public_url = \"http://sync.example\"\n");
+        assert!(parse(&plain).unwrap_err().contains("must be https"));
+        let ret = ok.replace("https://app.example/store", "http://app.example/store");
+        assert!(parse(&ret).unwrap_err().contains("http.store_return_url"));
+        let unknown = format!("{ok}listn = \"x\"\n");
+        assert!(parse(&unknown).unwrap_err().contains("listn"));
+        let zero = format!("{ok}consent_retry_interval = \"0s\"\n");
+        assert!(parse(&zero).unwrap_err().contains("consent_retry_interval"));
+    }
+
+    #[test]
+    fn a_short_signing_key_is_refused_and_never_printed() {
+        let err = super::StoreKey::new("short-key\n").unwrap_err().to_string();
+        assert!(err.contains("openssl rand -hex 32") && !err.contains("short-key"));
+        let key = super::StoreKey::new("0123456789abcdef0123456789abcdef\n").unwrap();
+        assert_eq!(key.bytes(), b"0123456789abcdef0123456789abcdef");
+        assert!(!format!("{key:?}").contains("0123"));
+    }
+}

@@ -165,16 +165,20 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_signature() {
-        // The README's example: key "0123...cdef" (32 chars).
+    fn the_readme_example_matches_an_independent_hmac() {
+        // README: `printf 'company=42&admin=ada%40contoso.com&exp=1767225600' |
+        //   openssl dgst -sha256 -hmac "$KEY"`
+        let key =
+            StoreKey::new("3f9a2c4e8b1d7f60a5c3e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2\n")
+                .unwrap();
         let signed = "company=42&admin=ada%40contoso.com&exp=1767225600";
-        assert_eq!(signature(&key(), signed).len(), 64);
+        let expected = "bcdc17ccef0bb885fd17aa871322414f71540bee7306c1c70533c9d5aaf2bd03";
+        assert_eq!(signature(&key, signed), expected);
         assert_eq!(
-            signature(&key(), signed),
-            sign_query(&key(), 42, "ada@contoso.com", 1767225600)
-                .rsplit_once("&sig=")
-                .unwrap()
-                .1
+            sign_query(&key, 42, "ada@contoso.com", 1767225600),
+            format!("{signed}&sig={expected}")
         );
+        let link = verify(&key, &format!("{signed}&sig={expected}"), 1767225000, HOUR).unwrap();
+        assert_eq!(link.company, CompanyId(42));
     }
 }

@@ -6,4 +6,5 @@ mod certificate;
 mod flow;
 mod helpers;
 mod lifecycle;
+mod routes;
 mod secrets;
