@@ -11,9 +11,7 @@ use std::collections::HashMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
-use rsa::RsaPublicKey;
+use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
@@ -23,7 +21,8 @@ pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type
 
 struct Registered {
     thumbprint_s256: String,
-    key: RsaPublicKey,
+    /// PKCS#1 RSAPublicKey DER (the certificate's subjectPublicKey).
+    key: Vec<u8>,
 }
 
 /// Certificates per app (lower-case client id) and the assertion ids seen.
@@ -58,13 +57,12 @@ impl CertificateRegistry {
     pub fn register(&mut self, client_id: &str, pem: &str) -> Result<String, String> {
         let cert = Certificate::from_pem(pem.trim().as_bytes())
             .map_err(|e| format!("not a PEM X.509 certificate: {e}"))?;
-        let spki = cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|e| e.to_string())?;
-        let key = RsaPublicKey::from_public_key_der(&spki)
-            .map_err(|e| format!("not an RSA certificate: {e}"))?;
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        // rsaEncryption (RFC 8017 appendix C)
+        if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+            return Err("not an RSA certificate".into());
+        }
+        let key = spki.subject_public_key.raw_bytes().to_vec();
         let der = cert.to_der().map_err(|e| e.to_string())?;
         let thumbprint_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(&der));
         self.by_app
@@ -115,20 +113,12 @@ impl CertificateRegistry {
         };
         let signed = format!("{h}.{p}");
         let valid = match header.get("alg").and_then(Value::as_str) {
-            Some("PS256") => rsa::pss::Signature::try_from(signature.as_slice())
-                .ok()
-                .is_some_and(|sig| {
-                    rsa::pss::VerifyingKey::<Sha256>::new(cert.key.clone())
-                        .verify(signed.as_bytes(), &sig)
-                        .is_ok()
-                }),
-            Some("RS256") => rsa::pkcs1v15::Signature::try_from(signature.as_slice())
-                .ok()
-                .is_some_and(|sig| {
-                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(cert.key.clone())
-                        .verify(signed.as_bytes(), &sig)
-                        .is_ok()
-                }),
+            Some("PS256") => UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &cert.key)
+                .verify(signed.as_bytes(), &signature)
+                .is_ok(),
+            Some("RS256") => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &cert.key)
+                .verify(signed.as_bytes(), &signature)
+                .is_ok(),
             _ => false,
         };
         if !valid {

@@ -11,15 +11,12 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::pss::BlindedSigningKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use ring::rand::SystemRandom;
+use ring::signature::{RsaKeyPair, RSA_PSS_SHA256};
 use secrecy::SecretString;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::der::{pem, DecodePem, Encode};
 use x509_cert::Certificate;
 
 /// `client_assertion_type` for a JWT client assertion (RFC 7523).
@@ -47,10 +44,12 @@ pub enum CertificateError {
 }
 
 /// The app's certificate and its private key. `Debug` shows the thumbprint
-/// only; the key never leaves this type except as signatures.
+/// only; the key never leaves this type except as signatures (made by
+/// `ring`, whose RSA private-key operations are constant-time).
 pub struct ClientCertificate {
     thumbprint_s256: String,
-    key: BlindedSigningKey<Sha256>,
+    key: RsaKeyPair,
+    rng: SystemRandom,
 }
 
 impl fmt::Debug for ClientCertificate {
@@ -99,10 +98,14 @@ impl ClientCertificate {
             .map_err(|e| invalid(certificate, format!("not an X.509 certificate: {e}")))?;
         let key_text = read(key)?;
         let private = if let Some(b) = pem_block(&key_text, "PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs8_pem(b)
+            let (_, der) = pem::decode_vec(b.as_bytes())
+                .map_err(|e| invalid(key, format!("unreadable PEM: {e}")))?;
+            RsaKeyPair::from_pkcs8(&der)
                 .map_err(|e| invalid(key, format!("not an RSA PKCS#8 private key: {e}")))?
         } else if let Some(b) = pem_block(&key_text, "RSA PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs1_pem(b)
+            let (_, der) = pem::decode_vec(b.as_bytes())
+                .map_err(|e| invalid(key, format!("unreadable PEM: {e}")))?;
+            RsaKeyPair::from_der(&der)
                 .map_err(|e| invalid(key, format!("not an RSA PKCS#1 private key: {e}")))?
         } else {
             return Err(invalid(
@@ -112,32 +115,26 @@ impl ClientCertificate {
                     .into(),
             ));
         };
-        Self::from_parts(&cert, private).map_err(|e| match e {
-            PartsError::Mismatch => CertificateError::Mismatch {
-                certificate: certificate.to_path_buf(),
-                key: key.to_path_buf(),
-            },
-            PartsError::Invalid(reason) => invalid(certificate, reason),
-        })
-    }
-
-    fn from_parts(cert: &Certificate, private: RsaPrivateKey) -> Result<Self, PartsError> {
-        let spki = cert
+        // The certificate's subjectPublicKey is the PKCS#1 RSAPublicKey DER,
+        // which is what ring exposes for the key pair.
+        let public = cert
             .tbs_certificate
             .subject_public_key_info
-            .to_der()
-            .map_err(|e| PartsError::Invalid(format!("unreadable public key: {e}")))?;
-        let public = RsaPublicKey::from_public_key_der(&spki)
-            .map_err(|e| PartsError::Invalid(format!("not an RSA certificate: {e}")))?;
-        if public != RsaPublicKey::from(&private) {
-            return Err(PartsError::Mismatch);
+            .subject_public_key
+            .raw_bytes();
+        if public != private.public().as_ref() {
+            return Err(CertificateError::Mismatch {
+                certificate: certificate.to_path_buf(),
+                key: key.to_path_buf(),
+            });
         }
         let der = cert
             .to_der()
-            .map_err(|e| PartsError::Invalid(format!("cannot re-encode: {e}")))?;
+            .map_err(|e| invalid(certificate, format!("cannot re-encode: {e}")))?;
         Ok(Self {
             thumbprint_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(&der)),
-            key: BlindedSigningKey::<Sha256>::new(private),
+            key: private,
+            rng: SystemRandom::new(),
         })
     }
 
@@ -168,18 +165,13 @@ impl ClientCertificate {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature = self
-            .key
-            .try_sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
-            .map_err(|e| CertificateError::Sign(e.to_string()))?;
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(&RSA_PSS_SHA256, &self.rng, input.as_bytes(), &mut signature)
+            .map_err(|_| CertificateError::Sign("RSA-PSS signing failed".into()))?;
         Ok(SecretString::from(format!(
             "{input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+            URL_SAFE_NO_PAD.encode(signature)
         )))
     }
-}
-
-enum PartsError {
-    Mismatch,
-    Invalid(String),
 }

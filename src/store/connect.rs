@@ -38,7 +38,9 @@ impl StateDb {
     ) -> Result<(), StoreError> {
         let now = chrono::Utc::now();
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("recording a connect state")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("recording a connect state")?;
         tx.execute(
             "DELETE FROM oauth_states WHERE expires_at < ?1",
             [time_text(now - KEEP_EXPIRED)],

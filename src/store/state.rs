@@ -113,7 +113,12 @@ impl StateDb {
         by: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("connecting")?;
+        // IMMEDIATE: this reads then writes while other connections (the
+        // daemon, the connect server) write; a deferred transaction would
+        // fail with SQLITE_BUSY instead of waiting when it upgrades.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("connecting")?;
         let holder: Option<i64> = tx
             .query_row(
                 "SELECT company_id FROM connections WHERE tenant_id = ?1 AND status = 'connected'",
@@ -159,7 +164,9 @@ impl StateDb {
     /// the audit log); links and history stay for a later reconnect.
     pub fn disconnect(&self, company: CompanyId) -> Result<Option<usize>, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("disconnecting")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("disconnecting")?;
         let n = tx
             .execute(
                 "UPDATE connections SET status = 'disconnected', updated_at = ?2

@@ -3,11 +3,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use entra_daemon::configuration::Settings;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use x509_cert::der::{DecodePem, Encode};
+use x509_cert::der::{pem, DecodePem, Encode};
 
 use crate::helpers::*;
 
@@ -92,17 +91,21 @@ fn assertion(key_file: &str, cert_file: &str, alg: &str, claims: Value) -> Strin
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let key =
-        rsa::RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(fixture(key_file)).unwrap())
-            .unwrap();
-    let sig = match alg {
-        "PS256" => rsa::pss::BlindedSigningKey::<Sha256>::new(key)
-            .sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
-            .to_vec(),
-        _ => rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
-            .sign_with_rng(&mut rand::rngs::OsRng, input.as_bytes())
-            .to_vec(),
+    let key_pem = std::fs::read_to_string(fixture(key_file)).unwrap();
+    let (_, der) = pem::decode_vec(key_pem.as_bytes()).unwrap();
+    let key = RsaKeyPair::from_pkcs8(&der).unwrap();
+    let mut sig = vec![0; key.public().modulus_len()];
+    let padding: &'static dyn ring::signature::RsaEncoding = match alg {
+        "PS256" => &RSA_PSS_SHA256,
+        _ => &RSA_PKCS1_SHA256,
     };
+    key.sign(
+        padding,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 

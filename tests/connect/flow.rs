@@ -234,7 +234,7 @@ async fn a_tenant_connected_to_another_company_is_refused_without_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_that_takes_a_moment_to_propagate_is_waited_for() {
     let mut app = ConnectApp::spawn_with(Options {
-        consent_propagation_ms: 300,
+        consent_propagation_ms: 800,
         ..Options::default()
     })
     .await;
@@ -258,7 +258,7 @@ async fn consent_that_takes_a_moment_to_propagate_is_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_not_yet_effective_says_so_then_connects_on_the_next_click() {
     let mut app = ConnectApp::spawn_with(Options {
-        consent_propagation_ms: 1_500,
+        consent_propagation_ms: 2_500,
         consent_timeout: "100ms",
         ..Options::default()
     })
