@@ -22,7 +22,14 @@ pub async fn run(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (settings_tx, settings_rx) = watch::channel(Arc::new(settings.clone()));
     let signals = tokio::spawn(handle_signals(shutdown_tx, settings_tx, config_path));
-    let report = startup::run(settings, once, shutdown_rx, Some(settings_rx)).await;
+    let report = if once {
+        startup::run(settings, once, shutdown_rx, Some(settings_rx)).await
+    } else {
+        match startup::start(settings, shutdown_rx, Some(settings_rx)).await {
+            Ok(started) => started.wait().await,
+            Err(e) => Err(e),
+        }
+    };
     signals.abort();
     let report = report?;
     tracing::info!(

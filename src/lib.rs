@@ -11,6 +11,7 @@ pub mod domain;
 pub mod emulator;
 pub mod engine;
 pub mod graph;
+pub mod http;
 pub mod mapping;
 pub mod opt;
 pub mod pacing;

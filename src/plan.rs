@@ -41,6 +41,9 @@ pub enum Action {
     Lookup,
     /// Checking the Plumm record can become an Entra user.
     Validate,
+    /// A decision to leave Entra as it is (unconnected company, already
+    /// matching, on_delete = ignore...).
+    Skip,
     Nothing,
 }
 
@@ -56,6 +59,7 @@ impl Action {
             Action::Revoke => "revoke",
             Action::Lookup => "lookup",
             Action::Validate => "validate",
+            Action::Skip => "skip",
             Action::Nothing => "nothing",
         }
     }

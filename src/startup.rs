@@ -59,13 +59,13 @@ pub fn open_plumm(settings: &Settings) -> Result<PlummDb, StartupError> {
 }
 
 pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupError> {
-    let secret = settings.client_secret()?;
+    let credential = settings.credential()?;
     let http = GraphClient::http_client().map_err(|e| StartupError::Http(e.to_string()))?;
-    let tokens = TokenProvider::new(
+    let tokens = TokenProvider::with_credential(
         http.clone(),
         settings.entra.authority_host.clone(),
         settings.entra.client_id.clone(),
-        secret,
+        credential,
     );
     let pacing = settings.pacing.clone();
     let pacer = Pacer::spawn(pacing.app_limits(), Box::new(move |t| pacing.limits_for(t)));
@@ -156,6 +156,42 @@ pub async fn run(
     Ok(report)
 }
 
+/// The daemon as `entra-daemon run` starts it: [`run`], plus the connect
+/// server when `[http]` is configured.
+pub struct Started {
+    /// Where the connect server listens (known even for port 0).
+    pub http: Option<crate::http::HttpServer>,
+    pub daemon: tokio::task::JoinHandle<Result<RunReport, StartupError>>,
+}
+
+impl Started {
+    /// Waits for the daemon to stop, then stops the connect server.
+    pub async fn wait(self) -> Result<RunReport, StartupError> {
+        let report = self.daemon.await;
+        if let Some(http) = self.http {
+            http.stop().await;
+        }
+        match report {
+            Ok(r) => r,
+            Err(e) => Err(StartupError::Http(format!("the daemon task failed: {e}"))),
+        }
+    }
+}
+
+/// Starts the connect server (if configured), then [`run`] in a task; both
+/// stop when `shutdown` turns true.
+pub async fn start(
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
+) -> Result<Started, StartupError> {
+    // Refuse early, before binding anything, if the databases are not ready.
+    open_state(&settings)?;
+    let http = crate::http::start(Arc::new(settings.clone()), shutdown.clone()).await?;
+    let daemon = tokio::spawn(run(settings, false, shutdown, settings_rx));
+    Ok(Started { http, daemon })
+}
+
 /// Proves the app can act in `tenant`: a token, then one cheap Graph read.
 pub async fn verify_tenant(graph: &GraphClient, tenant: &TenantId) -> Result<(), StartupError> {
     let verify = |reason: String| StartupError::Verify {
@@ -188,7 +224,6 @@ pub async fn connect(
     by: &str,
 ) -> Result<usize, StartupError> {
     let state = open_state(settings)?;
-    let plumm = open_plumm(settings)?;
     let graph = match verify {
         true => {
             let graph = graph_client(settings)?;
@@ -197,37 +232,7 @@ pub async fn connect(
         }
         false => None,
     };
-    // One listing of the tenant links the users Entra already has and tells
-    // which are absent, instead of a lookup per user. Without a verified
-    // token (`--no-verify`), workers look each user up instead.
-    let listed = match &graph {
-        Some(graph) => {
-            if let Some(other) = state.tenant_holder(tenant)?.filter(|c| *c != company) {
-                return Err(StoreError::Conflict(format!(
-                    "tenant {tenant} is already connected to company {other}; disconnect it there first"
-                ))
-                .into());
-            }
-            let m = Matcher {
-                graph,
-                state: &state,
-                plumm: &plumm,
-                retry: &settings.sync.retry,
-                mapping: &settings.mapping,
-            }
-            .run(company, tenant)
-            .await
-            .map_err(|e| StartupError::Verify {
-                tenant: tenant.clone(),
-                reason: e.to_string(),
-            })?;
-            Some(m.linked)
-        }
-        None => None,
-    };
-    let initial = crate::engine::ingest::initial_sync(&plumm, company, listed.as_ref())?;
-    let queued = initial.len();
-    state.connect(company, tenant, Some(by), &initial)?;
+    let queued = record_connection(settings, &state, graph.as_deref(), company, tenant, by).await?;
     let mut r = AuditRecord::new("connect", Outcome::Ok);
     r.company = Some(company);
     r.tenant = Some(tenant.clone());
@@ -263,4 +268,50 @@ pub fn disconnect(
         state.append_audit(&r)?;
     }
     Ok(dropped)
+}
+
+/// Records the connection and queues the initial sync, in one state
+/// transaction. With a Graph client, one listing of the tenant first links
+/// the users Entra already has and marks the rest absent, instead of a
+/// lookup per user; without one (`--no-verify`), workers look each user up.
+pub async fn record_connection(
+    settings: &Settings,
+    state: &StateDb,
+    graph: Option<&GraphClient>,
+    company: CompanyId,
+    tenant: &TenantId,
+    by: &str,
+) -> Result<usize, StartupError> {
+    let plumm = std::sync::Mutex::new(open_plumm(settings)?);
+    if let Some(other) = state.tenant_holder(tenant)?.filter(|c| *c != company) {
+        return Err(StoreError::Conflict(format!(
+            "tenant {tenant} is already connected to company {other}; disconnect it there first"
+        ))
+        .into());
+    }
+    let listed = match graph {
+        Some(graph) => {
+            let m = Matcher {
+                graph,
+                state,
+                plumm: &plumm,
+                retry: &settings.sync.retry,
+                mapping: &settings.mapping,
+            }
+            .run(company, tenant)
+            .await
+            .map_err(|e| StartupError::Verify {
+                tenant: tenant.clone(),
+                reason: e.to_string(),
+            })?;
+            Some(m.linked)
+        }
+        None => None,
+    };
+    let plumm = plumm
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let initial = crate::engine::ingest::initial_sync(&plumm, company, listed.as_ref())?;
+    state.connect(company, tenant, Some(by), &initial)?;
+    Ok(initial.len())
 }

@@ -8,7 +8,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod credential;
+mod http;
 mod raw;
+
+pub use http::{HttpSettings, StoreKey};
 
 use raw::RawSettings;
 
@@ -45,6 +49,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("[entra] client certificate: {0}")]
+    Certificate(#[from] crate::graph::assertion::CertificateError),
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +62,8 @@ pub struct Settings {
     pub mapping: Mapping,
     pub pacing: PacingSettings,
     pub log: LogSettings,
+    /// The connect server; `None` runs the daemon without one.
+    pub http: Option<HttpSettings>,
 }
 
 /// How hard the daemon may push each tenant: Graph's documented limits by
@@ -125,6 +133,11 @@ pub struct StateSettings {
 pub struct EntraSettings {
     pub client_id: String,
     pub client_secret_file: Option<PathBuf>,
+    /// PEM certificate registered on the app; when set, token requests
+    /// carry a signed client assertion instead of the secret.
+    pub client_certificate_file: Option<PathBuf>,
+    /// Its PEM private key (default: the certificate file itself).
+    pub client_certificate_key_file: Option<PathBuf>,
     pub authority_host: Url,
     pub graph_base_url: Url,
     pub request_timeout: Duration,
@@ -210,7 +223,7 @@ fn parse_message(text: &str, e: &toml::de::Error) -> String {
     format!("{place}(line {line_no}, column {col}): {}", e.message())
 }
 
-fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration(key: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(raw).map_err(|e| ConfigError::Invalid {
         key,
         reason: format!("'{raw}' is not a duration like \"500ms\" or \"2m\": {e}"),
@@ -238,7 +251,7 @@ fn bounded(
     Ok(d)
 }
 
-fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
+pub(crate) fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw.trim_end_matches('/')).map_err(|e| ConfigError::Invalid {
         key,
         reason: format!("'{raw}' is not a URL: {e}"),
@@ -410,6 +423,8 @@ impl Settings {
             entra: EntraSettings {
                 client_id: raw.entra.client_id.trim().to_string(),
                 client_secret_file: raw.entra.client_secret_file.map(resolve),
+                client_certificate_file: raw.entra.client_certificate_file.map(resolve),
+                client_certificate_key_file: raw.entra.client_certificate_key_file.map(resolve),
                 authority_host: base_url("entra.authority_host", &raw.entra.authority_host)?,
                 graph_base_url: base_url("entra.graph_base_url", &raw.entra.graph_base_url)?,
                 request_timeout: bounded(
@@ -457,6 +472,7 @@ impl Settings {
                 level: raw.log.level,
                 format: raw.log.format,
             },
+            http: raw.http.map(|h| h.validate(&resolve)).transpose()?,
         })
     }
 

@@ -20,6 +20,7 @@ pub(super) struct RawSettings {
     pub(super) pacing: RawPacing,
     #[serde(default)]
     pub(super) log: RawLog,
+    pub(super) http: Option<super::http::RawHttp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,8 @@ pub(super) struct RawState {
 pub(super) struct RawEntra {
     pub(super) client_id: String,
     pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) client_certificate_file: Option<PathBuf>,
+    pub(super) client_certificate_key_file: Option<PathBuf>,
     #[serde(default = "d_authority")]
     pub(super) authority_host: String,
     #[serde(default = "d_graph")]

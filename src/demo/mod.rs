@@ -2,6 +2,7 @@
 //! emulator in-process, builds a Plumm database with two companies, connects
 //! both, runs the daemon, plays a day of HR changes, and shows that Entra
 //! matches Plumm (and why the one bad record does not).
+mod connect;
 mod people;
 mod report;
 
@@ -15,7 +16,7 @@ use rusqlite::params;
 use tokio::sync::watch;
 
 use crate::configuration::Settings;
-use crate::domain::{CompanyId, TenantId};
+use crate::domain::CompanyId;
 use crate::emulator::{self, AppRegistration, EmulatorConfig, SeedUser, TenantSize, TenantSpec};
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
@@ -43,6 +44,9 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let secret = format!("demo~{}", new_guid());
     let mut config = EmulatorConfig {
         replication_delay_ms: 200,
+        // Each tenant's Global Administrator, who grants consent below.
+        admins: vec!["admin@contoso.com".into(), "admin@fabrikam.com".into()],
+        consent_propagation_ms: 300,
         ..EmulatorConfig::default()
     };
     config.apps.push(AppRegistration {
@@ -63,7 +67,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
                 ),
             ],
             size: TenantSize::Small,
-            consented: true,
+            // Not yet: each company's admin consents through the Store.
+            consented: false,
         });
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -110,14 +115,40 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         PEOPLE.len()
     );
 
-    for (company, tenant) in [(CONTOSO, CONTOSO_TENANT), (FABRIKAM, FABRIKAM_TENANT)] {
-        let tenant = TenantId::parse(tenant)?;
-        let queued = startup::connect(&settings, CompanyId(company), &tenant, true, "demo").await?;
-        println!("connect    company {company} -> tenant {tenant}: token and Graph read verified, {queued} users queued");
-    }
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let daemon = tokio::spawn(startup::run(settings.clone(), false, stop_rx, None));
+    let daemon = startup::start(settings.clone(), stop_rx, None).await?;
+    let server = daemon.http.as_ref().context("the demo configures [http]")?;
+    let connect_base = server.public_base.clone();
+    control.add_redirect_uri(&client_id, &format!("{connect_base}/oauth/callback"));
+    println!("connect    server {connect_base} (redirect URI {connect_base}/oauth/callback)");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let key = settings
+        .http
+        .as_ref()
+        .context("the demo configures [http]")?
+        .signing_key()?;
+    for (company, admin, tenant) in [
+        (CONTOSO, "admin@contoso.com", CONTOSO_TENANT),
+        (FABRIKAM, "admin@fabrikam.com", FABRIKAM_TENANT),
+    ] {
+        let t = Instant::now();
+        connect::through_the_store(
+            &browser,
+            &connect_base,
+            &key,
+            company,
+            "it.admin@plumm.example",
+            admin,
+        )
+        .await?;
+        println!(
+            "connect    company {company}: Store -> consent by {admin} -> callback -> Store \"Connected\" \
+             (tenant {tenant}, consent proven in {} ms)",
+            t.elapsed().as_millis()
+        );
+    }
     let observer = Observer {
         state: StateDb::open(&settings.state.database)?,
         plumm: PlummDb::open(&settings.plumm.database)?,
@@ -143,7 +174,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     }
 
     let _ = stop_tx.send(true);
-    let report = daemon.await.context("daemon task")??;
+    let report = daemon.wait().await?;
     tracing::debug!(?report, "daemon stopped");
 
     let tenants = [
@@ -227,10 +258,23 @@ on_delete = "suspend"
 revoke_sessions_on_suspend = true
 retry_initial = "100ms"
 retry_max = "2s"
+[http]
+listen = "127.0.0.1:0"
+store_return_url = "http://127.0.0.1/plumm/store/apps/microsoft-entra-id"
+store_signing_key_file = "store-signing.key"
+consent_retry_interval = "50ms"
 [log]
 level = "warn"
 "#
     );
+    // The key Plumm's Store signs its Connect links with.
+    let key_path = dir.join("store-signing.key");
+    std::fs::write(&key_path, format!("{}{}", new_guid(), new_guid()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))?;
+    }
     let path = dir.join("entra-daemon.toml");
     std::fs::write(&path, config)?;
     Ok(path)
@@ -296,6 +340,9 @@ fn standalone_config() -> EmulatorConfig {
         client_id: "00000000-0000-4000-8000-00000000e1d0".into(),
         client_secret: "emulator-only-secret".into(),
     });
+    // Signs in on the admin consent page (/{tenant}/v2.0/adminconsent).
+    c.admins.push("admin@contoso.com".into());
+    c.default_account = Some("admin@contoso.com".into());
     c.tenants.push(TenantSpec {
         id: CONTOSO_TENANT.into(),
         domains: vec!["contoso.com".into(), "contoso.onmicrosoft.com".into()],

@@ -29,6 +29,21 @@ pub struct EmulatorConfig {
     pub apps: Vec<AppRegistration>,
     pub tenants: Vec<TenantSpec>,
     pub seed_users: Vec<ConfigSeedUser>,
+    /// Redirect URIs registered on the apps (Web platform); the admin
+    /// consent endpoint redirects only to one of them, matched exactly.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Certificates registered on the apps ("Certificates & secrets"); a
+    /// client assertion must be signed by one of them.
+    pub app_certificates: Vec<AppCertificate>,
+    /// Accounts holding a role that can grant tenant-wide consent to
+    /// application permissions (Global Administrator, Privileged Role
+    /// Administrator). An account's domain names its tenant.
+    pub admins: Vec<String>,
+    /// The account the consent page offers first (the admin can change it).
+    pub default_account: Option<String>,
+    /// Microsoft time between an admin's consent and the token endpoint
+    /// honouring it; until then tokens are refused as not consented.
+    pub consent_propagation_ms: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -43,6 +58,11 @@ impl Default for EmulatorConfig {
             apps: Vec::new(),
             tenants: Vec::new(),
             seed_users: Vec::new(),
+            redirect_uris: Vec::new(),
+            app_certificates: Vec::new(),
+            admins: Vec::new(),
+            default_account: None,
+            consent_propagation_ms: 0,
         }
     }
 }
@@ -171,6 +191,22 @@ impl fmt::Debug for AppRegistration {
             .field("client_secret", &"***")
             .finish()
     }
+}
+
+/// A redirect URI registered on an app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectUri {
+    pub client_id: String,
+    pub uri: String,
+}
+
+/// A certificate (PEM, public part only) registered on an app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AppCertificate {
+    pub client_id: String,
+    pub certificate_pem: String,
 }
 
 /// Tenant size classes of the identity throttling limits

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Response};
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use super::client_assertion;
 use super::errors::login_error;
 use super::graph::{header, random_noise};
 use super::listener::ConnHandle;
@@ -172,7 +173,7 @@ fn issue(
             format!("Tenant '{tenant_seg}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."),
         ));
     };
-    let tenant = &inner.tenants[ti].spec;
+    let tenant = inner.tenants[ti].spec.clone();
     let not_in_tenant = || {
         fail(
             400,
@@ -181,29 +182,68 @@ fn issue(
             format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", tenant.id),
         )
     };
-    let Some(app) = inner.apps.get(&client_id.to_lowercase()) else {
+    let Some(app) = inner.apps.get(&client_id.to_lowercase()).cloned() else {
         return Err(not_in_tenant());
     };
-    let Some(secret) = secret else {
-        return Err(fail(
-            401,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        ));
-    };
-    if secret != app.client_secret {
-        return Err(fail(
-            401,
-            "invalid_client",
-            7000215,
-            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
-        ));
+    // Assertion checks and the consent check below take the lock again.
+    drop(inner);
+    match (secret, p("client_assertion")) {
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                400,
+                "invalid_request",
+                90023,
+                "The request must use only one client authentication method.",
+            ))
+        }
+        (None, None) => {
+            return Err(fail(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            ))
+        }
+        (Some(secret), None) => {
+            if secret != app.client_secret {
+                return Err(fail(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+                ));
+            }
+        }
+        (None, Some(assertion)) => {
+            if p("client_assertion_type") != Some(client_assertion::JWT_BEARER) {
+                return Err(fail(
+                    400,
+                    "invalid_request",
+                    50027,
+                    format!("client_assertion_type must be '{}'.", client_assertion::JWT_BEARER),
+                ));
+            }
+            // The audience is the token URL the request was sent to.
+            let token_url = format!("{}/{tenant_seg}/oauth2/v2.0/token", shared.base_url);
+            let now = Utc::now().timestamp();
+            let checked = shared
+                .lock()
+                .certificates
+                .verify(&client_id, &token_url, assertion, now);
+            if let Err(r) = checked {
+                return Err(fail(401, "invalid_client", r.code, r.description));
+            }
+        }
     }
     // Without admin consent the multi-tenant app has no service principal in
     // the tenant (AADSTS700016: "not installed by the administrator of the
-    // tenant or consented to by any user in the tenant").
-    if !tenant.consented {
+    // tenant or consented to by any user in the tenant"); a fresh consent
+    // counts only once it has propagated.
+    let propagated = shared
+        .lock()
+        .consent
+        .is_effective(&tenant.id, Instant::now());
+    if !tenant.consented || !propagated {
         return Err(not_in_tenant());
     }
     let lifetime = shared.scaled(Duration::from_secs(shared.cfg.token_lifetime_secs));

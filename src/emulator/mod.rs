@@ -6,7 +6,9 @@
 //! models cites the page it comes from.
 
 mod batch;
+mod client_assertion;
 mod config;
+mod consent;
 mod control;
 mod errors;
 mod filter;
@@ -34,8 +36,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    AppRegistration, ConfigSeedUser, EmulatorConfig, RandomFaultConfig, TenantSize, TenantSpec,
-    ThrottleConfig,
+    AppCertificate, AppRegistration, ConfigSeedUser, EmulatorConfig, RandomFaultConfig,
+    RedirectUri, TenantSize, TenantSpec, ThrottleConfig,
 };
 pub use control::EmulatorControl;
 pub use throttle::{request_cost, Cost, Decision, Limiter, Throttled};
@@ -133,6 +135,10 @@ async fn front(shared: Arc<Shared>, conn: ConnHandle, req: Request) -> Response<
         let tenant = util::percent_decode(segs[0]);
         return login::handle(shared, conn, &method, &tenant, &path, &parts.headers, &body).await;
     }
+    if segs.len() == 3 && segs[1] == "v2.0" && segs[2] == "adminconsent" {
+        let tenant = util::percent_decode(segs[0]);
+        return consent::handle(shared, &method, &tenant, &path, query.as_deref(), &body).await;
+    }
     StatusCode::NOT_FOUND.into_response()
 }
 
@@ -155,6 +161,9 @@ pub async fn spawn(
     };
     for app in config.apps {
         control.add_app(app);
+    }
+    for c in &config.app_certificates {
+        control.add_app_certificate(&c.client_id, &c.certificate_pem)?;
     }
     for t in config.tenants {
         control.add_tenant(t)?;

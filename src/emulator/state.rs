@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::client_assertion::CertificateRegistry;
 use super::config::{AppRegistration, EmulatorConfig, TenantSpec};
+use super::consent::ConsentState;
 use super::throttle::Limiter;
 use super::types::{EmulatedUser, Fault, FaultKind, LoggedRequest};
 
@@ -30,6 +32,8 @@ impl Shared {
             next_user_seq: 1,
             replication_delay: Duration::from_millis(cfg.replication_delay_ms),
             limiter: Limiter::new(cfg.throttling.clone(), cfg.time_scale),
+            consent: ConsentState::new(&cfg),
+            certificates: CertificateRegistry::default(),
         };
         Self {
             inner: Mutex::new(inner),
@@ -193,6 +197,10 @@ pub(crate) struct Inner {
     pub next_user_seq: u64,
     pub replication_delay: Duration,
     pub limiter: Limiter,
+    /// Admin consent: admins, redirect URIs, when consents take effect.
+    pub consent: ConsentState,
+    /// Certificates registered on apps, and assertion ids already used.
+    pub certificates: CertificateRegistry,
 }
 
 impl Inner {

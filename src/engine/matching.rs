@@ -4,6 +4,7 @@
 //! memory stays bounded: one page at a time, matched against Plumm with
 //! one query per page.
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::Value;
@@ -52,7 +53,8 @@ pub struct Matched {
 pub struct Matcher<'a> {
     pub graph: &'a GraphClient,
     pub state: &'a StateDb,
-    pub plumm: &'a PlummDb,
+    /// Locked only between awaits: a SQLite connection is not `Sync`.
+    pub plumm: &'a Mutex<PlummDb>,
     pub retry: &'a RetrySettings,
     pub mapping: &'a Mapping,
 }
@@ -139,6 +141,8 @@ impl Matcher<'_> {
             .collect();
         let plumm: HashMap<String, PlummUserId> = self
             .plumm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .company_users_by_email(company, &keys)?
             .into_iter()
             .map(|u| (u.email.trim().to_lowercase(), u.id))

@@ -1,5 +1,6 @@
 //! Microsoft Graph: pure request builders and response classification, and
 //! the I/O edge (tokens, pacing, HTTP).
+pub mod assertion;
 pub mod batch;
 pub mod client;
 pub mod request;
@@ -7,7 +8,8 @@ pub mod response;
 pub mod token;
 mod transport;
 
+pub use assertion::ClientCertificate;
 pub use client::{CallError, GraphClient, Sent};
 pub use request::GraphRequest;
 pub use response::{Failure, GraphError, Reply};
-pub use token::{TokenError, TokenProvider};
+pub use token::{Credential, TokenError, TokenProvider};

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use url::Url;
 
+use super::assertion::{ClientCertificate, ASSERTION_TYPE};
 use crate::domain::TenantId;
 
 /// The app-only scope: every application permission the admin consented to.
@@ -33,6 +34,24 @@ pub enum TokenError {
     Unavailable { tenant: TenantId, message: String },
 }
 
+/// How the app proves who it is to the token endpoint.
+#[derive(Clone)]
+pub enum Credential {
+    Secret(SecretString),
+    /// A `client_assertion` signed with the app's certificate key
+    /// (learn.microsoft.com/entra/identity-platform/certificate-credentials).
+    Certificate(Arc<ClientCertificate>),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Credential::Certificate(c) => f.debug_tuple("Certificate").field(c).finish(),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Cached {
     token: SecretString,
@@ -43,7 +62,7 @@ pub struct TokenProvider {
     http: reqwest::Client,
     authority: Url,
     client_id: String,
-    secret: SecretString,
+    credential: Credential,
     scope: String,
     slots: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
 }
@@ -53,7 +72,7 @@ impl fmt::Debug for TokenProvider {
         f.debug_struct("TokenProvider")
             .field("authority", &self.authority.as_str())
             .field("client_id", &self.client_id)
-            .field("secret", &"<redacted>")
+            .field("credential", &self.credential)
             .finish()
     }
 }
@@ -65,11 +84,20 @@ impl TokenProvider {
         client_id: String,
         secret: SecretString,
     ) -> Self {
+        Self::with_credential(http, authority, client_id, Credential::Secret(secret))
+    }
+
+    pub fn with_credential(
+        http: reqwest::Client,
+        authority: Url,
+        client_id: String,
+        credential: Credential,
+    ) -> Self {
         Self {
             http,
             authority,
             client_id,
-            secret,
+            credential,
             scope: GRAPH_SCOPE.into(),
             slots: Mutex::new(HashMap::new()),
         }
@@ -123,18 +151,36 @@ impl TokenProvider {
             tenant: tenant.clone(),
             message,
         };
-        let url = TokenUrl::new(self.token_url(tenant)).map_err(|e| unavailable(e.to_string()))?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.secret.expose_secret().to_string()))
+        let token_url = self.token_url(tenant);
+        let url = TokenUrl::new(token_url.clone()).map_err(|e| unavailable(e.to_string()))?;
+        let mut client = BasicClient::new(ClientId::new(self.client_id.clone()))
             // Microsoft documents the secret as a form field of the request body.
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(url);
+        let mut assertion = None;
+        match &self.credential {
+            Credential::Secret(secret) => {
+                client =
+                    client.set_client_secret(ClientSecret::new(secret.expose_secret().to_string()));
+            }
+            Credential::Certificate(cert) => {
+                // A new assertion (new jti) per request: one is never replayed.
+                let signed = cert
+                    .assertion(&self.client_id, &token_url)
+                    .map_err(|e| unavailable(e.to_string()))?;
+                assertion = Some(signed);
+            }
+        }
         let started = Instant::now();
-        let response = client
+        let mut request = client
             .exchange_client_credentials()
-            .add_scope(Scope::new(self.scope.clone()))
-            .request_async(&self.http)
-            .await;
+            .add_scope(Scope::new(self.scope.clone()));
+        if let Some(a) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", ASSERTION_TYPE)
+                .add_extra_param("client_assertion", a.expose_secret().to_string());
+        }
+        let response = request.request_async(&self.http).await;
         match response {
             Ok(r) => {
                 // A day at most, whatever the server says: no overflow, no

@@ -15,11 +15,18 @@ const PLUMM: &[Migration] = &[Migration {
     sql: include_str!("../../migrations/plumm/0001_outbox.sql"),
 }];
 
-const STATE: &[Migration] = &[Migration {
-    version: 1,
-    name: "state",
-    sql: include_str!("../../migrations/state/0001_state.sql"),
-}];
+const STATE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "state",
+        sql: include_str!("../../migrations/state/0001_state.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "connect",
+        sql: include_str!("../../migrations/state/0002_connect.sql"),
+    },
+];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).
 pub const PLUMM_USERS_FIXTURE: &str = include_str!("../../migrations/fixtures/plumm-users.sql");

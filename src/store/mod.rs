@@ -1,6 +1,7 @@
 //! SQLite at the edges: Plumm's database (read the outbox, consume it) and
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
+pub mod connect;
 mod links;
 pub mod migrate;
 mod pending;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
+pub use connect::{ConnectStart, StateRejected};
 pub use plumm::{OutboxRow, PlummDb};
 pub use state::{Connection as TenantConnection, Link, Parked, PendingEntry, PendingKind, StateDb};
 

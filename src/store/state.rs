@@ -130,8 +130,9 @@ impl StateDb {
         initial: &[Enqueue],
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        // Immediate: this transaction reads then writes, and must not fail
-        // with a stale snapshot when the daemon commits meanwhile.
+        // IMMEDIATE: this reads then writes while other connections (the
+        // daemon, the connect server) write; a deferred transaction would
+        // fail with SQLITE_BUSY instead of waiting when it upgrades.
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("connecting")?;
@@ -193,7 +194,9 @@ impl StateDb {
     /// the audit log); links and history stay for a later reconnect.
     pub fn disconnect(&self, company: CompanyId) -> Result<Option<usize>, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("disconnecting")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("disconnecting")?;
         let n = tx
             .execute(
                 "UPDATE connections SET status = 'disconnected', updated_at = ?2

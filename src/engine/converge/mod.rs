@@ -114,7 +114,7 @@ impl Converger {
         email: Option<&str>,
         why: &str,
     ) -> Result<Converged, StoreError> {
-        let mut r = AuditRecord::new(Action::Nothing.as_str(), Outcome::Skipped);
+        let mut r = AuditRecord::new(Action::Skip.as_str(), Outcome::Skipped);
         r.company = Some(entry.company);
         r.user = Some(entry.user);
         r.email = email.map(str::to_string);
@@ -148,7 +148,7 @@ impl Job<'_> {
     }
 
     fn skipped(&self, detail: &str) -> Converged {
-        let mut r = self.ctx.record(Action::Nothing, Outcome::Skipped);
+        let mut r = self.ctx.record(Action::Skip, Outcome::Skipped);
         r.detail = Some(detail.to_string());
         self.ctx.audit(&r);
         Converged::Done

@@ -1,0 +1,10 @@
+//! The connect flow end to end: Plumm's Store link, the emulator's admin
+//! consent page, the OAuth callback, disconnect and reconnect, several
+//! tenants at once, certificate credentials, and a real browser.
+mod browser;
+mod certificate;
+mod flow;
+mod helpers;
+mod lifecycle;
+mod routes;
+mod secrets;
