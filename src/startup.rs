@@ -134,6 +134,7 @@ pub async fn run(
         retry: settings.sync.retry,
         wake: wake.clone(),
         drain_timeout: settings.sync.drain_timeout,
+        probes: settings.sync.probes,
     };
     let mut ingestor = Ingestor::new(plumm, state.clone());
     // Outbox rows recorded before a crash but not yet removed from Plumm's file.

@@ -17,6 +17,7 @@ pub use http::{HttpSettings, StoreKey};
 use raw::RawSettings;
 
 use crate::domain::TenantId;
+use crate::engine::quarantine::ProbeSettings;
 use crate::graph::batch::BatchSettings;
 use crate::mapping::{Mapping, MappingError};
 use crate::pacing::limits::{AppLimits, Rate, TenantLimits, TenantSize};
@@ -169,6 +170,8 @@ pub struct SyncSettings {
     pub drain_timeout: Duration,
     /// `$batch` coalescing, or `None` to send every request alone.
     pub batch: Option<BatchSettings>,
+    /// How often a quarantined tenant is asked whether it accepts the app again.
+    pub probes: ProbeSettings,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -453,6 +456,20 @@ impl Settings {
                     ms(0),
                     secs(3600),
                 )?,
+                probes: ProbeSettings {
+                    first: bounded(
+                        "sync.quarantine_probe_first",
+                        &raw.sync.quarantine_probe_first,
+                        ms(10),
+                        secs(86_400),
+                    )?,
+                    max: bounded(
+                        "sync.quarantine_probe_max",
+                        &raw.sync.quarantine_probe_max,
+                        ms(10),
+                        secs(7 * 86_400),
+                    )?,
+                },
                 batch: match raw.sync.batch {
                     false => None,
                     true => Some(BatchSettings {

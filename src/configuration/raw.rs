@@ -92,6 +92,10 @@ pub(super) struct RawSync {
     pub(super) batch: bool,
     #[serde(default = "d_batch_linger")]
     pub(super) batch_linger: String,
+    #[serde(default = "d_probe_first")]
+    pub(super) quarantine_probe_first: String,
+    #[serde(default = "d_probe_max")]
+    pub(super) quarantine_probe_max: String,
 }
 
 impl Default for RawSync {
@@ -110,6 +114,8 @@ impl Default for RawSync {
             drain_timeout: d_drain_timeout(),
             batch: true,
             batch_linger: d_batch_linger(),
+            quarantine_probe_first: d_probe_first(),
+            quarantine_probe_max: d_probe_max(),
         }
     }
 }
@@ -183,6 +189,12 @@ fn d_requeue_max() -> String {
 }
 fn d_replication_timeout() -> String {
     "3m".into()
+}
+fn d_probe_first() -> String {
+    "30s".into()
+}
+fn d_probe_max() -> String {
+    "1h".into()
 }
 fn d_batch_linger() -> String {
     "250ms".into()

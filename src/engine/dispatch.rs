@@ -12,11 +12,12 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio::task::{Id, JoinSet};
 
+use super::quarantine::ProbeSettings;
 use super::{Converged, Converger};
 use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
-use crate::store::{after, now_text, until, PendingEntry, StateDb, StoreError};
+use crate::store::{after, now_text, until, PendingEntry, Quarantine, StateDb, StoreError};
 
 /// What a dispatcher run did, for `run --once` and the demo.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,11 +25,14 @@ pub struct RunReport {
     pub done: u64,
     pub parked: u64,
     pub deferred: u64,
+    /// Changes still pending when a `--once` run ended (deferred, or held
+    /// by a quarantined tenant).
+    pub left_pending: i64,
 }
 
 impl RunReport {
     pub fn failed(&self) -> bool {
-        self.parked > 0 || self.deferred > 0
+        self.parked > 0 || self.deferred > 0 || self.left_pending > 0
     }
 }
 
@@ -41,6 +45,7 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// How long in-flight Graph calls may finish after a shutdown request.
     pub drain_timeout: Duration,
+    pub probes: ProbeSettings,
 }
 
 type Finished = (PendingEntry, Result<Converged, StoreError>);
@@ -55,6 +60,10 @@ struct InFlight {
     /// Companies with pending work, refreshed when woken (new changes) and
     /// on the idle tick, not on every completion: the query scans.
     companies: Vec<CompanyId>,
+    /// Quarantined companies (their work waits) and the probes running.
+    quarantined: HashMap<CompanyId, Quarantine>,
+    probes: JoinSet<CompanyId>,
+    probing: HashSet<CompanyId>,
 }
 
 impl Dispatcher {
@@ -81,6 +90,7 @@ impl Dispatcher {
                 }
             };
             if once && started == 0 && flight.tasks.is_empty() {
+                report.left_pending = self.state.pending_total().unwrap_or(0);
                 return report;
             }
             let wait = self.until_next_deferred();
@@ -89,6 +99,12 @@ impl Dispatcher {
                 _ = shutdown.changed() => {}
                 Some(res) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
                     self.finish(res, &mut flight, &mut report, once);
+                }
+                Some(done) = flight.probes.join_next(), if !flight.probes.is_empty() => {
+                    if let Ok(company) = done {
+                        flight.probing.remove(&company);
+                    }
+                    refresh = true;
                 }
                 _ = self.wake.notified() => refresh = true,
                 _ = tokio::time::sleep(wait) => refresh = true,
@@ -103,11 +119,39 @@ impl Dispatcher {
     fn fill(&self, flight: &mut InFlight, refresh: bool, once: bool) -> Result<usize, StoreError> {
         if refresh {
             flight.companies = self.state.companies_with_pending()?;
+            flight.quarantined = self
+                .state
+                .quarantined()?
+                .into_iter()
+                .map(|q| (q.company, q))
+                .collect();
         }
+        let wall = now_text();
         // A `--once` run also tries what an earlier run deferred.
-        let now = if once { "9999".to_string() } else { now_text() };
+        let now = if once {
+            "9999".to_string()
+        } else {
+            wall.clone()
+        };
         let mut started = 0;
         for company in flight.companies.clone() {
+            if let Some(q) = flight.quarantined.get(&company) {
+                // Held, not lost; a probe asks the tenant now and then.
+                if q.next_probe_at <= wall && flight.probing.insert(company) {
+                    let probe = super::quarantine::probe(
+                        self.converger.graph.clone(),
+                        self.state.clone(),
+                        q.clone(),
+                        self.probes,
+                        self.wake.clone(),
+                    );
+                    flight.probes.spawn(async move {
+                        probe.await;
+                        company
+                    });
+                }
+                continue;
+            }
             for (priority, slots) in [
                 (Priority::Realtime, self.realtime_slots),
                 (Priority::Bulk, self.bulk_slots),
@@ -159,8 +203,9 @@ impl Dispatcher {
         if let Some(n) = flight.slots_used.get_mut(&(company, priority)) {
             *n = n.saturating_sub(1);
         }
+        let mut newly = HashSet::new();
         let outcome = match res {
-            Ok((_, (entry, result))) => self.record(&entry, result, report),
+            Ok((_, (entry, result))) => self.record(&entry, result, report, &mut newly),
             Err(e) => {
                 // A bug, not the data: log it, and try the user again later
                 // rather than in a tight loop.
@@ -172,6 +217,16 @@ impl Dispatcher {
         if let Err(e) = outcome {
             tracing::error!(company = %company, user = %user, "state database error: {e}");
         }
+        // Hold the company's other work at once, before the next refresh.
+        for c in newly {
+            if let Ok(Some(q)) = self
+                .state
+                .quarantined()
+                .map(|qs| qs.into_iter().find(|q| q.company == c))
+            {
+                flight.quarantined.insert(c, q);
+            }
+        }
     }
 
     fn record(
@@ -179,6 +234,7 @@ impl Dispatcher {
         entry: &PendingEntry,
         result: Result<Converged, StoreError>,
         report: &mut RunReport,
+        quarantined: &mut HashSet<CompanyId>,
     ) -> Result<(), StoreError> {
         match result {
             Ok(Converged::Done) => {
@@ -192,6 +248,14 @@ impl Dispatcher {
             Ok(Converged::Deferred(reason)) => {
                 report.deferred += 1;
                 self.defer(entry.user, Some(entry.seq), entry.attempts, &reason)?;
+            }
+            Ok(Converged::Quarantine(reason)) => {
+                report.deferred += 1;
+                super::quarantine::enter(&self.state, entry.company, &reason, self.probes)?;
+                // Not a failure of this user: no growing delay for it.
+                self.state
+                    .defer(entry.user, Some(entry.seq), &now_text(), &reason)?;
+                quarantined.insert(entry.company);
             }
             Err(e) => {
                 report.deferred += 1;

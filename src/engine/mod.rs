@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod ingest;
 pub mod matching;
 pub mod password;
+pub mod quarantine;
 pub mod retry;
 
 use crate::domain::{CompanyId, PlummUserId, TenantId};

@@ -26,6 +26,11 @@ const STATE: &[Migration] = &[
         name: "connect",
         sql: include_str!("../../migrations/state/0002_connect.sql"),
     },
+    Migration {
+        version: 3,
+        name: "quarantine",
+        sql: include_str!("../../migrations/state/0003_quarantine.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

@@ -16,7 +16,9 @@ use rusqlite::Connection;
 pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
 pub use connect::{ConnectStart, StateRejected};
 pub use plumm::{OutboxRow, PlummDb};
-pub use state::{Connection as TenantConnection, Link, Parked, PendingEntry, PendingKind, StateDb};
+pub use state::{
+    Connection as TenantConnection, Link, Parked, PendingEntry, PendingKind, Quarantine, StateDb,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

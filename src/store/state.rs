@@ -18,6 +18,17 @@ pub struct Connection {
     pub connected_by: Option<String>,
 }
 
+/// A tenant whose work is held until it accepts the app again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantine {
+    pub company: CompanyId,
+    pub tenant: TenantId,
+    pub since: String,
+    pub reason: String,
+    pub next_probe_at: String,
+    pub probes: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     pub user: PlummUserId,
@@ -170,7 +181,8 @@ impl StateDb {
              VALUES (?1, ?2, 'connected', ?3, ?4, ?3)
              ON CONFLICT (company_id) DO UPDATE SET tenant_id = excluded.tenant_id,
                status = 'connected', connected_at = excluded.connected_at,
-               connected_by = excluded.connected_by, updated_at = excluded.updated_at",
+               connected_by = excluded.connected_by, updated_at = excluded.updated_at,
+               quarantined_at = NULL, quarantine_reason = NULL, next_probe_at = NULL, probes = 0",
             params![company.0, tenant.as_str(), now, by],
         )
         .ctx("recording the connection")?;
@@ -192,6 +204,80 @@ impl StateDb {
 
     /// Stops syncing `company`: its pending work is dropped (returned, for
     /// the audit log); links and history stay for a later reconnect.
+    /// Holds the company's work: its tenant refuses the app. The first
+    /// probe comes after `first_probe`.
+    pub fn quarantine(
+        &self,
+        company: CompanyId,
+        reason: &str,
+        first_probe: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .execute(
+                "UPDATE connections SET quarantined_at = ?2, quarantine_reason = ?3, next_probe_at = ?4,
+                   probes = 0, updated_at = ?2
+                 WHERE company_id = ?1 AND status = 'connected' AND quarantined_at IS NULL",
+                params![company.0, now_text(), reason, first_probe],
+            )
+            .ctx("quarantining a tenant")?;
+        Ok(n == 1)
+    }
+
+    /// A probe failed again: the next one comes at `next`.
+    pub fn reschedule_probe(
+        &self,
+        company: CompanyId,
+        reason: &str,
+        next: &str,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "UPDATE connections SET quarantine_reason = ?2, next_probe_at = ?3, probes = probes + 1
+                 WHERE company_id = ?1 AND quarantined_at IS NOT NULL",
+                params![company.0, reason, next],
+            )
+            .ctx("rescheduling a probe")?;
+        Ok(())
+    }
+
+    pub fn lift_quarantine(&self, company: CompanyId) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "UPDATE connections SET quarantined_at = NULL, quarantine_reason = NULL,
+                   next_probe_at = NULL, probes = 0, updated_at = ?2
+                 WHERE company_id = ?1",
+                params![company.0, now_text()],
+            )
+            .ctx("lifting a quarantine")?;
+        Ok(())
+    }
+
+    /// Quarantined companies: (company, reason, next probe, probes so far).
+    pub fn quarantined(&self) -> Result<Vec<Quarantine>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT company_id, tenant_id, quarantined_at, quarantine_reason, next_probe_at, probes
+                 FROM connections WHERE status = 'connected' AND quarantined_at IS NOT NULL",
+            )
+            .ctx("reading quarantined tenants")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Quarantine {
+                    company: CompanyId(r.get(0)?),
+                    tenant: tenant(r.get(1)?)?,
+                    since: r.get(2)?,
+                    reason: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    next_probe_at: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    probes: r.get(5)?,
+                })
+            })
+            .ctx("reading quarantined tenants")?;
+        rows.collect::<Result<_, _>>()
+            .ctx("reading quarantined tenants")
+    }
+
     pub fn disconnect(&self, company: CompanyId) -> Result<Option<usize>, StoreError> {
         let mut conn = self.lock();
         let tx = conn

@@ -5,4 +5,5 @@ mod crash;
 mod helpers;
 mod lifecycle;
 mod pacing;
+mod quarantine;
 mod resilience;

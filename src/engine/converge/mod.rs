@@ -27,9 +27,13 @@ pub enum Converged {
     Done,
     /// The user cannot be pushed as it is; complete until it changes again.
     Parked(String),
-    /// Not now (retries spent on throttling, an outage, a token refused):
-    /// the change stays pending and is tried again later.
+    /// Not now (retries spent on throttling or an outage): the change
+    /// stays pending and is tried again later.
     Deferred(String),
+    /// The tenant refuses the app (consent revoked, app deleted, permission
+    /// removed): the change stays pending and the tenant is quarantined
+    /// until it accepts the app again.
+    Quarantine(String),
 }
 
 pub struct Converger {
@@ -181,16 +185,16 @@ impl Job<'_> {
         if let Some(reason) = reason {
             return self.park(action, Some(&f), reason);
         }
+        if let Some(why) = refusal(&f, action) {
+            let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
+            r.attempt = Some(attempt);
+            r.detail = Some(format!("needs re-consent: {why}; the change stays pending"));
+            self.ctx.audit(&r);
+            return Ok(Converged::Quarantine(why));
+        }
         let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
         r.attempt = Some(attempt);
-        r.detail = Some(match f.failure() {
-            Some(Failure::Forbidden) => {
-                "the app may not read users in this tenant: check its admin consent \
-                 (User.ReadWrite.All); the change stays pending"
-                    .into()
-            }
-            _ => "the change stays pending and will be tried again".into(),
-        });
+        r.detail = Some("the change stays pending and will be tried again".into());
         self.ctx.audit(&r);
         tracing::warn!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
             action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
@@ -232,6 +236,29 @@ impl Job<'_> {
         r.attempt = Some(attempt);
         r.detail = detail;
         self.ctx.audit(&r);
+    }
+}
+
+/// Whether a failure means the tenant as a whole refuses the app, and why
+/// in words an admin can act on.
+fn refusal(f: &CallFailed, action: Action) -> Option<String> {
+    use crate::graph::{CallError, TokenError};
+    match f {
+        CallFailed::NoAnswer(CallError::Token(TokenError::Refused { error, description, .. })) => Some(format!(
+            "Microsoft refused a token for the tenant ({error}: {description}); an Entra admin must \
+             connect the company again from Plumm's Store"
+        )),
+        CallFailed::Graph { failure: Failure::Unauthorized, .. } => Some(
+            "Graph refuses the app's tokens for the tenant (401); an Entra admin must connect the \
+             company again from Plumm's Store"
+                .into(),
+        ),
+        CallFailed::Graph { failure: Failure::Forbidden, .. } if action == Action::Lookup => Some(
+            "the app may not read users in the tenant (403): its permissions were removed; an Entra \
+             admin must grant consent again from Plumm's Store"
+                .into(),
+        ),
+        _ => None,
     }
 }
 
