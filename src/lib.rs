@@ -4,6 +4,7 @@
 //! outbox ([`store::plumm`]) -> desired user ([`mapping`]) -> plan ([`plan`])
 //! -> Graph request ([`graph::request`]) -> audit row ([`store::audit`]),
 //! driven by the [`engine`].
+pub mod bench;
 pub mod commands;
 pub mod configuration;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod mapping;
 pub mod opt;
 pub mod pacing;
 pub mod plan;
+pub mod scratch;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

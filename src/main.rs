@@ -41,6 +41,37 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             telemetry::init("error", LogFormat::Text);
             entra_daemon::demo::run().await
         }
+        Command::Bench {
+            naive_worker: true,
+            company,
+            tenant,
+            seconds,
+            ..
+        } => {
+            let settings = load()?;
+            entra_daemon::bench::naive::worker(settings, company, &tenant, seconds).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            users,
+            tenants,
+            users_per_tenant,
+            time_scale,
+            naive_seconds,
+            ..
+        } => {
+            telemetry::init("error", LogFormat::Text);
+            let o = entra_daemon::bench::BenchOptions {
+                users,
+                tenants,
+                users_per_tenant,
+                time_scale,
+                naive_seconds,
+                ..Default::default()
+            };
+            entra_daemon::bench::run(o).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         command => {
             let settings = load()?;
             telemetry::init(&settings.log.level, settings.log.format);
@@ -79,7 +110,9 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                     println!("{}: valid", config_path.display());
                     Ok(ExitCode::SUCCESS)
                 }
-                Command::Emulator { .. } | Command::Demo => unreachable!("handled above"),
+                Command::Emulator { .. } | Command::Demo | Command::Bench { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

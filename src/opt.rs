@@ -88,4 +88,33 @@ pub enum Command {
     },
     /// Play a realistic day against the built-in emulator and show the result.
     Demo,
+    /// Measure pacing, latency, requests per change, memory and CPU against
+    /// the emulator with Microsoft's documented limits, beside a naive
+    /// baseline measured in the same run. Prints figures.
+    Bench {
+        /// Users of the one-tenant initial sync.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Tenants of the app-wide run.
+        #[arg(long, default_value_t = 10)]
+        tenants: usize,
+        /// Users per tenant in the app-wide run.
+        #[arg(long, default_value_t = 10_000)]
+        users_per_tenant: usize,
+        /// Run Microsoft's windows this much faster (emulator and pacer alike).
+        #[arg(long, default_value_t = 10.0)]
+        time_scale: f64,
+        /// How long the naive baseline runs before its rate is projected.
+        #[arg(long, default_value_t = 20.0)]
+        naive_seconds: f64,
+        /// Internal: run as the naive baseline's worker process.
+        #[arg(long, hide = true)]
+        naive_worker: bool,
+        #[arg(long, hide = true, default_value_t = 0)]
+        company: i64,
+        #[arg(long, hide = true, default_value = "")]
+        tenant: String,
+        #[arg(long, hide = true, default_value_t = 0.0)]
+        seconds: f64,
+    },
 }

@@ -18,24 +18,16 @@ use tokio::sync::watch;
 use crate::configuration::Settings;
 use crate::domain::CompanyId;
 use crate::emulator::{self, AppRegistration, EmulatorConfig, SeedUser, TenantSize, TenantSpec};
+use crate::scratch::Scratch;
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
 use crate::{new_guid, startup};
 use people::{CONTOSO, CONTOSO_TENANT, DAY, FABRIKAM, FABRIKAM_TENANT, PEOPLE};
 
-/// Removes the demo's scratch folder however the demo ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 pub async fn run() -> anyhow::Result<ExitCode> {
-    let scratch = Scratch(std::env::temp_dir().join(format!("entra-daemon-demo-{}", new_guid())));
-    std::fs::create_dir_all(&scratch.0).context("creating the demo's scratch folder")?;
-    let dir = scratch.0.clone();
+    let scratch =
+        Scratch::new("entra-daemon-demo").context("creating the demo's scratch folder")?;
+    let dir = scratch.path().to_path_buf();
 
     println!(
         "entra-daemon demo: Plumm -> Microsoft Entra ID, against the built-in Graph emulator\n"

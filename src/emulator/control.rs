@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::config::{AppRegistration, TenantSpec};
 use super::errors::Body;
 use super::state::{Shared, Tenant, UserRecord};
-use super::types::{EmulatedUser, Fault, LoggedRequest, SeedUser};
+use super::types::{EmulatedUser, Fault, LoggedRequest, SeedUser, Traffic};
 use super::user_props;
 use super::util::new_guid;
 use super::EmulatorError;
@@ -232,6 +232,31 @@ impl EmulatorControl {
                     .is_some_and(|t| t.eq_ignore_ascii_case(tenant))
             })
             .collect()
+    }
+
+    /// What reached the emulator for `tenant` so far (counted even past
+    /// the request log's capacity).
+    pub fn traffic(&self, tenant: &str) -> Traffic {
+        let inner = self.shared.lock();
+        inner.traffic.get(tenant).copied().unwrap_or_default()
+    }
+
+    /// One user by UPN (case-insensitive), without copying the tenant.
+    pub fn find_user(&self, tenant: &str, upn: &str) -> Option<EmulatedUser> {
+        let inner = self.shared.lock();
+        let t = inner.tenant_by_id(tenant)?;
+        t.users
+            .iter()
+            .find(|u| u.deleted_at.is_none() && u.upn.eq_ignore_ascii_case(upn))
+            .map(|u| u.to_public())
+    }
+
+    /// Users (not deleted) in `tenant`.
+    pub fn user_count(&self, tenant: &str) -> usize {
+        let inner = self.shared.lock();
+        inner.tenant_by_id(tenant).map_or(0, |t| {
+            t.users.iter().filter(|u| u.deleted_at.is_none()).count()
+        })
     }
 
     /// Every password the emulator received and every token it issued, so

@@ -41,7 +41,7 @@ pub use config::{
 };
 pub use control::EmulatorControl;
 pub use throttle::{request_cost, Cost, Decision, Limiter, Throttled};
-pub use types::{EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser};
+pub use types::{EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser, Traffic};
 
 use listener::{ConnHandle, KillableListener};
 use state::Shared;

@@ -32,6 +32,7 @@ impl Shared {
             next_user_seq: 1,
             replication_delay: Duration::from_millis(cfg.replication_delay_ms),
             limiter: Limiter::new(cfg.throttling.clone(), cfg.time_scale),
+            traffic: HashMap::new(),
             consent: ConsentState::new(&cfg),
             certificates: CertificateRegistry::default(),
         };
@@ -201,6 +202,8 @@ pub(crate) struct Inner {
     pub consent: ConsentState,
     /// Certificates registered on apps, and assertion ids already used.
     pub certificates: CertificateRegistry,
+    /// Running totals per tenant (see `Traffic`).
+    pub traffic: HashMap<String, super::types::Traffic>,
 }
 
 impl Inner {
@@ -239,6 +242,23 @@ impl Inner {
     }
 
     pub fn push_log(&mut self, entry: LoggedRequest, cap: usize) {
+        let t = self
+            .traffic
+            .entry(entry.tenant.clone().unwrap_or_default())
+            .or_default();
+        if entry.path.starts_with("/v1.0") {
+            let envelope = entry.path == "/v1.0/$batch";
+            if entry.batch_seq.is_none() {
+                t.round_trips += 1;
+            }
+            if !envelope {
+                t.operations += 1;
+                t.writes += u64::from(entry.method != "GET");
+                t.throttled += u64::from(entry.status == 429);
+            }
+        } else if entry.path.ends_with("/oauth2/v2.0/token") {
+            t.tokens += 1;
+        }
         self.log.push_back(entry);
         while self.log.len() > cap.max(1) {
             self.log.pop_front();

@@ -62,6 +62,22 @@ pub struct EmulatedUser {
     pub created_via_graph: bool,
 }
 
+/// Running totals of what reached the emulator for one tenant, kept
+/// whatever the request log's capacity (benchmarks count millions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// HTTP requests to Graph (a `$batch` counts once).
+    pub round_trips: u64,
+    /// Graph operations: single requests plus each item of a batch.
+    pub operations: u64,
+    /// Operations that were writes (not GET).
+    pub writes: u64,
+    /// Operations answered 429.
+    pub throttled: u64,
+    /// Token requests.
+    pub tokens: u64,
+}
+
 /// One entry of the request log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -74,11 +74,14 @@ impl Dispatcher {
         let mut report = RunReport::default();
         let mut flight = InFlight::default();
         let mut refresh = true;
+        // After a completion only that company can have gained a free slot:
+        // refilling just it keeps the cost per change flat with many tenants.
+        let mut only: Option<CompanyId> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let started = match self.fill(&mut flight, refresh, once) {
+            let started = match self.fill(&mut flight, refresh, only.take(), once) {
                 Ok(n) => n,
                 Err(e) => {
                     // The state database is unwell (locked, disk full): say
@@ -98,7 +101,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.changed() => {}
                 Some(res) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
-                    self.finish(res, &mut flight, &mut report, once);
+                    only = self.finish(res, &mut flight, &mut report, once);
                 }
                 Some(done) = flight.probes.join_next(), if !flight.probes.is_empty() => {
                     if let Ok(company) = done {
@@ -116,7 +119,13 @@ impl Dispatcher {
 
     /// Starts workers for due users wherever a company has free slots,
     /// real-time first.
-    fn fill(&self, flight: &mut InFlight, refresh: bool, once: bool) -> Result<usize, StoreError> {
+    fn fill(
+        &self,
+        flight: &mut InFlight,
+        refresh: bool,
+        only: Option<CompanyId>,
+        once: bool,
+    ) -> Result<usize, StoreError> {
         if refresh {
             flight.companies = self.state.companies_with_pending()?;
             flight.quarantined = self
@@ -134,7 +143,11 @@ impl Dispatcher {
             wall.clone()
         };
         let mut started = 0;
-        for company in flight.companies.clone() {
+        let companies = match only {
+            Some(c) if !refresh => vec![c],
+            _ => flight.companies.clone(),
+        };
+        for company in companies {
             if let Some(q) = flight.quarantined.get(&company) {
                 // Held, not lost; a probe asks the tenant now and then.
                 if q.next_probe_at <= wall && flight.probing.insert(company) {
@@ -187,14 +200,12 @@ impl Dispatcher {
         flight: &mut InFlight,
         report: &mut RunReport,
         once: bool,
-    ) {
+    ) -> Option<CompanyId> {
         let id = match &res {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        let Some((company, user, priority)) = flight.by_task.remove(&id) else {
-            return;
-        };
+        let (company, user, priority) = flight.by_task.remove(&id)?;
         if !once {
             if let Some(b) = flight.busy.get_mut(&company) {
                 b.remove(&user);
@@ -227,6 +238,7 @@ impl Dispatcher {
                 flight.quarantined.insert(c, q);
             }
         }
+        Some(company)
     }
 
     fn record(
@@ -305,7 +317,9 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + self.drain_timeout;
         while !flight.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, flight.tasks.join_next_with_id()).await {
-                Ok(Some(res)) => self.finish(res, &mut flight, report, false),
+                Ok(Some(res)) => {
+                    self.finish(res, &mut flight, report, false);
+                }
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(

@@ -5,7 +5,6 @@ use super::upsert::Step;
 use super::{Converged, Job};
 use crate::domain::EntraObjectId;
 use crate::engine::matching::select_list;
-use crate::engine::retry::call;
 use crate::graph::request;
 use crate::plan::{Action, Props};
 use crate::store::{now_text, Link, Outcome, StoreError};
@@ -28,16 +27,7 @@ impl Job<'_> {
         let select: Vec<&str> = select.iter().map(String::as_str).collect();
         for (property, value) in [("userPrincipalName", upn), ("mail", mail)] {
             let req = request::find_users_by(property, value, &select);
-            let sent = match call(
-                self.graph,
-                &self.s.sync.retry,
-                self.ctx,
-                Action::Lookup,
-                &req,
-                false,
-            )
-            .await
-            {
+            let sent = match self.call(Action::Lookup, &req, false).await {
                 Ok((sent, _)) => sent,
                 Err((f, n)) => return self.failed(Action::Lookup, f, n).map(Err),
             };

@@ -151,6 +151,24 @@ impl Job<'_> {
         desired_user(self.user, &self.s.mapping, upn)
     }
 
+    /// One Graph call for this user with the configured retry policy.
+    async fn call(
+        &self,
+        action: Action,
+        request: &crate::graph::GraphRequest,
+        retry_not_found: bool,
+    ) -> Result<(Sent, u32), (CallFailed, u32)> {
+        super::retry::call(
+            self.graph,
+            &self.s.sync.retry,
+            self.ctx,
+            action,
+            request,
+            retry_not_found,
+        )
+        .await
+    }
+
     fn skipped(&self, detail: &str) -> Converged {
         let mut r = self.ctx.record(Action::Skip, Outcome::Skipped);
         r.detail = Some(detail.to_string());

@@ -3,7 +3,6 @@ use serde_json::Value;
 
 use super::{Converged, Job};
 use crate::configuration::OnDelete;
-use crate::engine::retry::call;
 use crate::engine::UserCtx;
 use crate::graph::{request, Failure};
 use crate::plan::{plan_removal, Action};
@@ -46,16 +45,7 @@ impl Job<'_> {
             Action::Delete => request::delete_user(&link.entra_id),
             _ => request::update_user(&link.entra_id, &plan.changes),
         };
-        match call(
-            self.graph,
-            &self.s.sync.retry,
-            self.ctx,
-            plan.action,
-            &req,
-            false,
-        )
-        .await
-        {
+        match self.call(plan.action, &req, false).await {
             Ok((sent, n)) => {
                 let detail = match plan.action {
                     Action::Delete => {

@@ -4,7 +4,6 @@ use serde_json::Value;
 
 use super::{age, Converged, Job};
 use crate::domain::EntraObjectId;
-use crate::engine::retry::call;
 use crate::graph::{request, Failure};
 use crate::mapping::DesiredUser;
 use crate::plan::{plan_update, props, Action};
@@ -83,16 +82,7 @@ impl Job<'_> {
         let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
         if !plan.changes.is_empty() {
             let req = request::update_user(&link.entra_id, &plan.changes);
-            match call(
-                self.graph,
-                &self.s.sync.retry,
-                self.ctx,
-                plan.action,
-                &req,
-                young,
-            )
-            .await
-            {
+            match self.call(plan.action, &req, young).await {
                 Ok((sent, n)) => self.done(
                     plan.action,
                     &sent,
@@ -135,16 +125,7 @@ impl Job<'_> {
     /// Revokes sign-in sessions; `Some` when that failed and ended the job.
     pub(super) async fn revoke(&self, id: &EntraObjectId) -> Result<Option<Converged>, StoreError> {
         let req = request::revoke_sessions(id);
-        match call(
-            self.graph,
-            &self.s.sync.retry,
-            self.ctx,
-            Action::Revoke,
-            &req,
-            false,
-        )
-        .await
-        {
+        match self.call(Action::Revoke, &req, false).await {
             Ok((sent, n)) => {
                 self.done(Action::Revoke, &sent, n, None);
                 Ok(None)
@@ -172,16 +153,7 @@ impl Job<'_> {
             }
         }
         let req = request::create_user(desired, super::super::password::generate());
-        match call(
-            self.graph,
-            &self.s.sync.retry,
-            self.ctx,
-            Action::Create,
-            &req,
-            false,
-        )
-        .await
-        {
+        match self.call(Action::Create, &req, false).await {
             Ok((sent, n)) => {
                 let id = sent
                     .reply

@@ -1,0 +1,400 @@
+//! The benchmark's runs and its report.
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::naive::NaiveStats;
+use super::rig::{process_usage, tenant_id, Rig, TenantPlan};
+use super::{minimum_seconds, percentiles, BenchOptions};
+use crate::emulator::TenantSize;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn pct(xs: Vec<Duration>) -> String {
+    match percentiles(xs) {
+        Some((p50, p99)) => format!("p50 {:>9}  p99 {:>9}", ms(p50), ms(p99)),
+        None => "no sample".into(),
+    }
+}
+
+struct Bulk {
+    seconds: f64,
+    minimum: f64,
+    operations: u64,
+    round_trips: u64,
+    writes: u64,
+    throttled: u64,
+    changes: u64,
+    peak_rss_kib: u64,
+    cpu_seconds: f64,
+    idle_rss_kib: u64,
+}
+
+pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
+    println!(
+        "entra-daemon bench: emulator with Microsoft's documented limits at time scale {}, \
+         Graph latency {}-{} ms\n",
+        o.time_scale, o.latency_ms.0, o.latency_ms.1
+    );
+    let idle = idle_latency(&o).await?;
+    let (one, mut latency) = one_tenant(&o).await?;
+    latency.idle_unloaded = idle;
+    let naive = naive_one_tenant(&o).await?;
+    let app = app_wide(&o).await?;
+    report(&o, &one, &latency, &naive, &app);
+    Ok(())
+}
+
+struct Latency {
+    /// Against an emulator that adds no latency: the daemon's own share.
+    idle_unloaded: Vec<Duration>,
+    idle: Vec<Duration>,
+    other_tenant: Vec<Duration>,
+    same_tenant: Vec<Duration>,
+    missed: usize,
+}
+
+/// One tenant's initial sync of `o.users`, with real-time probes: idle,
+/// in a quiet tenant while it runs, and in the busy tenant itself.
+async fn one_tenant(o: &BenchOptions) -> anyhow::Result<(Bulk, Latency)> {
+    let busy = tenant_id(0);
+    let quiet = tenant_id(1);
+    let rig = Rig::new(
+        &[
+            TenantPlan {
+                company: 1,
+                tenant: busy.clone(),
+                domain: "busy.example".into(),
+                size: TenantSize::Large,
+            },
+            TenantPlan {
+                company: 2,
+                tenant: quiet.clone(),
+                domain: "quiet.example".into(),
+                size: TenantSize::Small,
+            },
+        ],
+        o.time_scale,
+        o.latency_ms,
+    )
+    .await?;
+    let mut daemon = rig.spawn_daemon()?;
+    let pid = daemon.id().context("daemon pid")?;
+    rig.seed(1, "busy.example", o.users)?;
+    rig.seed(2, "quiet.example", 40)?;
+    rig.wait_idle(Duration::from_secs(60)).await?;
+    rig.connect(2, &quiet).await?;
+    rig.wait_idle(Duration::from_secs(60)).await?;
+    let idle_rss_kib = process_usage(pid).map_or(0, |u| u.0);
+    let mut lat = Latency {
+        idle_unloaded: Vec::new(),
+        idle: Vec::new(),
+        other_tenant: Vec::new(),
+        same_tenant: Vec::new(),
+        missed: 0,
+    };
+    println!("[1/3] idle latency: 100 single changes in a quiet tenant");
+    for n in 0..100 {
+        match rig
+            .probe(
+                &quiet,
+                &format!("p{}@quiet.example", n % 40),
+                n,
+                Duration::from_secs(10),
+            )
+            .await?
+        {
+            Some(d) => lat.idle.push(d),
+            None => lat.missed += 1,
+        }
+    }
+    println!(
+        "[2/3] initial sync of {} users in one tenant, with real-time changes meanwhile",
+        o.users
+    );
+    let cpu_before = process_usage(pid).map_or(0.0, |u| u.1);
+    let before = rig.control.traffic(&busy);
+    let start = Instant::now();
+    rig.connect(1, &busy).await?;
+    let mut n = 1_000;
+    while rig.control.user_count(&busy) < o.users {
+        n += 1;
+        if let Some(d) = rig
+            .probe(
+                &quiet,
+                &format!("p{}@quiet.example", n % 40),
+                n,
+                Duration::from_secs(10),
+            )
+            .await?
+        {
+            lat.other_tenant.push(d);
+        }
+        // A user somewhere in the backlog: its change jumps the queue.
+        let target = format!("p{}@busy.example", (n * 7919) % o.users);
+        match rig
+            .probe(&busy, &target, n, Duration::from_secs(30))
+            .await?
+        {
+            Some(d) => lat.same_tenant.push(d),
+            None => lat.missed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if start.elapsed() > Duration::from_secs(3_600) {
+            anyhow::bail!("the initial sync did not finish in an hour");
+        }
+    }
+    rig.wait_idle(Duration::from_secs(600)).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let after = rig.control.traffic(&busy);
+    let (peak_rss_kib, cpu_after) = process_usage(pid).unwrap_or_default();
+    let _ = daemon.start_kill();
+    let _ = daemon.wait().await;
+    let writes = after.writes - before.writes;
+    Ok((
+        Bulk {
+            seconds,
+            minimum: minimum_seconds(writes as f64, 1.0, o.time_scale),
+            operations: after.operations - before.operations,
+            round_trips: after.round_trips - before.round_trips,
+            writes,
+            throttled: after.throttled - before.throttled,
+            changes: o.users as u64,
+            peak_rss_kib,
+            cpu_seconds: cpu_after - cpu_before,
+            idle_rss_kib,
+        },
+        lat,
+    ))
+}
+
+/// Single changes, one at a time, against an emulator that answers at once:
+/// what the daemon itself adds between Plumm's commit and Graph's answer.
+async fn idle_latency(o: &BenchOptions) -> anyhow::Result<Vec<Duration>> {
+    let quiet = tenant_id(1);
+    let rig = Rig::new(
+        &[TenantPlan {
+            company: 2,
+            tenant: quiet.clone(),
+            domain: "quiet.example".into(),
+            size: TenantSize::Small,
+        }],
+        o.time_scale,
+        (0, 0),
+    )
+    .await?;
+    let mut daemon = rig.spawn_daemon()?;
+    rig.seed(2, "quiet.example", 40)?;
+    rig.wait_idle(Duration::from_secs(60)).await?;
+    rig.connect(2, &quiet).await?;
+    rig.wait_idle(Duration::from_secs(60)).await?;
+    println!("[0/3] idle latency without Graph latency: 200 single changes");
+    let mut out = Vec::new();
+    for n in 0..200 {
+        if let Some(d) = rig
+            .probe(
+                &quiet,
+                &format!("p{}@quiet.example", n % 40),
+                n,
+                Duration::from_secs(10),
+            )
+            .await?
+        {
+            out.push(d);
+        }
+    }
+    let _ = daemon.start_kill();
+    let _ = daemon.wait().await;
+    Ok(out)
+}
+
+/// The baseline on the same initial sync, for `naive_seconds`, projected.
+async fn naive_one_tenant(o: &BenchOptions) -> anyhow::Result<NaiveStats> {
+    let busy = tenant_id(0);
+    let rig = Rig::new(
+        &[TenantPlan {
+            company: 1,
+            tenant: busy.clone(),
+            domain: "busy.example".into(),
+            size: TenantSize::Large,
+        }],
+        o.time_scale,
+        o.latency_ms,
+    )
+    .await?;
+    rig.seed(1, "busy.example", o.users)?;
+    println!(
+        "      naive baseline on the same sync for {} s",
+        o.naive_seconds
+    );
+    let exe = std::env::current_exe()?;
+    let out = tokio::process::Command::new(exe)
+        .arg("--config")
+        .arg(&rig.config_path)
+        .args([
+            "bench",
+            "--naive-worker",
+            "--company",
+            "1",
+            "--tenant",
+            &busy,
+            "--seconds",
+        ])
+        .arg(o.naive_seconds.to_string())
+        .env("RUST_LOG", "error")
+        .output()
+        .await?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "naive worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Every tenant's initial sync at once: the app-wide budget binds.
+async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
+    let plans: Vec<TenantPlan> = (0..o.tenants)
+        .map(|i| TenantPlan {
+            company: i as i64 + 1,
+            tenant: tenant_id(10 + i),
+            domain: format!("t{i}.example"),
+            size: TenantSize::Large,
+        })
+        .collect();
+    let rig = Rig::new(&plans, o.time_scale, o.latency_ms).await?;
+    let mut daemon = rig.spawn_daemon()?;
+    let pid = daemon.id().context("daemon pid")?;
+    for p in &plans {
+        rig.seed(p.company, &p.domain, o.users_per_tenant)?;
+    }
+    rig.wait_idle(Duration::from_secs(120)).await?;
+    println!(
+        "[3/3] app-wide: {} tenants x {} users at once",
+        o.tenants, o.users_per_tenant
+    );
+    let idle_rss_kib = process_usage(pid).map_or(0, |u| u.0);
+    let cpu_before = process_usage(pid).map_or(0.0, |u| u.1);
+    let start = Instant::now();
+    // Each connect lists its (empty) tenant and queues its users; the
+    // daemon starts on a tenant as soon as it is connected.
+    for p in &plans {
+        rig.connect(p.company, &p.tenant).await?;
+    }
+    rig.wait_idle(Duration::from_secs(7_200)).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (peak_rss_kib, cpu_after) = process_usage(pid).unwrap_or_default();
+    let _ = daemon.start_kill();
+    let _ = daemon.wait().await;
+    let mut total = crate::emulator::Traffic::default();
+    for p in &plans {
+        let t = rig.control.traffic(&p.tenant);
+        total.operations += t.operations;
+        total.round_trips += t.round_trips;
+        total.writes += t.writes;
+        total.throttled += t.throttled;
+    }
+    Ok(Bulk {
+        seconds,
+        minimum: minimum_seconds(
+            total.writes as f64 / o.tenants as f64,
+            o.tenants as f64,
+            o.time_scale,
+        ),
+        operations: total.operations,
+        round_trips: total.round_trips,
+        writes: total.writes,
+        throttled: total.throttled,
+        changes: (o.tenants * o.users_per_tenant) as u64,
+        peak_rss_kib,
+        cpu_seconds: cpu_after - cpu_before,
+        idle_rss_kib,
+    })
+}
+
+fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: &Bulk) {
+    let share = |t: u64, n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            100.0 * t as f64 / n as f64
+        }
+    };
+    let naive_rate = naive.done as f64 / naive.seconds.max(1e-9);
+    let naive_projected = o.users as f64 / naive_rate.max(1e-9);
+    println!("\n== 1. Pacing efficiency (theoretical minimum / actual) and 429 share");
+    println!(
+        "   one tenant, {} users:   daemon {:.3} ({:.1} s for a minimum of {:.1} s), 429 {:.2}% | naive {:.3} (projected {:.0} s from {} users in {:.0} s), 429 {:.2}%",
+        o.users,
+        one.minimum / one.seconds,
+        one.seconds,
+        one.minimum,
+        share(one.throttled, one.operations),
+        one.minimum / naive_projected,
+        naive_projected,
+        naive.done,
+        naive.seconds,
+        share(naive.throttled, naive.requests),
+    );
+    println!(
+        "   app-wide, {} tenants x {}: daemon {:.3} ({:.1} s for a minimum of {:.1} s), 429 {:.2}%",
+        o.tenants,
+        o.users_per_tenant,
+        app.minimum / app.seconds,
+        app.seconds,
+        app.minimum,
+        share(app.throttled, app.operations)
+    );
+    println!("\n== 2. Real-time change latency (Plumm commit -> visible in Entra)");
+    println!(
+        "   idle, Graph answering at once:     daemon {}",
+        pct(lat.idle_unloaded.clone())
+    );
+    println!(
+        "   idle, Graph latency {}-{} ms:       daemon {}",
+        o.latency_ms.0,
+        o.latency_ms.1,
+        pct(lat.idle.clone())
+    );
+    println!(
+        "   other tenant while one saturated:  daemon {}",
+        pct(lat.other_tenant.clone())
+    );
+    println!(
+        "   same tenant during its bulk sync:  daemon {}",
+        pct(lat.same_tenant.clone())
+    );
+    println!(
+        "   naive: one queue, one request at a time: a change waits behind the whole backlog \
+         (about {naive_projected:.0} s here); idle it needs a lookup and a write (2 round trips)"
+    );
+    if lat.missed > 0 {
+        println!(
+            "   ({} probes not visible within their timeout)",
+            lat.missed
+        );
+    }
+    println!("\n== 3. Graph requests and writes per converged change (initial sync)");
+    println!(
+        "   daemon: {:.3} HTTP round trips, {:.3} Graph operations, {:.3} writes | naive: {:.3} round trips, {:.3} writes",
+        one.round_trips as f64 / one.changes as f64,
+        one.operations as f64 / one.changes as f64,
+        one.writes as f64 / one.changes as f64,
+        naive.requests as f64 / naive.done.max(1) as f64,
+        1.0,
+    );
+    println!("\n== 4. Memory and CPU");
+    println!(
+        "   daemon: peak RSS {:.1} MiB (idle {:.1} MiB; app-wide run {:.1} MiB), CPU {:.3} ms per change ({:.3} ms app-wide) | naive: peak RSS {:.1} MiB, CPU {:.3} ms per change",
+        one.peak_rss_kib as f64 / 1024.0,
+        one.idle_rss_kib as f64 / 1024.0,
+        app.peak_rss_kib as f64 / 1024.0,
+        1000.0 * one.cpu_seconds / one.changes as f64,
+        1000.0 * app.cpu_seconds / app.changes as f64,
+        naive.peak_rss_kib as f64 / 1024.0,
+        1000.0 * naive.cpu_seconds / naive.done.max(1) as f64,
+    );
+}
