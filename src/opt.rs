@@ -80,6 +80,16 @@ pub enum Command {
     },
     /// Validate the configuration file and exit.
     CheckConfig,
+    /// One line per connected company: tenant, state (connected, or
+    /// quarantined: needs re-consent, with the reason), pending changes, age
+    /// of the oldest, parked users, last success, last error. Exits 0 when
+    /// all is well, 2 when something needs attention (a quarantined tenant,
+    /// parked users), 1 on error.
+    Status {
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the Microsoft Graph + login emulator on loopback. `--config`
     /// names the emulator's configuration (tenants, app, limits, faults).
     Emulator {
