@@ -258,3 +258,20 @@ pub fn render() -> String {
     let _ = text::encode(&mut out, &METRICS.registry);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resync_run_is_counted_by_trigger_and_outcome() {
+        resync_run("manual", "ok");
+        resync_run("manual", "ok");
+        let text = render();
+        assert!(text.contains("# TYPE entra_resync_runs counter"), "{text}");
+        assert!(
+            text.contains("entra_resync_runs_total{trigger=\"manual\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+    }
+}
