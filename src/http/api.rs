@@ -76,49 +76,42 @@ fn authenticate(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), &'static str> {
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("missing Authorization header"))?;
+        .ok_or("missing Authorization header")?;
     let params = raw
         .strip_prefix(SCHEME)
         .and_then(|p| p.strip_prefix(' '))
-        .ok_or_else(|| unauthorized("the Authorization scheme must be Plumm-HMAC-SHA256"))?;
+        .ok_or("the Authorization scheme must be Plumm-HMAC-SHA256")?;
     let (mut exp, mut sig) = (None, None);
     for part in params.split(',') {
         match part.trim().split_once('=') {
             Some(("exp", v)) if exp.is_none() => exp = Some(v),
             Some(("sig", v)) if sig.is_none() => sig = Some(v),
-            _ => {
-                return Err(unauthorized(
-                    "the Authorization header must be exp=UNIX,sig=HEX",
-                ))
-            }
+            _ => return Err("the Authorization header must be exp=UNIX,sig=HEX"),
         }
     }
-    let exp_text = exp.ok_or_else(|| unauthorized("no exp"))?;
-    let exp: i64 = exp_text
-        .parse()
-        .map_err(|_| unauthorized("exp is not a Unix time"))?;
-    let sig = sig.ok_or_else(|| unauthorized("no sig"))?;
+    let exp_text = exp.ok_or("no exp")?;
+    let exp: i64 = exp_text.parse().map_err(|_| "exp is not a Unix time")?;
+    let sig = sig.ok_or("no sig")?;
     if sig.len() != 64 || !sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(unauthorized("sig must be 64 lowercase hex digits"));
+        return Err("sig must be 64 lowercase hex digits");
     }
-    let sig = hex::decode(sig).map_err(|_| unauthorized("sig is not hex"))?;
+    let sig = hex::decode(sig).map_err(|_| "sig is not hex")?;
     let signed = string_to_sign(method.as_str(), uri.path(), uri.query().unwrap_or(""), exp);
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(app.key.bytes()).map_err(internal)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(app.key.bytes())
+        .map_err(|_| "the signing key cannot be used")?;
     mac.update(signed.as_bytes());
     mac.verify_slice(&sig)
-        .map_err(|_| unauthorized("the signature is not valid"))?;
+        .map_err(|_| "the signature is not valid")?;
     let now = chrono::Utc::now().timestamp();
     if exp <= now {
-        return Err(unauthorized("the request has expired"));
+        return Err("the request has expired");
     }
     if exp - now > app.http.link_max_lifetime.as_secs() as i64 {
-        return Err(unauthorized(
-            "exp is further ahead than this server accepts",
-        ));
+        return Err("exp is further ahead than this server accepts");
     }
     Ok(())
 }
@@ -132,8 +125,8 @@ pub(crate) async fn status(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &method, &uri, &headers) {
-        return r;
+    if let Err(why) = authenticate(&app, &method, &uri, &headers) {
+        return unauthorized(why);
     }
     let status = match crate::status::company(&app.state, CompanyId(id)) {
         Ok(s) => s,
@@ -210,8 +203,8 @@ pub(crate) async fn audit(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &method, &uri, &headers) {
-        return r;
+    if let Err(why) = authenticate(&app, &method, &uri, &headers) {
+        return unauthorized(why);
     }
     let page = match audit_query(CompanyId(id), uri.query().unwrap_or("")) {
         Ok(p) => p,
