@@ -263,7 +263,7 @@ fn collect(
 }
 
 impl Daemon {
-    fn spawn(mut command: Command) -> Self {
+    pub fn spawn(mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

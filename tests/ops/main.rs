@@ -4,6 +4,7 @@ mod api;
 mod health;
 mod helpers;
 mod metrics;
+mod notify;
 mod reload;
 mod secrets;
 mod shutdown;
