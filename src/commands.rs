@@ -62,7 +62,7 @@ async fn handle_signals(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match Settings::load(&config_path) {
+            _ = hup.recv() => match crate::service::reload(&config_path) {
                 Ok(new) => {
                     let old = settings.borrow().clone();
                     if new.plumm.database != old.plumm.database

@@ -14,11 +14,14 @@ pub mod engine;
 pub mod graph;
 pub mod http;
 pub mod mapping;
+pub mod metrics;
 pub mod opt;
 pub mod pacing;
 pub mod plan;
 pub mod scratch;
+pub mod service;
 pub mod startup;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

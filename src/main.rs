@@ -106,6 +106,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                     },
                 )
                 .map(|_| ExitCode::SUCCESS),
+                Command::Status { json } => entra_daemon::status::command(&settings, json),
                 Command::CheckConfig => {
                     println!("{}: valid", config_path.display());
                     Ok(ExitCode::SUCCESS)

@@ -42,6 +42,7 @@ pub enum Command {
     /// Connect a company to its Entra tenant by hand and queue its users for
     /// an initial sync.
     Connect {
+        /// Plumm's company id (`users.company_id`).
         #[arg(long)]
         company: i64,
         /// Directory (tenant) id, a GUID.
@@ -55,11 +56,13 @@ pub enum Command {
     /// Stop syncing a company. Pending work is dropped; nothing in Entra is
     /// deleted; links and history are kept for a later reconnect.
     Disconnect {
+        /// Plumm's company id (`users.company_id`).
         #[arg(long)]
         company: i64,
     },
     /// Show the audit log: what was done in Entra, and why something was not.
     Audit {
+        /// Only rows about this Plumm company id.
         #[arg(long)]
         company: Option<i64>,
         /// Only rows about this email (case-insensitive).
@@ -80,6 +83,16 @@ pub enum Command {
     },
     /// Validate the configuration file and exit.
     CheckConfig,
+    /// One line per connected company: tenant, state (connected, or
+    /// quarantined: needs re-consent, with the reason), pending changes, age
+    /// of the oldest, parked users, last success, last error. Exits 0 when
+    /// all is well, 2 when something needs attention (a quarantined tenant,
+    /// parked users), 1 on error.
+    Status {
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the Microsoft Graph + login emulator on loopback. `--config`
     /// names the emulator's configuration (tenants, app, limits, faults).
     Emulator {

@@ -143,6 +143,12 @@ pub async fn run(
         ingestor.ingest_available()?;
         return Ok(dispatcher.run(shutdown, true).await);
     }
+    let _retention = crate::store::retention::spawn(
+        state.clone(),
+        dispatcher.converger.settings.clone(),
+        shutdown.clone(),
+    );
+    let _supervision = crate::service::supervise(state.clone(), shutdown.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = spawn_watcher(ingestor, settings.plumm.poll_interval, wake, stop.clone())
         .map_err(StartupError::Thread)?;
@@ -151,6 +157,9 @@ pub async fn run(
         pending = state.pending_total()?,
         "entra-daemon running"
     );
+    // The databases are open and migrated, and `start` bound the HTTP port
+    // before spawning this task.
+    crate::service::ready();
     let report = dispatcher.run(shutdown, false).await;
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;

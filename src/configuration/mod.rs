@@ -8,10 +8,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+mod audit;
 mod credential;
 mod http;
 mod raw;
 
+pub use audit::AuditSettings;
 pub use http::{HttpSettings, StoreKey};
 
 use raw::RawSettings;
@@ -65,6 +67,7 @@ pub struct Settings {
     pub log: LogSettings,
     /// The connect server; `None` runs the daemon without one.
     pub http: Option<HttpSettings>,
+    pub audit: AuditSettings,
 }
 
 /// How hard the daemon may push each tenant: Graph's documented limits by
@@ -490,6 +493,7 @@ impl Settings {
                 format: raw.log.format,
             },
             http: raw.http.map(|h| h.validate(&resolve)).transpose()?,
+            audit: raw.audit.validate()?,
         })
     }
 

@@ -21,6 +21,8 @@ pub(super) struct RawSettings {
     #[serde(default)]
     pub(super) log: RawLog,
     pub(super) http: Option<super::http::RawHttp>,
+    #[serde(default)]
+    pub(super) audit: super::audit::RawAudit,
 }
 
 #[derive(Debug, Deserialize)]

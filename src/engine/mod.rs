@@ -44,7 +44,8 @@ impl UserCtx<'_> {
     /// it describes has already happened in Entra.
     pub fn audit(&self, r: &AuditRecord) {
         if let Err(e) = self.state.append_audit(r) {
-            tracing::error!(company = %self.company, user = %self.user, "audit log write failed: {e}");
+            tracing::error!(company = %self.company, tenant = %self.tenant, user = %self.user,
+                request_id = r.request_id.as_deref().unwrap_or(""), "audit log write failed: {e}");
         }
     }
 }

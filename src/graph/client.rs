@@ -97,6 +97,11 @@ impl GraphClient {
             None => self.transport.send(tenant, request, priority).await?,
         };
         self.observe(tenant, request, &sent.reply);
+        crate::metrics::graph_answer(
+            request.method.as_str(),
+            sent.duration,
+            sent.reply.failure() == Some(super::Failure::Throttled),
+        );
         Ok(sent)
     }
 }

@@ -8,7 +8,9 @@
 //!   token and a Graph read, records the connection, queues the initial sync
 //!   and sends the browser back to the Store with `status=...`.
 //! - `POST /disconnect?company&admin&exp&sig`: stops syncing the company.
+pub mod api;
 mod error;
+pub mod health;
 mod outcome;
 mod prove;
 mod routes;
@@ -133,6 +135,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/connect", get(routes::connect))
         .route("/oauth/callback", get(routes::callback))
         .route("/disconnect", post(routes::disconnect))
+        .route("/api/companies/{id}/status", get(api::status))
+        .route("/api/companies/{id}/audit", get(api::audit))
         .with_state(app)
 }
 
@@ -174,9 +178,15 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(StartupError::Thread)?;
     let public_base = http.public_base(addr);
+    let ops = health::Ops::new(
+        crate::startup::open_state(&settings)?,
+        &settings.plumm.database,
+        shutdown.clone(),
+    )?;
     let app = App::new(settings, public_base.clone())?;
     tracing::info!(%addr, redirect_uri = %app.redirect_uri(), "connect server listening");
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+    let routes = router(app).merge(health::router(ops));
+    let server = axum::serve(listener, routes).with_graceful_shutdown(async move {
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
                 break;

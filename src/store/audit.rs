@@ -129,6 +129,7 @@ impl StateDb {
                 ])
             })
             .ctx("appending to the audit log")?;
+        crate::metrics::audit_row(&r.action, outcome.as_str());
         Ok(())
     }
 

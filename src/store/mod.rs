@@ -6,6 +6,8 @@ mod links;
 pub mod migrate;
 mod pending;
 pub mod plumm;
+pub mod reports;
+pub mod retention;
 pub mod state;
 
 use std::path::Path;

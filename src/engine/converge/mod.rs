@@ -254,6 +254,8 @@ impl Job<'_> {
         r.attempt = Some(attempt);
         r.detail = detail;
         self.ctx.audit(&r);
+        tracing::debug!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
+            action = %action, request_id = r.request_id.as_deref().unwrap_or(""), "done");
     }
 }
 

@@ -1,0 +1,64 @@
+//! Life under systemd (`Type=notify`, see deploy/entra-daemon.service):
+//! `READY=1` once the databases are open and migrated and the HTTP port is
+//! bound, `WATCHDOG=1` while the state database answers, `STOPPING=1` when a
+//! shutdown begins. Outside systemd (`NOTIFY_SOCKET` unset) each
+//! notification is a no-op.
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::configuration::{ConfigError, Settings};
+use crate::store::StateDb;
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
+}
+
+/// The daemon is ready: called once the databases are open and migrated,
+/// after the HTTP server (if configured) is listening.
+pub fn ready() {
+    notify(&[NotifyState::Ready, NotifyState::Status("syncing")]);
+}
+
+/// Pings the systemd watchdog (when `WatchdogSec=` is set) at half its
+/// period while the state database answers, so a daemon whose database has
+/// hung is restarted; says `STOPPING=1` when `shutdown` turns true.
+pub fn supervise(state: Arc<StateDb>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    let period = sd_notify::watchdog_enabled().map(|d| d / 2);
+    tokio::spawn(async move {
+        loop {
+            let tick = async {
+                match period {
+                    Some(p) => tokio::time::sleep(p.max(Duration::from_millis(10))).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tick => match state.data_version() {
+                    Ok(_) => notify(&[NotifyState::Watchdog]),
+                    Err(e) => tracing::error!("watchdog not fed, the state database does not answer: {e}"),
+                },
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { break },
+            }
+        }
+        notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+    })
+}
+
+/// A configuration for `SIGHUP`: the file must be valid, and the credentials
+/// it names must be readable (a reload that would fail at the next token
+/// request is refused now, and the old configuration stays).
+pub fn reload(path: &Path) -> Result<Settings, ConfigError> {
+    let new = Settings::load(path)?;
+    new.credential()?;
+    if let Some(http) = &new.http {
+        http.signing_key()?;
+    }
+    Ok(new)
+}

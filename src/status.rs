@@ -1,0 +1,210 @@
+//! Where each company stands: `entra-daemon status`, `/metrics` and the
+//! admin API all read it from here.
+//!
+//! "Needs attention" is built from a list of [`SOURCES`], each looking at
+//! one company; a new reason (e.g. a held mass-deprovision brake) is one
+//! more function in that list.
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::configuration::Settings;
+use crate::domain::CompanyId;
+use crate::store::reports::LastError;
+use crate::store::{since, StateDb, StoreError};
+
+/// `status` exit code when something needs attention (1 is an error).
+pub const EXIT_ATTENTION: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Connected,
+    /// The tenant refuses the app: its changes are held until re-consent.
+    Quarantined,
+    NotConnected,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connected => "connected",
+            State::Quarantined => "quarantined",
+            State::NotConnected => "not_connected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompanyStatus {
+    pub company: i64,
+    pub tenant: Option<String>,
+    pub state: State,
+    /// Why the tenant is quarantined ("needs re-consent: ...").
+    pub reason: Option<String>,
+    pub pending: i64,
+    pub oldest_pending_at: Option<String>,
+    pub oldest_pending_age_seconds: Option<u64>,
+    pub parked: i64,
+    pub last_success: Option<String>,
+    pub last_error: Option<LastError>,
+}
+
+/// Something an operator or an admin should act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attention {
+    pub company: i64,
+    /// A stable word for scripts: `quarantined`, `parked_users`, ...
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// One source of "needs attention", looking at one company.
+pub type Source = fn(&StateDb, &CompanyStatus) -> Result<Option<Attention>, StoreError>;
+
+/// Every source consulted, in the order their findings are listed.
+pub const SOURCES: &[Source] = &[quarantined, parked_users];
+
+fn quarantined(_: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
+    Ok((c.state == State::Quarantined).then(|| Attention {
+        company: c.company,
+        kind: "quarantined",
+        message: format!(
+            "tenant {} needs re-consent ({}); {} changes are held",
+            c.tenant.as_deref().unwrap_or("?"),
+            c.reason.as_deref().unwrap_or("no reason recorded"),
+            c.pending
+        ),
+    }))
+}
+
+fn parked_users(_: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
+    Ok((c.parked > 0).then(|| Attention {
+        company: c.company,
+        kind: "parked_users",
+        message: format!(
+            "{} users are parked until corrected in Plumm (`entra-daemon audit --company {} --failed`)",
+            c.parked, c.company
+        ),
+    }))
+}
+
+/// What every source says about `c`.
+pub fn needs_attention(state: &StateDb, c: &CompanyStatus) -> Result<Vec<Attention>, StoreError> {
+    let mut out = Vec::new();
+    for source in SOURCES {
+        out.extend(source(state, c)?);
+    }
+    Ok(out)
+}
+
+/// One company, connected or not.
+pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreError> {
+    let quarantine = state.quarantined()?.into_iter().find(|q| q.company == id);
+    let connection = state.connection(id)?;
+    let connected = connection.is_some();
+    let (pending, oldest) = state.pending_summary(id)?;
+    Ok(CompanyStatus {
+        company: id.0,
+        tenant: connection.map(|c| c.tenant.as_str().to_string()),
+        state: match (connected, &quarantine) {
+            (false, _) => State::NotConnected,
+            (true, Some(_)) => State::Quarantined,
+            (true, None) => State::Connected,
+        },
+        reason: quarantine.map(|q| q.reason),
+        pending,
+        oldest_pending_age_seconds: oldest.as_deref().and_then(since).map(|d| d.as_secs()),
+        oldest_pending_at: oldest,
+        parked: state.parked_count(id)?,
+        last_success: state.last_success(id)?,
+        last_error: state.last_error(id)?,
+    })
+}
+
+/// Every connected company, by id.
+pub fn all_companies(state: &StateDb) -> Result<Vec<CompanyStatus>, StoreError> {
+    state
+        .connections()?
+        .into_iter()
+        .map(|c| company(state, c.company))
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub companies: Vec<CompanyStatus>,
+    pub needs_attention: Vec<Attention>,
+}
+
+pub fn report(state: &StateDb) -> Result<Report, StoreError> {
+    let companies = all_companies(state)?;
+    let mut attention = Vec::new();
+    for c in &companies {
+        attention.extend(needs_attention(state, c)?);
+    }
+    Ok(Report {
+        companies,
+        needs_attention: attention,
+    })
+}
+
+fn age(secs: Option<u64>) -> String {
+    secs.map(|s| humantime::format_duration(Duration::from_secs(s)).to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One line per company, then what needs attention.
+pub fn text(r: &Report) -> String {
+    let mut out = String::new();
+    if r.companies.is_empty() {
+        out.push_str("no company is connected\n");
+    }
+    for c in &r.companies {
+        let state = match (&c.state, &c.reason) {
+            (State::Quarantined, Some(why)) => format!("quarantined (needs re-consent: {why})"),
+            (s, _) => s.as_str().to_string(),
+        };
+        let last_error = c
+            .last_error
+            .as_ref()
+            .map(|e| format!("{} {} {}: {}", e.at, e.action, e.outcome, e.message))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}  last success {}  last error {}\n",
+            c.company,
+            c.tenant.as_deref().unwrap_or("-"),
+            state,
+            c.pending,
+            age(c.oldest_pending_age_seconds),
+            c.parked,
+            c.last_success.as_deref().unwrap_or("-"),
+            last_error,
+        ));
+    }
+    for a in &r.needs_attention {
+        out.push_str(&format!(
+            "needs attention: company {} {}: {}\n",
+            a.company, a.kind, a.message
+        ));
+    }
+    out
+}
+
+/// `entra-daemon status [--json]`: exit 0 when all is well, 2 when something
+/// needs attention.
+pub fn command(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let state = crate::startup::open_state(settings)?;
+    let r = report(&state)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", text(&r));
+    }
+    Ok(if r.needs_attention.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ATTENTION)
+    })
+}
