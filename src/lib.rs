@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod opt;
 pub mod pacing;
 pub mod plan;
+pub mod resync;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

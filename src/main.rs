@@ -63,6 +63,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                     since,
                     limit,
                     json,
+                    runs,
                 } => commands::audit(
                     &settings,
                     AuditArgs {
@@ -72,9 +73,27 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                         since,
                         limit,
                         json,
+                        runs,
                     },
                 )
                 .map(|_| ExitCode::SUCCESS),
+                Command::Resync {
+                    company,
+                    dry_run,
+                    json,
+                    allow_mass_deprovision,
+                } => {
+                    entra_daemon::resync::cli::command(
+                        settings,
+                        entra_daemon::resync::cli::ResyncArgs {
+                            company,
+                            dry_run,
+                            json,
+                            allow_mass_deprovision,
+                        },
+                    )
+                    .await
+                }
                 Command::CheckConfig => {
                     println!("{}: valid", config_path.display());
                     Ok(ExitCode::SUCCESS)

@@ -31,6 +31,11 @@ const STATE: &[Migration] = &[
         name: "quarantine",
         sql: include_str!("../../migrations/state/0003_quarantine.sql"),
     },
+    Migration {
+        version: 5,
+        name: "resync",
+        sql: include_str!("../../migrations/state/0005_resync.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

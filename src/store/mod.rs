@@ -6,6 +6,7 @@ mod links;
 pub mod migrate;
 mod pending;
 pub mod plumm;
+pub mod resync;
 pub mod state;
 
 use std::path::Path;

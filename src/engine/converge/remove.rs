@@ -46,6 +46,9 @@ impl Job<'_> {
             Action::Delete => request::delete_user(&link.entra_id),
             _ => request::update_user(&link.entra_id, &plan.changes),
         };
+        if let Some(held) = self.brake(plan.action)? {
+            return Ok(held);
+        }
         match call(
             self.graph,
             &self.s.sync.retry,
