@@ -1,6 +1,7 @@
 //! `entra-daemon resync`: asks the running daemon (through the state
 //! database: one daemon holds `<state.db>.lock`), or, when none runs, does
 //! the work itself and drains what it queued like `run --once`.
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,11 @@ pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCo
         None => (ask_daemon(&settings, a.company, opts).await?, None),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        // Straight to stdout: a big plan is not copied into one string first.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+        out.flush()?;
     } else {
         print!("{}", table(&reports));
         if let Some(line) = applied {

@@ -160,9 +160,10 @@ impl Resync {
                 w.notify_one();
             }
         }
+        // Consumed as converted: the plan and its report are not both held.
         report.items = planned
             .actions
-            .iter()
+            .into_iter()
             .map(|a| ItemOut::from_item(&a.item, held && a.item.deprovisions()))
             .collect();
         Ok(())
