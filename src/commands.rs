@@ -21,11 +21,17 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (settings_tx, settings_rx) = watch::channel(Arc::new(settings.clone()));
-    let signals = tokio::spawn(handle_signals(shutdown_tx, settings_tx, config_path));
+    let resync = Arc::new(tokio::sync::Notify::new());
+    let signals = tokio::spawn(handle_signals(
+        shutdown_tx,
+        settings_tx,
+        config_path,
+        resync.clone(),
+    ));
     let report = if once {
         startup::run(settings, once, shutdown_rx, Some(settings_rx)).await
     } else {
-        match startup::start(settings, shutdown_rx, Some(settings_rx)).await {
+        match startup::start_with(settings, shutdown_rx, Some(settings_rx), resync).await {
             Ok(started) => started.wait().await,
             Err(e) => Err(e),
         }
@@ -49,19 +55,25 @@ pub async fn run(
 /// valid one's [sync] policy and [mapping] apply to the next change
 /// processed (paths, [entra], worker pools, retry timings and the secret on
 /// restart); an invalid one is refused with the reason and the old one stays.
+/// SIGUSR1 resyncs every connected company (see `resync`).
 async fn handle_signals(
     shutdown: watch::Sender<bool>,
     settings: watch::Sender<Arc<Settings>>,
     config_path: std::path::PathBuf,
+    resync: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            // A storm of signals leaves one stored permit: the resync
+            // service queues at most one more run per company anyway.
+            _ = usr1.recv() => resync.notify_one(),
             _ = hup.recv() => match crate::service::reload(&config_path) {
                 Ok(new) => {
                     let old = settings.borrow().clone();
@@ -143,10 +155,22 @@ pub struct AuditArgs {
     pub since: Option<String>,
     pub limit: usize,
     pub json: bool,
+    /// Only the summary rows of full resyncs.
+    pub runs: bool,
 }
 
 pub fn audit(settings: &Settings, a: AuditArgs) -> anyhow::Result<()> {
     let state = startup::open_state(settings)?;
+    if a.runs {
+        // Full resyncs only: one summary row per run.
+        let rows = state.resync_runs(a.company.map(CompanyId), a.limit)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            print!("{}", audit_table(&rows));
+        }
+        return Ok(());
+    }
     let since = match a.since {
         Some(s) => {
             let d = humantime::parse_duration(&s).with_context(|| {

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod opt;
 pub mod pacing;
 pub mod plan;
+pub mod resync;
 pub mod scratch;
 pub mod service;
 pub mod startup;

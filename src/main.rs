@@ -94,6 +94,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                     since,
                     limit,
                     json,
+                    runs,
                 } => commands::audit(
                     &settings,
                     AuditArgs {
@@ -103,10 +104,28 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                         since,
                         limit,
                         json,
+                        runs,
                     },
                 )
                 .map(|_| ExitCode::SUCCESS),
                 Command::Status { json } => entra_daemon::status::command(&settings, json),
+                Command::Resync {
+                    company,
+                    dry_run,
+                    json,
+                    allow_mass_deprovision,
+                } => {
+                    entra_daemon::resync::cli::command(
+                        settings,
+                        entra_daemon::resync::cli::ResyncArgs {
+                            company,
+                            dry_run,
+                            json,
+                            allow_mass_deprovision,
+                        },
+                    )
+                    .await
+                }
                 Command::CheckConfig => {
                     println!("{}: valid", config_path.display());
                     Ok(ExitCode::SUCCESS)

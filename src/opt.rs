@@ -80,6 +80,29 @@ pub enum Command {
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only full resyncs: one summary row per run (trigger, counts,
+        /// duration, outcome).
+        #[arg(long)]
+        runs: bool,
+    },
+    /// Full resync: make each connected company's Entra tenant match Plumm
+    /// now (drift made in Entra included). Asks the running daemon, or does
+    /// the work itself when none runs. Exit 2 when the mass-deprovision
+    /// brake held suspensions or deletions back.
+    Resync {
+        /// Only this company (default: every connected company).
+        #[arg(long)]
+        company: Option<i64>,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The plan as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Release the company's mass-deprovision brake and apply its
+        /// suspensions and deletions (needs --company).
+        #[arg(long)]
+        allow_mass_deprovision: bool,
     },
     /// Validate the configuration file and exit.
     CheckConfig,

@@ -112,6 +112,25 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     settings_rx: Option<watch::Receiver<Arc<Settings>>>,
 ) -> Result<RunReport, StartupError> {
+    run_with(
+        settings,
+        once,
+        shutdown,
+        settings_rx,
+        Arc::new(Notify::new()),
+    )
+    .await
+}
+
+/// [`run`], with `resync_signal` resyncing every connected company each
+/// time it is notified (`SIGUSR1`).
+pub async fn run_with(
+    settings: Settings,
+    once: bool,
+    shutdown: watch::Receiver<bool>,
+    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
+    resync_signal: Arc<Notify>,
+) -> Result<RunReport, StartupError> {
     let _lock = exclusive(&settings)?;
     let state = open_state(&settings)?;
     let plumm = open_plumm(&settings)?;
@@ -122,7 +141,7 @@ pub async fn run(
     let converger = Arc::new(Converger {
         state: state.clone(),
         plumm: std::sync::Mutex::new(open_plumm(&settings)?),
-        graph,
+        graph: graph.clone(),
         settings: settings_rx,
     });
     let wake = Arc::new(Notify::new());
@@ -149,6 +168,18 @@ pub async fn run(
         shutdown.clone(),
     );
     let _supervision = crate::service::supervise(state.clone(), shutdown.clone());
+    let resyncs = crate::resync::Service::new(crate::resync::Resync {
+        settings: settings.clone(),
+        state: state.clone(),
+        graph,
+        wake: Some(wake.clone()),
+    });
+    let resync_loop = tokio::spawn(crate::resync::service::serve(
+        resyncs,
+        resync_signal,
+        settings.sync.reconcile_schedule.clone(),
+        shutdown.clone(),
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = spawn_watcher(ingestor, settings.plumm.poll_interval, wake, stop.clone())
         .map_err(StartupError::Thread)?;
@@ -161,6 +192,7 @@ pub async fn run(
     // before spawning this task.
     crate::service::ready();
     let report = dispatcher.run(shutdown, false).await;
+    let _ = resync_loop.await;
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     Ok(report)
@@ -195,10 +227,26 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
     settings_rx: Option<watch::Receiver<Arc<Settings>>>,
 ) -> Result<Started, StartupError> {
+    start_with(settings, shutdown, settings_rx, Arc::new(Notify::new())).await
+}
+
+/// [`start`], with the `SIGUSR1` resync trigger (see [`run_with`]).
+pub async fn start_with(
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
+    resync_signal: Arc<Notify>,
+) -> Result<Started, StartupError> {
     // Refuse early, before binding anything, if the databases are not ready.
     open_state(&settings)?;
     let http = crate::http::start(Arc::new(settings.clone()), shutdown.clone()).await?;
-    let daemon = tokio::spawn(run(settings, false, shutdown, settings_rx));
+    let daemon = tokio::spawn(run_with(
+        settings,
+        false,
+        shutdown,
+        settings_rx,
+        resync_signal,
+    ));
     Ok(Started { http, daemon })
 }
 

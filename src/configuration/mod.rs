@@ -175,6 +175,10 @@ pub struct SyncSettings {
     pub batch: Option<BatchSettings>,
     /// How often a quarantined tenant is asked whether it accepts the app again.
     pub probes: ProbeSettings,
+    /// When full resyncs run by themselves (six-field cron, UTC); `None`: never.
+    pub reconcile_schedule: Option<String>,
+    /// The mass-deprovision brake.
+    pub brake: crate::resync::brake::BrakeSettings,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -271,6 +275,16 @@ pub(crate) fn base_url(key: &'static str, raw: &str) -> Result<Url, ConfigError>
             reason: format!("'{raw}' must be https (plain http is allowed only on loopback)"),
         }),
     }
+}
+
+fn at_least_one(key: &'static str, n: u64) -> Result<u64, ConfigError> {
+    if n == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(n)
 }
 
 fn ms(n: u64) -> Duration {
@@ -471,6 +485,32 @@ impl Settings {
                         &raw.sync.quarantine_probe_max,
                         ms(10),
                         secs(7 * 86_400),
+                    )?,
+                },
+                reconcile_schedule: crate::resync::schedule::parse(&raw.sync.reconcile_schedule)
+                    .map_err(|reason| ConfigError::Invalid {
+                        key: "sync.reconcile_schedule",
+                        reason,
+                    })?,
+                brake: crate::resync::brake::BrakeSettings {
+                    max_count: at_least_one(
+                        "sync.max_deprovision_count",
+                        raw.sync.max_deprovision_count,
+                    )?,
+                    max_percent: match raw.sync.max_deprovision_percent {
+                        p @ 0..=100 => p,
+                        p => {
+                            return Err(ConfigError::Invalid {
+                                key: "sync.max_deprovision_percent",
+                                reason: format!("{p} is outside 0..=100"),
+                            })
+                        }
+                    },
+                    window: bounded(
+                        "sync.brake_window",
+                        &raw.sync.brake_window,
+                        ms(0),
+                        secs(86_400),
                     )?,
                 },
                 batch: match raw.sync.batch {

@@ -98,6 +98,14 @@ pub(super) struct RawSync {
     pub(super) quarantine_probe_first: String,
     #[serde(default = "d_probe_max")]
     pub(super) quarantine_probe_max: String,
+    #[serde(default = "d_reconcile_schedule")]
+    pub(super) reconcile_schedule: String,
+    #[serde(default = "d_max_deprovision_count")]
+    pub(super) max_deprovision_count: u64,
+    #[serde(default = "d_max_deprovision_percent")]
+    pub(super) max_deprovision_percent: u64,
+    #[serde(default = "d_brake_window")]
+    pub(super) brake_window: String,
 }
 
 impl Default for RawSync {
@@ -118,6 +126,10 @@ impl Default for RawSync {
             batch_linger: d_batch_linger(),
             quarantine_probe_first: d_probe_first(),
             quarantine_probe_max: d_probe_max(),
+            reconcile_schedule: d_reconcile_schedule(),
+            max_deprovision_count: d_max_deprovision_count(),
+            max_deprovision_percent: d_max_deprovision_percent(),
+            brake_window: d_brake_window(),
         }
     }
 }
@@ -203,6 +215,19 @@ fn d_batch_linger() -> String {
 }
 fn d_drain_timeout() -> String {
     "10s".into()
+}
+/// Nightly at 03:00 UTC (seconds, minutes, hours, day, month, weekday).
+fn d_reconcile_schedule() -> String {
+    "0 0 3 * * *".into()
+}
+fn d_max_deprovision_count() -> u64 {
+    10
+}
+fn d_max_deprovision_percent() -> u64 {
+    20
+}
+fn d_brake_window() -> String {
+    "10m".into()
 }
 fn d_level() -> String {
     "info".into()

@@ -269,6 +269,16 @@ impl Dispatcher {
                     .defer(entry.user, Some(entry.seq), &now_text(), &reason)?;
                 quarantined.insert(entry.company);
             }
+            Ok(Converged::Held(reason)) => {
+                // Not due again until the brake is released (see resync::brake).
+                report.deferred += 1;
+                self.state.defer(
+                    entry.user,
+                    Some(entry.seq),
+                    crate::store::resync::HELD_UNTIL,
+                    &reason,
+                )?;
+            }
             Err(e) => {
                 report.deferred += 1;
                 tracing::error!(company = %entry.company, user = %entry.user, "state database error: {e}");

@@ -62,19 +62,34 @@ pub struct Matcher<'a> {
 impl Matcher<'_> {
     pub async fn run(&self, company: CompanyId, tenant: &TenantId) -> Result<Matched, MatchError> {
         let select = select_list(self.mapping);
+        let mut out = Matched::default();
+        self.for_each_page(tenant, |page| {
+            out.entra_users += page.len();
+            Ok(self.match_page(company, tenant, page, &select, &mut out)?)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Lists the tenant's users (`$select` of [`select_list`], `$top=999`),
+    /// handing each page to `f` before the next is fetched.
+    pub async fn for_each_page(
+        &self,
+        tenant: &TenantId,
+        mut f: impl FnMut(&[Value]) -> Result<(), MatchError>,
+    ) -> Result<(), MatchError> {
+        let select = select_list(self.mapping);
         let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
         let mut next = Some(request::list_users(&select_refs));
-        let mut out = Matched::default();
         while let Some(req) = next.take() {
             let sent = self.fetch(tenant, &req).await?;
             let body = sent.reply.body.unwrap_or(Value::Null);
             let page = body
                 .get("value")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
-            out.entra_users += page.len();
-            self.match_page(company, tenant, &page, &select, &mut out)?;
+            f(page)?;
             next =
                 match body.get("@odata.nextLink").and_then(Value::as_str) {
                     Some(link) => Some(self.graph.next_page(link).ok_or_else(|| {
@@ -83,7 +98,7 @@ impl Matcher<'_> {
                     None => None,
                 };
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn fetch(

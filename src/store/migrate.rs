@@ -36,6 +36,11 @@ const STATE: &[Migration] = &[
         name: "audit_retention",
         sql: include_str!("../../migrations/state/0004_audit_retention.sql"),
     },
+    Migration {
+        version: 5,
+        name: "resync",
+        sql: include_str!("../../migrations/state/0005_resync.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

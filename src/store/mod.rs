@@ -7,6 +7,7 @@ pub mod migrate;
 mod pending;
 pub mod plumm;
 pub mod reports;
+pub mod resync;
 pub mod retention;
 pub mod state;
 

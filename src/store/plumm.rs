@@ -140,10 +140,11 @@ impl PlummDb {
 }
 
 /// The columns `user_from_row` reads, in its order.
-const USER_COLUMNS: &str = "id, company_id, email, first_name, last_name, role, department, \
+pub(crate) const USER_COLUMNS: &str =
+    "id, company_id, email, first_name, last_name, role, department, \
                             location, country, status, updated_at";
 
-fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlummUser> {
+pub(crate) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlummUser> {
     let status: String = r.get(9)?;
     Ok(PlummUser {
         id: PlummUserId(r.get(0)?),

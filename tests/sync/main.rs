@@ -7,3 +7,4 @@ mod lifecycle;
 mod pacing;
 mod quarantine;
 mod resilience;
+mod resync;

@@ -1,5 +1,6 @@
 //! Converge one user: read what Plumm says now, decide with the pure
 //! planner, call Graph, record the link and the audit rows.
+mod brake;
 mod lookup;
 mod remove;
 mod upsert;
@@ -34,6 +35,9 @@ pub enum Converged {
     /// removed): the change stays pending and the tenant is quarantined
     /// until it accepts the app again.
     Quarantine(String),
+    /// A suspension or deletion the mass-deprovision brake holds: the change
+    /// stays pending until an admin releases the company's brake.
+    Held(String),
 }
 
 pub struct Converger {
@@ -105,6 +109,7 @@ impl Converger {
             ctx: &ctx,
             user: &user,
             absent: entry.absent,
+            queued_at: &entry.first_queued_at,
         };
         match entry.kind {
             PendingKind::Upsert => job.upsert().await,
@@ -136,6 +141,9 @@ struct Job<'a> {
     user: &'a PlummUser,
     /// A fresh listing of the tenant showed no Entra user with this email.
     absent: bool,
+    /// When the change was first queued (the brake lets through what an
+    /// admin released).
+    queued_at: &'a str,
 }
 
 impl Job<'_> {

@@ -45,6 +45,9 @@ impl Job<'_> {
             Action::Delete => request::delete_user(&link.entra_id),
             _ => request::update_user(&link.entra_id, &plan.changes),
         };
+        if let Some(held) = self.brake(plan.action)? {
+            return Ok(held);
+        }
         match self.call(plan.action, &req, false).await {
             Ok((sent, n)) => {
                 let detail = match plan.action {

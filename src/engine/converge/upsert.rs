@@ -80,6 +80,11 @@ impl Job<'_> {
         // replicated: that is a reason to wait, not proof the user is gone
         // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
         let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
+        if plan.action == Action::Suspend {
+            if let Some(held) = self.brake(plan.action)? {
+                return Ok(Step::Finished(held));
+            }
+        }
         if !plan.changes.is_empty() {
             let req = request::update_user(&link.entra_id, &plan.changes);
             match self.call(plan.action, &req, young).await {

@@ -1,0 +1,30 @@
+//! The engine's hook for the mass-deprovision brake (`resync::brake`):
+//! asked before every suspension and deletion.
+use super::{Converged, Job};
+use crate::plan::Action;
+use crate::resync::brake::admit;
+use crate::store::resync::HELD_MARK;
+use crate::store::{Outcome, StoreError};
+
+impl Job<'_> {
+    /// `Some` when the brake holds this suspension or deletion.
+    pub(super) fn brake(&self, action: Action) -> Result<Option<Converged>, StoreError> {
+        let removes = self.s.sync.on_delete != crate::configuration::OnDelete::Ignore;
+        let Some(why) = admit(
+            self.state(),
+            &self.s.sync.brake,
+            removes,
+            self.ctx.company,
+            self.ctx.user,
+            self.queued_at,
+        )?
+        else {
+            return Ok(None);
+        };
+        let reason = format!("{HELD_MARK}: {why}");
+        let mut r = self.ctx.record(action, Outcome::Skipped);
+        r.detail = Some(reason.clone());
+        self.ctx.audit(&r);
+        Ok(Some(Converged::Held(reason)))
+    }
+}

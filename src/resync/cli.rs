@@ -1,0 +1,158 @@
+//! `entra-daemon resync`: asks the running daemon (through the state
+//! database: one daemon holds `<state.db>.lock`), or, when none runs, does
+//! the work itself and drains what it queued like `run --once`.
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::report::{table, CompanyReport, Trigger};
+use super::run::{Resync, RunOptions};
+use super::service::Answer;
+use crate::configuration::Settings;
+use crate::domain::CompanyId;
+use crate::startup;
+
+pub struct ResyncArgs {
+    pub company: Option<i64>,
+    pub dry_run: bool,
+    pub json: bool,
+    pub allow_mass_deprovision: bool,
+}
+
+/// Exit code when the brake held suspensions or deletions back.
+pub const EXIT_HELD: u8 = 2;
+
+pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCode> {
+    if a.allow_mass_deprovision && a.company.is_none() {
+        anyhow::bail!("--allow-mass-deprovision releases one company's brake: add --company ID");
+    }
+    let opts = RunOptions {
+        trigger: Trigger::Cli,
+        dry_run: a.dry_run,
+        allow_mass_deprovision: a.allow_mass_deprovision,
+    };
+    let state = startup::open_state(&settings)?;
+    if let Some(c) = a.company {
+        if state.connection(CompanyId(c))?.is_none() {
+            anyhow::bail!("company {c} is not connected");
+        }
+    }
+    let (reports, applied) = match try_lock(&settings)? {
+        Some(lock) => direct(settings, a.company, opts, lock).await?,
+        None => (ask_daemon(&settings, a.company, opts).await?, None),
+    };
+    if a.json {
+        // Straight to stdout: a big plan is not copied into one string first.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+        out.flush()?;
+    } else {
+        print!("{}", table(&reports));
+        if let Some(line) = applied {
+            println!("{line}");
+        }
+    }
+    Ok(if reports.iter().any(|r| r.outcome == "failed") {
+        ExitCode::FAILURE
+    } else if reports.iter().any(|r| r.outcome == "held") {
+        ExitCode::from(EXIT_HELD)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The daemon's lock, or `None` when a daemon holds it.
+fn try_lock(settings: &Settings) -> anyhow::Result<Option<std::fs::File>> {
+    let mut path = settings.state.database.clone().into_os_string();
+    path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// No daemon: plan and queue under the lock, then drain the queue.
+async fn direct(
+    settings: Settings,
+    company: Option<i64>,
+    opts: RunOptions,
+    lock: std::fs::File,
+) -> anyhow::Result<(Vec<CompanyReport>, Option<String>)> {
+    let state = startup::open_state(&settings)?;
+    let resync = Resync {
+        graph: startup::graph_client(&settings)?,
+        settings: Arc::new(settings.clone()),
+        state: state.clone(),
+        wake: None,
+    };
+    let conns = match company {
+        Some(c) => state.connection(CompanyId(c))?.into_iter().collect(),
+        None => state.connections()?,
+    };
+    let mut reports = Vec::new();
+    for c in conns {
+        reports.push(resync.company(&c, opts).await);
+    }
+    // `run --once` takes the lock itself; a daemon that starts in between
+    // simply applies the queued changes instead.
+    drop(lock);
+    if opts.dry_run || reports.iter().all(|r| r.queued == 0) {
+        return Ok((reports, None));
+    }
+    let (_tx, rx) = watch::channel(false);
+    let line = match startup::run(settings, true, rx, None).await {
+        Ok(r) => format!(
+            "applied: {} done, {} parked, {} deferred, {} left pending",
+            r.done, r.parked, r.deferred, r.left_pending
+        ),
+        Err(startup::StartupError::Lock(_)) => {
+            "queued; the daemon that just started applies the changes".into()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((reports, Some(line)))
+}
+
+/// A daemon runs: leave a request for it and wait for the answer.
+async fn ask_daemon(
+    settings: &Settings,
+    company: Option<i64>,
+    opts: RunOptions,
+) -> anyhow::Result<Vec<CompanyReport>> {
+    let state = startup::open_state(settings)?;
+    let id = state.request_resync(
+        company.map(CompanyId),
+        opts.dry_run,
+        opts.allow_mass_deprovision,
+    )?;
+    loop {
+        if let Some((status, result)) = state.resync_request(id)? {
+            if status == "done" || status == "failed" {
+                let answer: Answer = serde_json::from_str(result.as_deref().unwrap_or("{}"))?;
+                if let Some(e) = answer.error {
+                    anyhow::bail!("{e}");
+                }
+                return Ok(answer.reports);
+            }
+        }
+        if try_lock(settings)?.is_some() {
+            // It may have answered just before it stopped.
+            if let Some((_, Some(result))) = state.resync_request(id)? {
+                let answer: Answer = serde_json::from_str(&result)?;
+                return Ok(answer.reports);
+            }
+            anyhow::bail!("the daemon stopped before it answered (request {id})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

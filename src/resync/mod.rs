@@ -1,0 +1,19 @@
+//! Full resync: make Entra match Plumm *now*, after an outage, drift made
+//! directly in Entra or a restored backup. Triggered by `SIGUSR1` (every
+//! connected company), `entra-daemon resync`, and `[sync]
+//! reconcile_schedule`; planned per user ([`plan`], pure), applied through
+//! the engine ([`run`]), guarded by the mass-deprovision [`brake`], and
+//! reported ([`report`]). The daemon serialises runs per company
+//! ([`service`]); the CLI asks the daemon or does the work itself ([`cli`]).
+pub mod brake;
+pub mod cli;
+mod page;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod service;
+
+pub use report::{CompanyReport, Trigger};
+pub use run::{Resync, RunOptions};
+pub use service::Service;

@@ -1,0 +1,163 @@
+//! Planning one page of the tenant's listing: a handful of batched reads
+//! (links, the Plumm users they point at, the emails of the rest), then the
+//! pure planner for each Entra user on it.
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::Value;
+
+use super::plan::{plan_listed, Item, Known, Listed, Policy, Verdict};
+use super::report::CompanyReport;
+use super::run::{Action, Planned};
+use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
+use crate::store::resync::plumm_users_by_ids;
+use crate::store::{PlummDb, StateDb, StoreError};
+
+/// What planning one page needs.
+pub(super) struct PageCtx<'a> {
+    pub(super) state: &'a StateDb,
+    pub(super) plumm: &'a Mutex<PlummDb>,
+    pub(super) company: CompanyId,
+    pub(super) tenant: &'a TenantId,
+    pub(super) policy: &'a Policy<'a>,
+    pub(super) select: &'a [String],
+}
+
+impl PageCtx<'_> {
+    /// One page of the listing: one query for its links, one for the Plumm
+    /// users they point at, one for the emails of the rest.
+    pub(super) fn plan_page(
+        &self,
+        page: &[Value],
+        planned: &mut Planned,
+        report: &mut CompanyReport,
+    ) -> Result<(), StoreError> {
+        let listed: Vec<Listed> = page
+            .iter()
+            .filter_map(|u| {
+                let id = u.get("id").and_then(Value::as_str)?;
+                let props = self
+                    .select
+                    .iter()
+                    .filter(|p| p.as_str() != "id")
+                    .map(|p| (p.clone(), u.get(p).cloned().unwrap_or(Value::Null)))
+                    .collect();
+                Some(Listed {
+                    id: id.to_string(),
+                    props,
+                })
+            })
+            .collect();
+        let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
+        let links = self.state.links_by_entra_ids(self.tenant, &ids)?;
+        let key = |l: &Listed, p: &str| {
+            l.props
+                .get(p)
+                .and_then(Value::as_str)
+                .map(str::to_lowercase)
+        };
+        let keys: Vec<String> = listed
+            .iter()
+            .filter(|l| !links.contains_key(&l.id))
+            .flat_map(|l| [key(l, "userPrincipalName"), key(l, "mail")])
+            .flatten()
+            .collect();
+        let (by_id, by_email) = {
+            let mut g = self.plumm.lock().unwrap_or_else(PoisonError::into_inner);
+            let wanted: Vec<PlummUserId> = links.values().map(|b| b.user).collect();
+            let by_id = plumm_users_by_ids(g.connection(), &wanted)?;
+            let by_email: HashMap<String, PlummUser> = g
+                .company_users_by_email(self.company, &keys)?
+                .into_iter()
+                .map(|u| (u.email.trim().to_lowercase(), u))
+                .collect();
+            (by_id, by_email)
+        };
+        for l in &listed {
+            let mut orphan = false;
+            let mut user_row = None;
+            let known = match links.get(&l.id) {
+                Some(b) => match by_id.get(&b.user) {
+                    Some(u) if u.company_id == self.company => {
+                        user_row = Some(u);
+                        Known::Linked {
+                            user: u,
+                            upn_fallback: b.upn_fallback,
+                        }
+                    }
+                    Some(_) => Known::Elsewhere,
+                    None if b.company == self.company => {
+                        orphan = true;
+                        Known::Orphaned { user: b.user.0 }
+                    }
+                    None => Known::Elsewhere,
+                },
+                None => {
+                    let found = key(l, "userPrincipalName")
+                        .and_then(|k| by_email.get(&k))
+                        .or_else(|| key(l, "mail").and_then(|k| by_email.get(&k)));
+                    match found {
+                        Some(u) => {
+                            let other = self
+                                .state
+                                .link(u.id)?
+                                .filter(|k| k.tenant == *self.tenant && k.entra_id.0 != l.id)
+                                .map(|k| k.entra_id.0);
+                            planned_known(u, other, l, self.policy, planned, report);
+                            continue;
+                        }
+                        None => Known::Stranger,
+                    }
+                }
+            };
+            if let Some(u) = user_row {
+                planned.seen.insert(u.id);
+            }
+            let item = plan_listed(l, known, self.policy);
+            push(planned, report, item, l, user_row, orphan);
+        }
+        Ok(())
+    }
+}
+
+/// A listed user found by email: plan it with the other link (if any) in view.
+fn planned_known(
+    u: &PlummUser,
+    other: Option<String>,
+    l: &Listed,
+    policy: &Policy<'_>,
+    planned: &mut Planned,
+    report: &mut CompanyReport,
+) {
+    let known = Known::SameEmail {
+        user: u,
+        linked_to: other.as_deref(),
+    };
+    if other.is_none() {
+        planned.seen.insert(u.id);
+    }
+    let item = plan_listed(l, known, policy);
+    push(planned, report, item, l, Some(u), false);
+}
+
+fn push(
+    planned: &mut Planned,
+    report: &mut CompanyReport,
+    item: Item,
+    l: &Listed,
+    user: Option<&PlummUser>,
+    orphan: bool,
+) {
+    report.count(item.verdict);
+    if item.verdict == Verdict::Nothing {
+        return;
+    }
+    planned.actions.push(Action {
+        item,
+        listed: Some(l.props.clone()),
+        snapshot: user
+            .map(|u| serde_json::to_string(u).unwrap_or_default())
+            .unwrap_or_default(),
+        orphan,
+    });
+}

@@ -1,0 +1,416 @@
+//! One company's full resync: list the tenant once, plan every user, check
+//! the brake, and hand what needs doing to the engine as bulk work.
+//!
+//! The plan is applied through the engine: each user that needs a write is
+//! queued as a bulk pending change (which never replaces a pending
+//! real-time one), and its worker converges it to Plumm's row as it is
+//! then, so a change made in Plumm during the resync is never overwritten by
+//! the plan's older view. Before queueing, the link's `pushed` properties
+//! are set to what the listing read, so the worker's diff is against
+//! Entra's actual state and corrects drift made in Entra. Users already in
+//! sync are not queued: a resync of an in-sync tenant writes nothing.
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::brake;
+use super::plan::{plan_unlisted, Item, Policy, Unlisted, Verdict};
+use super::report::{BrakeNote, CompanyReport, ItemOut, Trigger};
+use crate::configuration::Settings;
+use crate::domain::{CompanyId, EntraObjectId, PlummStatus, PlummUser, PlummUserId};
+use crate::engine::matching::{select_list, MatchError, Matcher};
+use crate::graph::GraphClient;
+use crate::pacing::Priority;
+use crate::plan::Props;
+use crate::store::resync::for_each_company_user;
+use crate::store::state::Enqueue;
+use crate::store::{
+    now_text, since, AuditRecord, Link, Outcome, PendingKind, PlummDb, StateDb, StoreError,
+    TenantConnection,
+};
+
+/// How a run was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    pub allow_mass_deprovision: bool,
+}
+
+/// What a resync needs; cheap to share between runs.
+pub struct Resync {
+    pub settings: Arc<Settings>,
+    pub state: Arc<StateDb>,
+    pub graph: Arc<GraphClient>,
+    /// The dispatcher's wake-up, when a daemon runs one.
+    pub wake: Option<Arc<Notify>>,
+}
+
+/// A plan line that needs applying, with what applying needs.
+pub(super) struct Action {
+    pub(super) item: Item,
+    /// What the listing read (for refreshing the link).
+    pub(super) listed: Option<Props>,
+    /// The Plumm row as JSON, for the pending entry.
+    pub(super) snapshot: String,
+    /// Linked to a Plumm user that no longer exists.
+    pub(super) orphan: bool,
+}
+
+/// Everything the plan found, kept only for lines other than "nothing":
+/// memory grows with the work to do, not with the company.
+#[derive(Default)]
+pub(super) struct Planned {
+    pub(super) actions: Vec<Action>,
+    pub(super) seen: HashSet<PlummUserId>,
+}
+
+impl Resync {
+    /// Plans (and unless dry, applies) one company; the outcome is in the
+    /// report and in one summary audit row, never an error.
+    pub async fn company(&self, conn: &TenantConnection, opts: RunOptions) -> CompanyReport {
+        let started = Instant::now();
+        let mut report = CompanyReport::new(
+            conn.company.0,
+            conn.tenant.as_str(),
+            opts.trigger,
+            opts.dry_run,
+        );
+        if let Err(e) = self.plan_and_apply(conn, opts, &mut report).await {
+            report.outcome = "failed".into();
+            report.error = Some(e.to_string());
+            tracing::error!(company = %conn.company, tenant = %conn.tenant, "resync failed: {e}");
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        let outcome = match report.outcome.as_str() {
+            "failed" => Outcome::Failed,
+            "held" => Outcome::Skipped,
+            _ => Outcome::Ok,
+        };
+        let mut r = AuditRecord::new("resync", outcome);
+        r.company = Some(conn.company);
+        r.tenant = Some(conn.tenant.clone());
+        r.duration_ms = Some(report.duration_ms);
+        r.detail = Some(report.summary());
+        if let Err(e) = self.state.append_audit(&r) {
+            tracing::error!(company = %conn.company, "audit log write failed: {e}");
+        }
+        tracing::info!(company = %conn.company, tenant = %conn.tenant, trigger = opts.trigger.as_str(),
+            dry_run = opts.dry_run, duration_ms = report.duration_ms, "resync: {}", report.counts_text());
+        report
+    }
+
+    async fn plan_and_apply(
+        &self,
+        conn: &TenantConnection,
+        opts: RunOptions,
+        report: &mut CompanyReport,
+    ) -> Result<(), MatchError> {
+        let s = &self.settings;
+        let plumm = Mutex::new(PlummDb::open(&s.plumm.database)?);
+        let policy = Policy {
+            mapping: &s.mapping,
+            upn_domain: s.sync.upn_domain.as_deref(),
+            on_delete: s.sync.on_delete,
+            revoke_on_suspend: s.sync.revoke_sessions_on_suspend,
+        };
+        let listing_started = now_text();
+        let mut planned = Planned::default();
+        let matcher = Matcher {
+            graph: &self.graph,
+            state: &self.state,
+            plumm: &plumm,
+            retry: &s.sync.retry,
+            mapping: &s.mapping,
+        };
+        let select = select_list(&s.mapping);
+        matcher
+            .for_each_page(&conn.tenant, |page| {
+                report.entra_users += page.len() as u64;
+                let ctx = super::page::PageCtx {
+                    state: &self.state,
+                    plumm: &plumm,
+                    company: conn.company,
+                    tenant: &conn.tenant,
+                    policy: &policy,
+                    select: &select,
+                };
+                Ok(ctx.plan_page(page, &mut planned, report)?)
+            })
+            .await?;
+        self.plan_unlisted(
+            conn,
+            &plumm,
+            &policy,
+            &listing_started,
+            &mut planned,
+            report,
+        )?;
+
+        let held = self.brake_check(conn.company, opts, &planned, report)?;
+        if !opts.dry_run {
+            report.queued = self.apply(conn, &planned, held)?;
+            if opts.allow_mass_deprovision {
+                // After queueing: the release lets through what was queued until now.
+                brake::release(&self.state, conn.company, "entra-daemon resync")?;
+            }
+            if let Some(w) = &self.wake {
+                w.notify_one();
+            }
+        }
+        // Consumed as converted: the plan and its report are not both held.
+        report.items = planned
+            .actions
+            .into_iter()
+            .map(|a| ItemOut::from_item(&a.item, held && a.item.deprovisions()))
+            .collect();
+        Ok(())
+    }
+
+    /// Plumm users the listing did not show: create, re-create or report.
+    fn plan_unlisted(
+        &self,
+        conn: &TenantConnection,
+        plumm: &Mutex<PlummDb>,
+        policy: &Policy<'_>,
+        listing_started: &str,
+        planned: &mut Planned,
+        report: &mut CompanyReport,
+    ) -> Result<(), StoreError> {
+        let young = self.settings.sync.replication_timeout;
+        let mut guard = plumm.lock().unwrap_or_else(PoisonError::into_inner);
+        report.plumm_users = for_each_company_user(guard.connection(), conn.company, |u| {
+            if planned.seen.contains(&u.id) {
+                return Ok(());
+            }
+            let link = self.state.link(u.id)?.filter(|l| l.tenant == conn.tenant);
+            let how = match &link {
+                None => Unlisted::NeverLinked,
+                // Linked after the listing began, or created and maybe not
+                // yet replicated: absent from the listing is no proof.
+                Some(l)
+                    if l.linked_at.as_str() >= listing_started
+                        || (l.created_by_us
+                            && since(&l.linked_at).is_none_or(|age| age < young)) =>
+                {
+                    Unlisted::JustLinked
+                }
+                Some(_) => Unlisted::DeletedInEntra,
+            };
+            let mut item = plan_unlisted(&u, how, policy);
+            item.entra_id = link.map(|l| l.entra_id.0);
+            report.count(item.verdict);
+            if item.verdict != Verdict::Nothing {
+                planned.actions.push(Action {
+                    item,
+                    listed: None,
+                    snapshot: serde_json::to_string(&u).unwrap_or_default(),
+                    orphan: false,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Holds the plan's suspensions and deletions when they trip the brake
+    /// (or it is already held), unless the admin allowed them.
+    fn brake_check(
+        &self,
+        company: CompanyId,
+        opts: RunOptions,
+        planned: &Planned,
+        report: &mut CompanyReport,
+    ) -> Result<bool, StoreError> {
+        let count = planned
+            .actions
+            .iter()
+            .filter(|a| a.item.deprovisions())
+            .count() as u64;
+        if opts.allow_mass_deprovision {
+            return Ok(false);
+        }
+        let b = &self.settings.sync.brake;
+        let reason = match self.state.brake(company)?.filter(|b| b.is_held()) {
+            Some(existing) => existing.reason.unwrap_or_default(),
+            None => {
+                let linked = self.state.links_count(company)?.max(0) as u64;
+                if !brake::trips(b, count, linked) {
+                    return Ok(false);
+                }
+                if opts.dry_run {
+                    brake::reason(b, count, linked, "resync plan")
+                } else {
+                    brake::hold(&self.state, b, company, count, linked, "resync plan")?
+                }
+            }
+        };
+        if count > 0 {
+            report.outcome = "held".into();
+            report.brake = Some(BrakeNote {
+                held: count,
+                reason,
+            });
+        }
+        Ok(count > 0)
+    }
+
+    /// Queues the plan's writes; returns how many changes were queued.
+    fn apply(
+        &self,
+        conn: &TenantConnection,
+        planned: &Planned,
+        held: bool,
+    ) -> Result<u64, StoreError> {
+        let state = &self.state;
+        let mut queue = Vec::new();
+        let mut queued = 0;
+        for a in &planned.actions {
+            let i = &a.item;
+            if !i.verdict.writes() || (held && i.deprovisions()) {
+                continue;
+            }
+            let Some(user) = i.user.map(PlummUserId) else {
+                continue;
+            };
+            let mut kind = PendingKind::Upsert;
+            let mut absent = false;
+            let mut snapshot = a.snapshot.clone();
+            match i.verdict {
+                Verdict::Create => {
+                    if state.link(user)?.is_some() {
+                        continue; // created meanwhile by the real-time loop
+                    }
+                    absent = true;
+                }
+                Verdict::Recreate => {
+                    let Some(link) = state.link(user)? else {
+                        continue;
+                    };
+                    if Some(&link.entra_id.0) != i.entra_id.as_ref() {
+                        continue; // relinked meanwhile
+                    }
+                    state.remove_link(user)?;
+                    self.audit_user(
+                        conn,
+                        i,
+                        "link",
+                        format!(
+                        "Entra user {} was deleted in Entra; creating it again (found by a resync)",
+                        link.entra_id
+                    ),
+                    );
+                    absent = true;
+                }
+                Verdict::Link => {
+                    self.adopt(conn, a, user)?;
+                    if i.changes.is_empty() {
+                        continue;
+                    }
+                }
+                _ => {
+                    // Update, suspend, reactivate, delete: the worker diffs
+                    // against what Entra holds now.
+                    let Some(mut link) = state.link(user)? else {
+                        continue;
+                    };
+                    if Some(&link.entra_id.0) != i.entra_id.as_ref() {
+                        continue;
+                    }
+                    if let Some(listed) = &a.listed {
+                        link.pushed = listed.clone();
+                        state.save_link(&link)?;
+                    }
+                    if a.orphan {
+                        kind = PendingKind::Remove;
+                        snapshot = orphan_snapshot(user, conn.company, &i.email);
+                    }
+                }
+            }
+            queue.push(Enqueue {
+                user,
+                company: conn.company,
+                kind,
+                snapshot,
+                priority: Priority::Bulk,
+                absent,
+            });
+            queued += 1;
+            if queue.len() >= 500 {
+                state.enqueue(&queue, None)?;
+                queue.clear();
+            }
+        }
+        state.enqueue(&queue, None)?;
+        Ok(queued)
+    }
+
+    /// Links the listed Entra user to the Plumm user (unless either got
+    /// linked meanwhile); true when it did.
+    fn adopt(
+        &self,
+        conn: &TenantConnection,
+        a: &Action,
+        user: PlummUserId,
+    ) -> Result<bool, StoreError> {
+        let (Some(id), Some(listed)) = (a.item.entra_id.as_ref(), a.listed.as_ref()) else {
+            return Ok(false);
+        };
+        let entra_id = EntraObjectId(id.clone());
+        if self.state.link(user)?.is_some()
+            || self.state.linked_user(&conn.tenant, &entra_id)?.is_some()
+        {
+            return Ok(false);
+        }
+        self.state.save_link(&Link {
+            user,
+            company: conn.company,
+            tenant: conn.tenant.clone(),
+            entra_id,
+            pushed: listed.clone(),
+            upn_fallback: false,
+            created_by_us: false,
+            linked_at: now_text(),
+        })?;
+        self.audit_user(
+            conn,
+            &a.item,
+            "link",
+            format!("linked to existing Entra user {id} (same email; found by a resync)"),
+        );
+        Ok(true)
+    }
+
+    fn audit_user(&self, conn: &TenantConnection, i: &Item, action: &str, detail: String) {
+        let mut r = AuditRecord::new(action, Outcome::Ok);
+        r.company = Some(conn.company);
+        r.tenant = Some(conn.tenant.clone());
+        r.user = i.user.map(PlummUserId);
+        r.email = Some(i.email.clone());
+        r.detail = Some(detail);
+        if let Err(e) = self.state.append_audit(&r) {
+            tracing::error!(company = %conn.company, "audit log write failed: {e}");
+        }
+    }
+}
+
+/// A deletion's snapshot for a Plumm user that is gone without one (a
+/// restored backup): the engine's removal path needs only who it was.
+fn orphan_snapshot(user: PlummUserId, company: CompanyId, email: &str) -> String {
+    serde_json::to_string(&PlummUser {
+        id: user,
+        company_id: company,
+        email: email.to_string(),
+        first_name: String::new(),
+        last_name: String::new(),
+        role: None,
+        department: None,
+        location: None,
+        country: None,
+        status: PlummStatus::Inactive,
+        updated_at: None,
+    })
+    .unwrap_or_default()
+}
