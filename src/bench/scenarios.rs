@@ -315,6 +315,15 @@ async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
     })
 }
 
+/// min/actual, or a note when the run fits in Graph's buckets (no minimum).
+fn efficiency(minimum: f64, actual: f64) -> String {
+    if minimum <= 0.0 {
+        "n/a (fits in the buckets)".into()
+    } else {
+        format!("{:.3}", minimum / actual)
+    }
+}
+
 fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: &Bulk) {
     let share = |t: u64, n: u64| {
         if n == 0 {
@@ -327,23 +336,23 @@ fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: 
     let naive_projected = o.users as f64 / naive_rate.max(1e-9);
     println!("\n== 1. Pacing efficiency (theoretical minimum / actual) and 429 share");
     println!(
-        "   one tenant, {} users:   daemon {:.3} ({:.1} s for a minimum of {:.1} s), 429 {:.2}% | naive {:.3} (projected {:.0} s from {} users in {:.0} s), 429 {:.2}%",
+        "   one tenant, {} users:   daemon {} ({:.1} s for a minimum of {:.1} s), 429 {:.2}% | naive {} (projected {:.0} s from {} users in {:.0} s), 429 {:.2}%",
         o.users,
-        one.minimum / one.seconds,
+        efficiency(one.minimum, one.seconds),
         one.seconds,
         one.minimum,
         share(one.throttled, one.operations),
-        one.minimum / naive_projected,
+        efficiency(one.minimum, naive_projected),
         naive_projected,
         naive.done,
         naive.seconds,
         share(naive.throttled, naive.requests),
     );
     println!(
-        "   app-wide, {} tenants x {}: daemon {:.3} ({:.1} s for a minimum of {:.1} s), 429 {:.2}%",
+        "   app-wide, {} tenants x {}: daemon {} ({:.1} s for a minimum of {:.1} s), 429 {:.2}%",
         o.tenants,
         o.users_per_tenant,
-        app.minimum / app.seconds,
+        efficiency(app.minimum, app.seconds),
         app.seconds,
         app.minimum,
         share(app.throttled, app.operations)
