@@ -176,8 +176,10 @@ pub fn audit(settings: &Settings, a: AuditArgs) -> anyhow::Result<()> {
             let d = humantime::parse_duration(&s).with_context(|| {
                 format!("--since '{s}': expected a duration such as 30m, 24h or 7d")
             })?;
-            let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(d).context("--since is too large")?;
+            let cutoff = chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+                .context("--since reaches back before any date this log can hold")?;
             Some(time_text(cutoff))
         }
         None => None,

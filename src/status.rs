@@ -64,7 +64,7 @@ pub struct Attention {
 pub type Source = fn(&StateDb, &CompanyStatus) -> Result<Option<Attention>, StoreError>;
 
 /// Every source consulted, in the order their findings are listed.
-pub const SOURCES: &[Source] = &[quarantined, parked_users];
+pub const SOURCES: &[Source] = &[quarantined, parked_users, held_brake];
 
 fn quarantined(_: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
     Ok((c.state == State::Quarantined).then(|| Attention {
@@ -86,6 +86,23 @@ fn parked_users(_: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, Sto
         message: format!(
             "{} users are parked until corrected in Plumm (`entra-daemon audit --company {} --failed`)",
             c.parked, c.company
+        ),
+    }))
+}
+
+fn held_brake(state: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
+    let held = state
+        .brake(CompanyId(c.company))?
+        .filter(|b| b.status == "held");
+    Ok(held.map(|b| Attention {
+        company: c.company,
+        kind: "mass_deprovision_held",
+        message: format!(
+            "{} suspensions or deletions are held by the mass-deprovision brake ({}); check Plumm, \
+             then `entra-daemon resync --company {} --allow-mass-deprovision`",
+            b.held_count.unwrap_or(0),
+            b.reason.unwrap_or_default(),
+            c.company
         ),
     }))
 }

@@ -55,7 +55,9 @@ struct InFlight {
     tasks: JoinSet<Finished>,
     by_task: HashMap<Id, (CompanyId, PlummUserId, Priority)>,
     /// Users being worked on (and, in a `--once` run, users already tried).
-    busy: HashMap<CompanyId, HashSet<PlummUserId>>,
+    /// One set for all companies: a user whose change moved it to another
+    /// company while in flight must still have only one worker.
+    busy: HashSet<PlummUserId>,
     slots_used: HashMap<(CompanyId, Priority), usize>,
     /// Companies with pending work, refreshed when woken (new changes) and
     /// on the idle tick, not on every completion: the query scans.
@@ -76,7 +78,10 @@ impl Dispatcher {
         let mut refresh = true;
         // After a completion only that company can have gained a free slot:
         // refilling just it keeps the cost per change flat with many tenants.
+        // Every company is looked at on a fixed tick all the same, however
+        // busy one company keeps the loop (deferred retries, probes).
         let mut only: Option<CompanyId> = None;
+        let mut next_refresh = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -97,9 +102,13 @@ impl Dispatcher {
                 return report;
             }
             let wait = self.until_next_deferred();
+            if refresh {
+                next_refresh = tokio::time::Instant::now() + wait;
+            }
             refresh = false;
             tokio::select! {
-                _ = shutdown.changed() => {}
+                // A closed channel (the signal task ended) also means stop.
+                r = shutdown.changed() => if r.is_err() { break },
                 Some(res) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
                     only = self.finish(res, &mut flight, &mut report, once);
                 }
@@ -110,10 +119,13 @@ impl Dispatcher {
                     refresh = true;
                 }
                 _ = self.wake.notified() => refresh = true,
-                _ = tokio::time::sleep(wait) => refresh = true,
+                _ = tokio::time::sleep_until(next_refresh) => refresh = true,
             }
         }
         self.drain(flight, &mut report).await;
+        if once {
+            report.left_pending = self.state.pending_total().unwrap_or(0);
+        }
         report
     }
 
@@ -174,9 +186,11 @@ impl Dispatcher {
                 if free == 0 {
                     continue;
                 }
-                let busy = flight.busy.entry(company).or_default();
-                for entry in self.state.due(company, priority, &now, free, busy)? {
-                    busy.insert(entry.user);
+                for entry in self
+                    .state
+                    .due(company, priority, &now, free, &flight.busy)?
+                {
+                    flight.busy.insert(entry.user);
                     *used += 1;
                     let converger = self.converger.clone();
                     let user = entry.user;
@@ -207,9 +221,7 @@ impl Dispatcher {
         };
         let (company, user, priority) = flight.by_task.remove(&id)?;
         if !once {
-            if let Some(b) = flight.busy.get_mut(&company) {
-                b.remove(&user);
-            }
+            flight.busy.remove(&user);
         }
         if let Some(n) = flight.slots_used.get_mut(&(company, priority)) {
             *n = n.saturating_sub(1);

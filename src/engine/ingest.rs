@@ -127,10 +127,23 @@ pub fn spawn_watcher(
         .name("outbox-watcher".into())
         .spawn(move || {
             let mut seen: Option<(i64, i64)> = None;
+            // While an insert waits for a deletion (see `ingest_batch`), look
+            // again now and then even if Plumm does not change.
+            let mut retry_held: Option<std::time::Instant> = None;
             while !stop.load(Ordering::Relaxed) {
+                if retry_held.is_some_and(|t| t <= std::time::Instant::now()) {
+                    seen = None;
+                    retry_held = None;
+                }
                 match watch_once(&mut ingestor, &mut seen) {
-                    Ok(true) => wake.notify_one(),
-                    Ok(false) => {}
+                    Ok((changed, held)) => {
+                        if held {
+                            retry_held = Some(std::time::Instant::now() + HELD_RETRY);
+                        }
+                        if changed {
+                            wake.notify_one();
+                        }
+                    }
                     Err(e) => {
                         // Plumm's file may be locked or briefly missing during
                         // maintenance: say so, and keep watching.
@@ -144,21 +157,25 @@ pub fn spawn_watcher(
         })
 }
 
-fn watch_once(ingestor: &mut Ingestor, seen: &mut Option<(i64, i64)>) -> Result<bool, StoreError> {
+const HELD_RETRY: Duration = Duration::from_millis(100);
+
+/// (something changed worth waking the dispatcher for, an insert is held).
+fn watch_once(
+    ingestor: &mut Ingestor,
+    seen: &mut Option<(i64, i64)>,
+) -> Result<(bool, bool), StoreError> {
     let now = (
         ingestor.plumm.data_version()?,
         ingestor.state.data_version()?,
     );
     let before = seen.replace(now);
     let plumm_changed = before.is_none_or(|b| b.0 != now.0);
-    // Another process (`connect`, `disconnect`) changed the state database.
+    // Another process (`connect`, `disconnect`, `resync`) changed the state database.
     let state_changed = before.is_some_and(|b| b.1 != now.1);
-    if plumm_changed {
-        let (_, held) = ingestor.ingest_available()?;
-        if held {
-            // Look again next tick even if Plumm does not change meanwhile.
-            *seen = None;
-        }
-    }
-    Ok(plumm_changed || state_changed)
+    let (moved, held) = if plumm_changed {
+        ingestor.ingest_available()?
+    } else {
+        (0, false)
+    };
+    Ok((moved > 0 || state_changed || before.is_none(), held))
 }

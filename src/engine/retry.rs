@@ -30,8 +30,9 @@ impl CallFailed {
 
     fn retryable(&self, retry_not_found: bool) -> bool {
         match self {
-            // A 401 already made the client drop the token: one more try
-            // with a fresh one is worth it (tokens can be revoked early).
+            // A 401 already made the client drop the token, so a retry
+            // uses a fresh one (tokens can be revoked early); a tenant that
+            // keeps answering 401 ends up quarantined when retries run out.
             CallFailed::Graph { failure, .. } => {
                 failure.is_retryable()
                     || *failure == Failure::Unauthorized

@@ -141,6 +141,17 @@ impl Transport {
         let (status, headers, body) = self.exchange(builder).await?;
         let duration = started.elapsed();
         let batch_request_id = header_value(&headers, "request-id");
+        // A batch refused as a whole for its envelope (400, 403, 413...) says
+        // nothing about its items: send them one by one rather than blame
+        // each user for it. 401, 429 and 5xx apply to every item alike.
+        if status != 200 && !(status == 401 || status == 429 || status >= 500) {
+            tracing::warn!(%tenant, status, "a $batch was refused as a whole; sending its items one by one");
+            let mut out = Vec::with_capacity(requests.len());
+            for (r, priority) in requests {
+                out.push(self.send(tenant, r, *priority).await?);
+            }
+            return Ok(out);
+        }
         if status != 200 {
             let h = |name: &str| header_value(&headers, name);
             let reply = reply_from(status, h, body, batch_request_id);

@@ -45,10 +45,12 @@ impl Bucket {
     /// Time until `need` tokens are there (zero if they are).
     fn wait_for(&self, need: f64) -> Duration {
         if self.tokens >= need {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64((need - self.tokens) / self.rate.per_sec())
+            return Duration::ZERO;
         }
+        // A day at most: a wild value (from a header) must not panic or
+        // park a tenant forever; the next poll recomputes anyway.
+        let secs = ((need - self.tokens) / self.rate.per_sec()).min(86_400.0);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(86_400))
     }
 
     fn used_share(&self) -> f64 {
@@ -275,7 +277,9 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         retry_after: Duration,
         now: Instant,
     ) {
-        let until = now + retry_after;
+        let until = now
+            .checked_add(retry_after)
+            .unwrap_or(now + Duration::from_secs(3_600));
         match scope {
             Scope::App => {
                 self.app_paused_until = Some(self.app_paused_until.map_or(until, |p| p.max(until)));
@@ -303,6 +307,11 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
     /// more used than our mirror thinks: other apps, or our own restart.
     /// Slow down before the wall by lowering our tokens to match.
     pub fn limit_percentage(&mut self, key: &K, share: f64, now: Instant) {
+        // Graph sends 0.8 to 1.8; anything else is not to be trusted whole.
+        if !share.is_finite() {
+            return;
+        }
+        let share = share.clamp(0.0, 1.0);
         let t = self.tenant(key, now);
         for b in [&mut t.ru, &mut t.writes] {
             b.refill(now);

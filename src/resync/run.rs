@@ -89,6 +89,7 @@ impl Resync {
             "held" => Outcome::Skipped,
             _ => Outcome::Ok,
         };
+        crate::metrics::resync_run(opts.trigger.as_str(), &report.outcome);
         let mut r = AuditRecord::new("resync", outcome);
         r.company = Some(conn.company);
         r.tenant = Some(conn.tenant.clone());

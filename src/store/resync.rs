@@ -265,7 +265,11 @@ impl StateDb {
     pub fn deprovisions_since(&self, company: CompanyId, since: &str) -> Result<i64, StoreError> {
         self.lock()
             .query_row(
-                "SELECT COUNT(*) FROM deprovisions WHERE company_id = ?1 AND at >= ?2 AND exempt = 0",
+                // Each person once, and not while still pending: the backlog
+                // already counts them (a retried suspension is one).
+                "SELECT COUNT(DISTINCT d.plumm_user_id) FROM deprovisions d
+                 WHERE d.company_id = ?1 AND d.at >= ?2 AND d.exempt = 0
+                   AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.plumm_user_id = d.plumm_user_id)",
                 params![company.0, since],
                 |r| r.get(0),
             )

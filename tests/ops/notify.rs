@@ -28,8 +28,9 @@ async fn the_daemon_tells_systemd_it_is_ready_alive_and_stopping() {
 
     let ready = next(&socket).await;
     assert!(ready.contains("READY=1"), "{ready}");
-    // The HTTP port is bound before READY=1.
-    assert!(daemon.output().contains("connect server listening"));
+    // The HTTP port is bound before READY=1 (the log line may still be in
+    // the pipe when the datagram arrives).
+    daemon.wait_output("connect server listening").await;
     assert!(next(&socket).await.contains("WATCHDOG=1"));
 
     daemon.signal("TERM");

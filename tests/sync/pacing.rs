@@ -72,8 +72,7 @@ async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
 #[tokio::test]
 async fn a_throttled_batch_item_is_retried_alone_after_its_own_retry_after() {
     let mut app = TestApp::spawn_with(lingering()).await;
-    hire_many(&app, CONTOSO, "contoso.com", 10);
-    app.connect_both().await;
+    already_in_plumm(&mut app, 10).await;
     // One create inside the first batch is refused with 429; the rest pass.
     app.fail_next(
         Some(T1),
@@ -85,7 +84,7 @@ async fn a_throttled_batch_item_is_retried_alone_after_its_own_retry_after() {
             retry_after: Some(0.2),
         },
     );
-    app.start_daemon();
+    app.connect_both().await;
     app.converged().await;
     app.stop_daemon().await;
 
