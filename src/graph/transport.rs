@@ -78,7 +78,7 @@ impl Transport {
         let (status, headers, body) = self.exchange(builder).await?;
         let h = |name: &str| header_value(&headers, name);
         let reply = reply_from(status, h, body, header_value(&headers, "request-id"));
-        self.after_401(tenant, &reply, &token).await;
+        self.drop_refused_token(tenant, &reply, &token).await;
         Ok(Sent {
             reply,
             client_request_id,
@@ -155,7 +155,7 @@ impl Transport {
         if status != 200 {
             let h = |name: &str| header_value(&headers, name);
             let reply = reply_from(status, h, body, batch_request_id);
-            self.after_401(tenant, &reply, &token).await;
+            self.drop_refused_token(tenant, &reply, &token).await;
             return Ok(crids
                 .into_iter()
                 .map(|c| Sent {
@@ -200,7 +200,7 @@ impl Transport {
                 .or_else(|| batch_request_id.clone());
             let h = |name: &str| header_value(&item_headers, name);
             let reply = reply_from(status, h, item_body, request_id);
-            self.after_401(tenant, &reply, &token).await;
+            self.drop_refused_token(tenant, &reply, &token).await;
             out.push(Sent {
                 reply,
                 client_request_id: crid,
@@ -210,8 +210,10 @@ impl Transport {
         Ok(out)
     }
 
-    async fn after_401(&self, tenant: &TenantId, reply: &Reply, token: &SecretString) {
-        if reply.status == 401 {
+    async fn drop_refused_token(&self, tenant: &TenantId, reply: &Reply, token: &SecretString) {
+        // 403 too: a token minted before a consent or role change carries
+        // the old permissions until it expires; the next call gets a new one.
+        if reply.status == 401 || reply.status == 403 {
             self.tokens.invalidate(tenant, token).await;
         }
     }
@@ -236,7 +238,10 @@ impl Transport {
 }
 
 fn network(e: reqwest::Error) -> CallError {
-    // reqwest's Display names the URL, never headers: no token leaks here.
+    // Without the URL: a lookup's query holds an email, and errors reach
+    // logs and audit rows. reqwest never shows headers, so no token either.
+    let timeout = e.is_timeout();
+    let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -244,8 +249,5 @@ fn network(e: reqwest::Error) -> CallError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    CallError::Network {
-        message,
-        timeout: e.is_timeout(),
-    }
+    CallError::Network { message, timeout }
 }

@@ -313,7 +313,12 @@ impl Resync {
                 }
                 _ => {
                     // Update, suspend, reactivate, delete: the worker diffs
-                    // against what Entra holds now.
+                    // against what Entra holds now. A user the engine is
+                    // already working on keeps its link as the worker
+                    // leaves it; the next resync sees what is left.
+                    if state.has_pending(user)? {
+                        continue;
+                    }
                     let Some(mut link) = state.link(user)? else {
                         continue;
                     };

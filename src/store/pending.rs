@@ -115,6 +115,20 @@ impl StateDb {
         tx.commit().ctx("recording changes")
     }
 
+    /// Whether any change of `user` is waiting (or being worked on).
+    pub fn has_pending(&self, user: PlummUserId) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM pending WHERE plumm_user_id = ?1",
+                [user.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .ctx("reading pending work")?
+            .is_some())
+    }
+
     /// Whether a deletion of `user` is waiting to be carried out.
     pub fn has_pending_remove(&self, user: PlummUserId) -> Result<bool, StoreError> {
         Ok(self
