@@ -83,24 +83,33 @@ pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupErro
 /// time: two would give one user two workers. The lock is released when
 /// the process ends, however it ends.
 fn exclusive(settings: &Settings) -> Result<std::fs::File, StartupError> {
+    match try_exclusive(settings)? {
+        Some(file) => Ok(file),
+        None => Err(StartupError::Lock(format!(
+            "another entra-daemon is already running on {} (lock {}.lock is held)",
+            settings.state.database.display(),
+            settings.state.database.display()
+        ))),
+    }
+}
+
+/// The daemon lock if it is free (`None` while a daemon holds it).
+pub fn try_exclusive(settings: &Settings) -> Result<Option<std::fs::File>, StartupError> {
     let mut path = settings.state.database.clone().into_os_string();
     path.push(".lock");
+    let lock_error = |e: std::io::Error| {
+        StartupError::Lock(format!("{}: {e}", std::path::Path::new(&path).display()))
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| {
-            StartupError::Lock(format!("{}: {e}", std::path::Path::new(&path).display()))
-        })?;
+        .map_err(lock_error)?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StartupError::Lock(format!(
-            "another entra-daemon is already running on {} (lock {} is held)",
-            settings.state.database.display(),
-            std::path::Path::new(&path).display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(StartupError::Lock(e.to_string())),
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(lock_error(e)),
     }
 }
 

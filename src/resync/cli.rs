@@ -67,18 +67,7 @@ pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCo
 
 /// The daemon's lock, or `None` when a daemon holds it.
 fn try_lock(settings: &Settings) -> anyhow::Result<Option<std::fs::File>> {
-    let mut path = settings.state.database.clone().into_os_string();
-    path.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
+    Ok(startup::try_exclusive(settings)?)
 }
 
 /// No daemon: plan and queue under the lock, then drain the queue.

@@ -99,6 +99,27 @@ pub struct AuditFilter {
     pub limit: Option<usize>,
 }
 
+pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        company_id: r.get(2)?,
+        tenant_id: r.get(3)?,
+        plumm_user_id: r.get(4)?,
+        email: r.get(5)?,
+        action: r.get(6)?,
+        outcome: r.get(7)?,
+        http_status: r.get(8)?,
+        error_code: r.get(9)?,
+        error_message: r.get(10)?,
+        request_id: r.get(11)?,
+        client_request_id: r.get(12)?,
+        attempt: r.get(13)?,
+        duration_ms: r.get(14)?,
+        detail: r.get(15)?,
+    })
+}
+
 impl StateDb {
     pub fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
         let outcome = r.outcome.unwrap_or(Outcome::Ok);
@@ -162,26 +183,7 @@ impl StateDb {
                     f.since,
                     f.limit.map(|l| l as i64).unwrap_or(-1),
                 ],
-                |r| {
-                    Ok(AuditRow {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        company_id: r.get(2)?,
-                        tenant_id: r.get(3)?,
-                        plumm_user_id: r.get(4)?,
-                        email: r.get(5)?,
-                        action: r.get(6)?,
-                        outcome: r.get(7)?,
-                        http_status: r.get(8)?,
-                        error_code: r.get(9)?,
-                        error_message: r.get(10)?,
-                        request_id: r.get(11)?,
-                        client_request_id: r.get(12)?,
-                        attempt: r.get(13)?,
-                        duration_ms: r.get(14)?,
-                        detail: r.get(15)?,
-                    })
-                },
+                audit_row,
             )
             .ctx("reading the audit log")?;
         rows.collect::<Result<_, _>>().ctx("reading the audit log")

@@ -353,26 +353,10 @@ impl StateDb {
             )
             .ctx("reading resync runs")?;
         let rows = stmt
-            .query_map(params![company.map(|c| c.0), limit as i64], |r| {
-                Ok(super::AuditRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    company_id: r.get(2)?,
-                    tenant_id: r.get(3)?,
-                    plumm_user_id: r.get(4)?,
-                    email: r.get(5)?,
-                    action: r.get(6)?,
-                    outcome: r.get(7)?,
-                    http_status: r.get(8)?,
-                    error_code: r.get(9)?,
-                    error_message: r.get(10)?,
-                    request_id: r.get(11)?,
-                    client_request_id: r.get(12)?,
-                    attempt: r.get(13)?,
-                    duration_ms: r.get(14)?,
-                    detail: r.get(15)?,
-                })
-            })
+            .query_map(
+                params![company.map(|c| c.0), limit as i64],
+                super::audit::audit_row,
+            )
             .ctx("reading resync runs")?;
         rows.collect::<Result<_, _>>().ctx("reading resync runs")
     }
