@@ -127,6 +127,7 @@ pub async fn run(
         shutdown,
         settings_rx,
         Arc::new(Notify::new()),
+        None,
     )
     .await
 }
@@ -139,11 +140,15 @@ pub async fn run_with(
     shutdown: watch::Receiver<bool>,
     settings_rx: Option<watch::Receiver<Arc<Settings>>>,
     resync_signal: Arc<Notify>,
+    graph: Option<Arc<GraphClient>>,
 ) -> Result<RunReport, StartupError> {
     let _lock = exclusive(&settings)?;
     let state = open_state(&settings)?;
     let plumm = open_plumm(&settings)?;
-    let graph = graph_client(&settings)?;
+    let graph = match graph {
+        Some(g) => g,
+        None => graph_client(&settings)?,
+    };
     let settings = Arc::new(settings);
     let (_keep, rx) = watch::channel(settings.clone());
     let settings_rx = settings_rx.unwrap_or(rx);
@@ -248,13 +253,18 @@ pub async fn start_with(
 ) -> Result<Started, StartupError> {
     // Refuse early, before binding anything, if the databases are not ready.
     open_state(&settings)?;
-    let http = crate::http::start(Arc::new(settings.clone()), shutdown.clone()).await?;
+    // One Graph client (one pacer, one token cache) for the daemon and
+    // the connect server: their requests share the tenants' budgets.
+    let graph = graph_client(&settings)?;
+    let http =
+        crate::http::start(Arc::new(settings.clone()), shutdown.clone(), graph.clone()).await?;
     let daemon = tokio::spawn(run_with(
         settings,
         false,
         shutdown,
         settings_rx,
         resync_signal,
+        Some(graph),
     ));
     Ok(Started { http, daemon })
 }

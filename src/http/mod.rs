@@ -60,13 +60,23 @@ impl App {
     /// `public_base` is `{public_url}` as browsers see it (see
     /// [`HttpSettings::public_base`]).
     pub fn new(settings: Arc<Settings>, public_base: String) -> Result<Arc<Self>, StartupError> {
+        let graph = crate::startup::graph_client(&settings)?;
+        Self::with_graph(settings, public_base, graph)
+    }
+
+    /// With the daemon's own Graph client: the connect flow's token checks
+    /// and listings then share the daemon's token cache and budget.
+    pub fn with_graph(
+        settings: Arc<Settings>,
+        public_base: String,
+        graph: Arc<GraphClient>,
+    ) -> Result<Arc<Self>, StartupError> {
         let http = settings.http.clone().ok_or(ConfigError::Invalid {
             key: "http",
             reason: "the [http] section is missing".into(),
         })?;
         let key = http.signing_key()?;
         let state = crate::startup::open_state(&settings)?;
-        let graph = crate::startup::graph_client(&settings)?;
         Ok(Arc::new(Self {
             http,
             key,
@@ -166,6 +176,7 @@ impl HttpServer {
 pub async fn start(
     settings: Arc<Settings>,
     mut shutdown: watch::Receiver<bool>,
+    graph: Arc<GraphClient>,
 ) -> Result<Option<HttpServer>, StartupError> {
     let Some(http) = settings.http.clone() else {
         return Ok(None);
@@ -183,7 +194,7 @@ pub async fn start(
         &settings.plumm.database,
         shutdown.clone(),
     )?;
-    let app = App::new(settings, public_base.clone())?;
+    let app = App::with_graph(settings, public_base.clone(), graph)?;
     tracing::info!(%addr, redirect_uri = %app.redirect_uri(), "connect server listening");
     let routes = router(app).merge(health::router(ops));
     let server = axum::serve(listener, routes).with_graceful_shutdown(async move {

@@ -143,7 +143,7 @@ fn start(app: &TestApp) -> Daemon {
     let settings = app.settings.clone();
     let signal = usr1.clone();
     let handle = tokio::spawn(async move {
-        startup::run_with(settings, false, rx, None, signal)
+        startup::run_with(settings, false, rx, None, signal, None)
             .await
             .expect("daemon")
     });
