@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use entra_daemon::configuration::{Settings, StoreKey};
 use entra_daemon::emulator::{
@@ -435,15 +435,4 @@ fn copy_private(from: &std::path::Path, to: &std::path::Path) {
     write_private(to, &std::fs::read_to_string(from).expect("fixture"));
 }
 
-/// Polls `cond` every few milliseconds; fails the test with `what` if it
-/// does not hold within `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+pub use crate::common::wait_for;

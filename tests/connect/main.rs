@@ -3,6 +3,8 @@
 //! tenants at once, certificate credentials, and a real browser.
 mod browser;
 mod certificate;
+#[path = "../common/mod.rs"]
+mod common;
 mod flow;
 mod helpers;
 mod lifecycle;

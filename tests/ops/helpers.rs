@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use entra_daemon::configuration::{Settings, StoreKey};
 use entra_daemon::domain::{CompanyId, TenantId};
@@ -13,7 +13,6 @@ use entra_daemon::emulator::{
     RunningEmulator, TenantSize, TenantSpec,
 };
 use entra_daemon::startup;
-use entra_daemon::store::migrate::PLUMM_USERS_FIXTURE;
 use entra_daemon::store::{PlummDb, StateDb};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -127,11 +126,7 @@ format = "{format}"
         let config_path = dir.path().join("entra-daemon.toml");
         std::fs::write(&config_path, toml).expect("config");
         let settings = Settings::load(&config_path).expect("settings");
-        let conn = rusqlite::Connection::open(&settings.plumm.database).expect("plumm");
-        conn.execute_batch(PLUMM_USERS_FIXTURE)
-            .expect("users table");
-        drop(conn);
-        startup::migrate(&settings).expect("migrate");
+        crate::common::prepare_databases(&settings);
         Self {
             _dir: dir,
             _emu: emu,
@@ -350,15 +345,4 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Polls `cond` every few milliseconds; fails the test with `what` if it
-/// does not hold within `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+pub use crate::common::wait_for;

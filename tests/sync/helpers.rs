@@ -2,7 +2,7 @@
 //! with short timings, for tests that read like the behaviour they check.
 use std::path::PathBuf;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use entra_daemon::configuration::Settings;
 use entra_daemon::domain::{CompanyId, TenantId};
@@ -12,7 +12,6 @@ use entra_daemon::emulator::{
 };
 use entra_daemon::engine::RunReport;
 use entra_daemon::startup;
-use entra_daemon::store::migrate::PLUMM_USERS_FIXTURE;
 use entra_daemon::store::{AuditFilter, AuditRow, PlummDb, StateDb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -144,11 +143,7 @@ drain_timeout = "2s"
         let config_path = dir.path().join("entra-daemon.toml");
         std::fs::write(&config_path, toml).expect("config");
         let settings = Settings::load(&config_path).expect("settings");
-        let conn = rusqlite::Connection::open(&settings.plumm.database).expect("plumm");
-        conn.execute_batch(PLUMM_USERS_FIXTURE)
-            .expect("users table");
-        drop(conn);
-        startup::migrate(&settings).expect("migrate");
+        crate::common::prepare_databases(&settings);
         Self {
             dir,
             emu,
@@ -326,18 +321,7 @@ drain_timeout = "2s"
     }
 }
 
-/// Polls `cond` every few milliseconds; fails the test with `what` if it
-/// does not hold within `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+pub use crate::common::wait_for;
 
 pub fn body(r: &LoggedRequest) -> serde_json::Value {
     r.body.clone().unwrap_or(serde_json::Value::Null)

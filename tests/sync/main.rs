@@ -1,6 +1,8 @@
 //! The sync engine's behaviour, checked end to end against the Graph
 //! emulator: what reached Graph, what Entra holds, what the audit log says.
 mod cli;
+#[path = "../common/mod.rs"]
+mod common;
 mod crash;
 mod helpers;
 mod lifecycle;
