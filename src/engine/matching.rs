@@ -6,12 +6,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
-use backon::{ExponentialBuilder, Retryable};
 use serde_json::Value;
 
 use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
-use crate::graph::{request, CallError, Failure, GraphClient, Sent};
+use crate::engine::retry::{send_with_retry, Target};
+use crate::graph::{request, GraphClient, Sent};
 use crate::mapping::Mapping;
 use crate::pacing::Priority;
 use crate::plan::Props;
@@ -31,6 +31,17 @@ pub fn select_list(mapping: &Mapping) -> Vec<String> {
     .collect();
     s.extend(mapping.properties().map(String::from));
     s
+}
+
+/// The managed properties of a user as Graph listed it (every `select`
+/// entry but `id`; absent ones are null, as Graph omits nulls).
+pub fn listed_props<S: AsRef<str>>(user: &Value, select: &[S]) -> Props {
+    select
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|p| *p != "id")
+        .map(|p| (p.to_string(), user.get(p).cloned().unwrap_or(Value::Null)))
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,38 +117,17 @@ impl Matcher<'_> {
         tenant: &TenantId,
         req: &request::GraphRequest,
     ) -> Result<Sent, MatchError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.initial)
-            .with_max_delay(self.retry.max)
-            .with_max_times(self.retry.max_attempts.saturating_sub(1))
-            .with_jitter();
-        let attempt = || async {
-            let sent = self
-                .graph
-                .send(tenant, req, Priority::Bulk)
-                .await
-                .map_err(Attempt::Call)?;
-            match sent.reply.failure() {
-                None => Ok(sent),
-                Some(f) => Err(Attempt::Graph(sent, f)),
-            }
+        let target = Target {
+            tenant,
+            priority: Priority::Bulk,
+            retry_not_found: false,
         };
-        attempt
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(|e| match e {
-                Attempt::Graph(_, f) => f.is_retryable() || *f == Failure::Unauthorized,
-                Attempt::Call(CallError::Token(crate::graph::TokenError::Refused { .. })) => false,
-                Attempt::Call(_) => true,
-            })
-            .adjust(|e, planned| {
-                planned.map(|d| match e {
-                    Attempt::Graph(s, Failure::Throttled) => s.reply.retry_after.unwrap_or(d),
-                    _ => d,
-                })
-            })
-            .await
-            .map_err(|e| MatchError::Graph(e.to_string()))
+        send_with_retry(self.graph, self.retry, target, req, |e, wait, _| {
+            tracing::info!(%tenant, "listing the tenant: {}; retrying in {wait:?}", e.summary());
+        })
+        .await
+        .map(|(sent, _)| sent)
+        .map_err(|(e, _)| MatchError::Graph(e.summary()))
     }
 
     fn match_page(
@@ -184,11 +174,7 @@ impl Matcher<'_> {
                 // Held by another Plumm user: the worker parks this one with the reason.
                 continue;
             }
-            let props: Props = select
-                .iter()
-                .filter(|p| p.as_str() != "id")
-                .map(|p| (p.clone(), u.get(p).cloned().unwrap_or(Value::Null)))
-                .collect();
+            let props = listed_props(u, select);
             self.state.save_link(&Link {
                 user,
                 company,
@@ -212,22 +198,5 @@ impl Matcher<'_> {
             out.newly_linked += 1;
         }
         Ok(())
-    }
-}
-
-enum Attempt {
-    Graph(Sent, Failure),
-    Call(CallError),
-}
-
-impl std::fmt::Display for Attempt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Attempt::Graph(s, _) => {
-                let e = s.reply.error().unwrap_or_default();
-                write!(f, "HTTP {} {}: {}", s.reply.status, e.code, e.message)
-            }
-            Attempt::Call(e) => write!(f, "{e}"),
-        }
     }
 }

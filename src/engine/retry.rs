@@ -7,7 +7,9 @@ use backon::{ExponentialBuilder, Retryable};
 
 use super::UserCtx;
 use crate::configuration::RetrySettings;
+use crate::domain::TenantId;
 use crate::graph::{CallError, Failure, GraphClient, GraphRequest, Sent};
+use crate::pacing::Priority;
 use crate::plan::Action;
 use crate::store::{AuditRecord, Outcome};
 
@@ -106,6 +108,45 @@ pub async fn call(
     request: &GraphRequest,
     retry_not_found: bool,
 ) -> Result<(Sent, u32), (CallFailed, u32)> {
+    let target = Target {
+        tenant: &ctx.tenant,
+        priority: ctx.priority,
+        retry_not_found,
+    };
+    send_with_retry(graph, policy, target, request, |e, wait, retried| {
+        let mut r = ctx.record(action, Outcome::Retry);
+        r.attempt = Some(retried);
+        r.detail = Some(format!("retrying in {} ms", wait.as_millis()));
+        let r = e.describe(r);
+        tracing::info!(
+            company = %ctx.company, tenant = %ctx.tenant, user = %ctx.user,
+            action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
+            "{}; retrying in {:?}", e.summary(), wait
+        );
+        ctx.audit(&r);
+    })
+    .await
+}
+
+/// Where a call goes and how patient it is.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub tenant: &'a TenantId,
+    pub priority: Priority,
+    pub retry_not_found: bool,
+}
+
+/// The one retry loop of the daemon: exponential backoff with jitter, a
+/// `Retry-After` from Graph obeyed instead, only retryable failures
+/// retried. `on_retry` hears of each retry (failure, wait, retries so far).
+/// Returns the attempt number the call ended on.
+pub async fn send_with_retry(
+    graph: &GraphClient,
+    policy: &RetrySettings,
+    target: Target<'_>,
+    request: &GraphRequest,
+    mut on_retry: impl FnMut(&CallFailed, Duration, u32),
+) -> Result<(Sent, u32), (CallFailed, u32)> {
     let mut attempt = 0u32;
     let backoff = ExponentialBuilder::default()
         .with_min_delay(policy.initial)
@@ -117,7 +158,7 @@ pub async fn call(
         let n = attempt;
         async move {
             let sent = graph
-                .send(&ctx.tenant, request, ctx.priority)
+                .send(target.tenant, request, target.priority)
                 .await
                 .map_err(CallFailed::NoAnswer)?;
             match sent.reply.failure() {
@@ -130,22 +171,13 @@ pub async fn call(
     let result = op
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(|e| e.retryable(retry_not_found))
+        .when(|e| e.retryable(target.retry_not_found))
         // Graph's Retry-After wins over our own schedule; `None` means the
         // attempts are spent and must stay `None`.
         .adjust(|e, planned| planned.map(|d| e.retry_after().unwrap_or(d)))
         .notify(|e, wait| {
             retried += 1;
-            let mut r = ctx.record(action, Outcome::Retry);
-            r.attempt = Some(retried);
-            r.detail = Some(format!("retrying in {} ms", wait.as_millis()));
-            let r = e.describe(r);
-            tracing::info!(
-                company = %ctx.company, tenant = %ctx.tenant, user = %ctx.user,
-                action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
-                "{}; retrying in {:?}", e.summary(), wait
-            );
-            ctx.audit(&r);
+            on_retry(e, wait, retried);
         })
         .await;
     result.map_err(|e| (e, retried + 1))

@@ -10,6 +10,7 @@ use super::plan::{plan_listed, Item, Known, Listed, Policy, Verdict};
 use super::report::CompanyReport;
 use super::run::{Action, Planned};
 use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
+use crate::engine::matching::listed_props;
 use crate::store::resync::plumm_users_by_ids;
 use crate::store::{PlummDb, StateDb, StoreError};
 
@@ -36,12 +37,7 @@ impl PageCtx<'_> {
             .iter()
             .filter_map(|u| {
                 let id = u.get("id").and_then(Value::as_str)?;
-                let props = self
-                    .select
-                    .iter()
-                    .filter(|p| p.as_str() != "id")
-                    .map(|p| (p.clone(), u.get(p).cloned().unwrap_or(Value::Null)))
-                    .collect();
+                let props = listed_props(u, self.select);
                 Some(Listed {
                     id: id.to_string(),
                     props,

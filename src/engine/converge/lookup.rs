@@ -4,7 +4,7 @@ use serde_json::Value;
 use super::upsert::Step;
 use super::{Converged, Job};
 use crate::domain::EntraObjectId;
-use crate::engine::matching::select_list;
+use crate::engine::matching::{listed_props, select_list};
 use crate::graph::request;
 use crate::plan::{Action, Props};
 use crate::store::{now_text, Link, Outcome, StoreError};
@@ -53,11 +53,7 @@ impl Job<'_> {
                     let Some(id) = one.get("id").and_then(Value::as_str) else {
                         continue;
                     };
-                    let props = select
-                        .iter()
-                        .filter(|p| **p != "id")
-                        .map(|p| (p.to_string(), one.get(*p).cloned().unwrap_or(Value::Null)))
-                        .collect();
+                    let props = listed_props(one, &select);
                     return Ok(Ok(Some(Found {
                         id: EntraObjectId(id.to_string()),
                         props,
