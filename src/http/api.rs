@@ -15,9 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use super::App;
 use crate::configuration::StoreKey;
@@ -96,16 +94,11 @@ fn authenticate(
     let exp_text = exp.ok_or("no exp")?;
     let exp: i64 = exp_text.parse().map_err(|_| "exp is not a Unix time")?;
     let sig = sig.ok_or("no sig")?;
-    if sig.len() != 64 || !sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err("sig must be 64 lowercase hex digits");
-    }
-    let sig = hex::decode(sig).map_err(|_| "sig is not hex")?;
     let signed = string_to_sign(method.as_str(), uri.path(), uri.query().unwrap_or(""), exp);
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(app.key.bytes())
-        .map_err(|_| "the signing key cannot be used")?;
-    mac.update(signed.as_bytes());
-    mac.verify_slice(&sig)
-        .map_err(|_| "the signature is not valid")?;
+    super::signed::check_signature(&app.key, &signed, sig).map_err(|e| match e {
+        super::signed::LinkError::BadSignature => "the signature is not valid",
+        _ => "sig must be 64 lowercase hex digits",
+    })?;
     let now = chrono::Utc::now().timestamp();
     if exp <= now {
         return Err("the request has expired");

@@ -55,6 +55,22 @@ pub fn signature(key: &StoreKey, signed: &str) -> String {
     hex::encode(m.finalize().into_bytes())
 }
 
+/// Checks `sig` (exactly 64 lowercase hex digits: one spelling per
+/// signature) against the HMAC of `signed`, in constant time. Store links
+/// and the admin API both go through here.
+pub fn check_signature(key: &StoreKey, signed: &str, sig: &str) -> Result<(), LinkError> {
+    if sig.len() != 64 || !sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(LinkError::Malformed(
+            "sig must be 64 lowercase hex digits and come last",
+        ));
+    }
+    let sig = hex::decode(sig).map_err(|_| LinkError::Malformed("sig is not hex"))?;
+    let mut m = mac(key);
+    m.update(signed.as_bytes());
+    // `verify_slice` compares in constant time.
+    m.verify_slice(&sig).map_err(|_| LinkError::BadSignature)
+}
+
 /// Checks a link's raw query string: signature first (in constant time),
 /// then expiry, then the values.
 pub fn verify(
@@ -66,18 +82,7 @@ pub fn verify(
     let (signed, sig) = raw_query
         .rsplit_once("&sig=")
         .ok_or(LinkError::Malformed("no sig parameter"))?;
-    // Exactly 64 lowercase hex digits: one spelling per signature, and no
-    // unsigned parameter after it.
-    if sig.len() != 64 || !sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(LinkError::Malformed(
-            "sig must be 64 lowercase hex digits and come last",
-        ));
-    }
-    let sig = hex::decode(sig).map_err(|_| LinkError::Malformed("sig is not hex"))?;
-    let mut m = mac(key);
-    m.update(signed.as_bytes());
-    // `verify_slice` compares in constant time.
-    m.verify_slice(&sig).map_err(|_| LinkError::BadSignature)?;
+    check_signature(key, signed, sig)?;
 
     let (mut company, mut admin, mut exp) = (None, None, None);
     for (k, v) in url::form_urlencoded::parse(signed.as_bytes()) {
