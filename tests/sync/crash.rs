@@ -72,6 +72,13 @@ async fn kill_9_at_random_instants_loses_nothing_and_creates_no_duplicate() {
         .map(Result::unwrap)
         .collect();
     let state = app.state();
+    // Graph itself refuses a second account with the same UPN; what shows a
+    // mishandled refusal is a parked user (or a missing link, below).
+    assert!(
+        state.parked(None).unwrap().is_empty(),
+        "{:#?}",
+        state.parked(None)
+    );
     for (id, email, role) in &people {
         let tenant = if email.ends_with("contoso.com") {
             T1
