@@ -183,6 +183,7 @@ pub(crate) async fn run(
         Err(e) => return e,
     };
     let mut statuses: Vec<Option<u16>> = vec![None; items.len()];
+    let mut lose_answer = false;
     let mut responses = Vec::with_capacity(items.len());
     for i in order {
         let it = &items[i];
@@ -234,6 +235,7 @@ pub(crate) async fn run(
         } else {
             let mut early = None;
             match fault {
+                Some(FaultKind::DropAfter) => lose_answer = true,
                 Some(FaultKind::Drop) => {
                     conn.kill();
                     lc.fault = Some("drop".into());
@@ -277,6 +279,13 @@ pub(crate) async fn run(
         };
         statuses[i] = Some(resp.status);
         responses.push(item_response(&it.id, &resp, &request_id, &crid));
+        if lose_answer {
+            // Applied, and then the connection goes: no answer of the batch arrives.
+            conn.kill();
+            lc.fault = Some("answer lost".into());
+            log(shared, lc, resp.status);
+            return GraphResp::empty(0);
+        }
         log(shared, lc, resp.status);
     }
     // "Individual responses might appear in a different order than the requests."

@@ -85,10 +85,15 @@ impl EmulatorConfig {
             return Err(EmulatorError::Config("time_scale must be > 0".into()));
         }
         let rf = &self.random_faults;
-        if !(0.0..=1.0).contains(&rf.error_rate) {
-            return Err(EmulatorError::Config(
-                "random_faults.error_rate must be within 0..=1".into(),
-            ));
+        for (name, rate) in [
+            ("error_rate", rf.error_rate),
+            ("lost_answer_rate", rf.lost_answer_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(EmulatorError::Config(format!(
+                    "random_faults.{name} must be within 0..=1"
+                )));
+            }
         }
         if rf.latency_ms_min > rf.latency_ms_max {
             return Err(EmulatorError::Config(
@@ -171,6 +176,9 @@ impl ThrottleConfig {
 pub struct RandomFaultConfig {
     /// Probability (0..=1) that a Graph request answers 500/502/503/504.
     pub error_rate: f64,
+    /// Probability (0..=1) that a write is carried out and its answer then
+    /// lost (the connection closes): the client cannot know it happened.
+    pub lost_answer_rate: f64,
     /// Extra latency added to every Graph/login request, uniformly drawn.
     pub latency_ms_min: u64,
     pub latency_ms_max: u64,

@@ -308,7 +308,11 @@ pub(crate) async fn handle(
         body: log_body(&raw.body),
         fault: None,
     };
+    // A lost answer: the request is carried out, the connection then closes.
+    let lose_answer =
+        matches!(fault, Some(FaultKind::DropAfter)) || lost_at_random(&shared, &raw.method);
     let early: Option<GraphResp> = match fault {
+        Some(FaultKind::DropAfter) => None,
         Some(FaultKind::Drop) => {
             conn.kill();
             lc.fault = Some("drop".into());
@@ -345,6 +349,10 @@ pub(crate) async fn handle(
             let is_batch = segments.len() == 1 && segments[0] == "$batch";
             if is_batch && raw.method.eq_ignore_ascii_case("POST") {
                 let r = batch::run(&shared, &conn, a, seq, &raw, &crid_out).await;
+                if lose_answer {
+                    conn.kill();
+                    lc.fault = Some("answer lost".into());
+                }
                 log(&shared, lc, r.status);
                 return to_http(&r, &request_id, &crid_out);
             }
@@ -365,6 +373,16 @@ pub(crate) async fn handle(
             }
         }
     };
+    if lose_answer {
+        conn.kill();
+        lc.fault = Some("answer lost".into());
+    }
     log(&shared, lc, resp.status);
     to_http(&resp, &request_id, &crid_out)
+}
+
+/// Whether a write's answer is lost at random (`random_faults.lost_answer_rate`).
+fn lost_at_random(shared: &Shared, method: &str) -> bool {
+    let rate = shared.cfg.random_faults.lost_answer_rate;
+    rate > 0.0 && !method.eq_ignore_ascii_case("GET") && rand::thread_rng().gen_bool(rate)
 }

@@ -140,4 +140,9 @@ pub enum FaultKind {
     Delay { ms: u64 },
     /// Close the connection without answering.
     Drop,
+    /// Carry the request out, then close the connection without answering:
+    /// the write happened, the client never hears of it (a reset or a
+    /// timeout after Graph applied it). In a `$batch` the items before and
+    /// this one are applied and no answer of the batch arrives.
+    DropAfter,
 }

@@ -184,6 +184,8 @@ impl Matcher<'_> {
                 upn_fallback: false,
                 created_by_us: false,
                 linked_at: now_text(),
+                verify_first: false,
+                revoke_owed: false,
             })?;
             let mut r = AuditRecord::new("link", Outcome::Ok);
             r.company = Some(company);

@@ -30,6 +30,19 @@ impl CallFailed {
         }
     }
 
+    /// Whether Graph may have carried the request out although the call
+    /// failed: no answer arrived (timeout, reset) or a 5xx came back. What
+    /// the request touches is then unknown until Entra is read again. A 429
+    /// and every 4xx are refusals: nothing was applied. A refused token
+    /// means nothing was sent.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            CallFailed::NoAnswer(CallError::Network { .. }) => true,
+            CallFailed::NoAnswer(CallError::Token(_)) => false,
+            CallFailed::Graph { sent, .. } => sent.reply.status >= 500,
+        }
+    }
+
     fn retryable(&self, retry_not_found: bool) -> bool {
         match self {
             // A 401 already made the client drop the token, so a retry
@@ -108,12 +121,30 @@ pub async fn call(
     request: &GraphRequest,
     retry_not_found: bool,
 ) -> Result<(Sent, u32), (CallFailed, u32)> {
+    call_noting(graph, policy, ctx, action, request, retry_not_found)
+        .await
+        .0
+}
+
+/// [`call`], and whether Graph may have carried the request out on any
+/// attempt (see [`CallFailed::outcome_unknown`]): a create whose first
+/// attempt timed out and whose retries were throttled may still exist.
+pub async fn call_noting(
+    graph: &GraphClient,
+    policy: &RetrySettings,
+    ctx: &UserCtx<'_>,
+    action: Action,
+    request: &GraphRequest,
+    retry_not_found: bool,
+) -> (Result<(Sent, u32), (CallFailed, u32)>, bool) {
     let target = Target {
         tenant: &ctx.tenant,
         priority: ctx.priority,
         retry_not_found,
     };
-    send_with_retry(graph, policy, target, request, |e, wait, retried| {
+    let mut unsure = false;
+    let result = send_with_retry(graph, policy, target, request, |e, wait, retried| {
+        unsure |= e.outcome_unknown();
         let mut r = ctx.record(action, Outcome::Retry);
         r.attempt = Some(retried);
         r.detail = Some(format!("retrying in {} ms", wait.as_millis()));
@@ -125,7 +156,9 @@ pub async fn call(
         );
         ctx.audit(&r);
     })
-    .await
+    .await;
+    let unsure = unsure || matches!(&result, Err((e, _)) if e.outcome_unknown());
+    (result, unsure)
 }
 
 /// Where a call goes and how patient it is.

@@ -155,6 +155,14 @@ pub fn revoke_sessions(id: &EntraObjectId) -> GraphRequest {
     )
 }
 
+/// `GET /users/{id}?$select=...`: what Entra holds now, read before a
+/// decision when a write's outcome is unknown (a read costs no write budget).
+pub fn get_user(id: &EntraObjectId, select: &[&str]) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, user_path(id));
+    r.query.push(("$select", select.join(",")));
+    r
+}
+
 /// Soft delete: restorable for 30 days (learn.microsoft.com/graph/api/user-delete).
 pub fn delete_user(id: &EntraObjectId) -> GraphRequest {
     GraphRequest::new(Method::DELETE, user_path(id))

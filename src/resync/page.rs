@@ -12,7 +12,7 @@ use super::run::{Action, Planned};
 use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
 use crate::engine::matching::listed_props;
 use crate::store::resync::plumm_users_by_ids;
-use crate::store::{PlummDb, StateDb, StoreError};
+use crate::store::{Intent, PlummDb, StateDb, StoreError};
 
 /// What planning one page needs.
 pub(super) struct PageCtx<'a> {
@@ -102,7 +102,21 @@ impl PageCtx<'_> {
                             planned_known(u, other, l, self.policy, planned, report);
                             continue;
                         }
-                        None => Known::Stranger,
+                        None => match self.intended(l)? {
+                            Some((intent, row)) => {
+                                let known = Known::Intended {
+                                    user: intent.user.0,
+                                    plumm: row.as_ref(),
+                                };
+                                let item = plan_listed(l, known, self.policy);
+                                push(planned, report, item, l, row.as_ref(), row.is_none());
+                                if let Some(last) = planned.actions.last_mut() {
+                                    last.intent = Some(intent.id);
+                                }
+                                continue;
+                            }
+                            None => Known::Stranger,
+                        },
                     }
                 }
             };
@@ -113,6 +127,31 @@ impl PageCtx<'_> {
             push(planned, report, item, l, user_row, orphan);
         }
         Ok(())
+    }
+}
+
+impl PageCtx<'_> {
+    /// An unlinked Entra user nobody in Plumm has the email of, that a
+    /// create of this daemon made although its answer never arrived: the
+    /// intent, and its person's row while Plumm still has them here.
+    fn intended(&self, l: &Listed) -> Result<Option<(Intent, Option<PlummUser>)>, StoreError> {
+        let text = |p: &str| l.props.get(p).and_then(Value::as_str).unwrap_or_default();
+        let Some(intent) =
+            self.state
+                .unlinked_intent(self.tenant, text("userPrincipalName"), text("mail"))?
+        else {
+            return Ok(None);
+        };
+        if intent.company != self.company || self.state.link(intent.user)?.is_some() {
+            // Another company's, or the person has an account linked: a
+            // second one needs a person, and is reported as unmanaged.
+            return Ok(None);
+        }
+        let mut g = self.plumm.lock().unwrap_or_else(PoisonError::into_inner);
+        let row = plumm_users_by_ids(g.connection(), &[intent.user])?
+            .remove(&intent.user)
+            .filter(|u| u.company_id == self.company);
+        Ok(Some((intent, row)))
     }
 }
 
@@ -155,5 +194,6 @@ fn push(
             .map(|u| serde_json::to_string(u).unwrap_or_default())
             .unwrap_or_default(),
         orphan,
+        intent: None,
     });
 }

@@ -170,6 +170,14 @@ pub enum Known<'a> {
         /// That Plumm user is linked to another Entra object.
         linked_to: Option<&'a str>,
     },
+    /// Not linked, no Plumm user of the company has its email, but this
+    /// daemon sent a create with its UPN or mail for Plumm user `user`
+    /// whose answer never arrived: an account of ours, never a stranger.
+    /// `plumm`: that person's row, while Plumm still has them here.
+    Intended {
+        user: i64,
+        plumm: Option<&'a PlummUser>,
+    },
     /// Not linked, and no Plumm user of the company has its email.
     Stranger,
 }
@@ -213,6 +221,22 @@ pub fn plan_listed(entra: &Listed, known: Known<'_>, policy: &Policy<'_>) -> Ite
             user,
             linked_to: None,
         } => converge_item(Verdict::Link, user, entra, false, policy),
+        Known::Intended {
+            user: _,
+            plumm: Some(u),
+        } => converge_item(Verdict::Link, u, entra, false, policy).note(
+            "created by this daemon for this person (the create's answer never arrived); \
+             linked and brought up to date",
+        ),
+        Known::Intended { user, plumm: None } => {
+            let mut item = plan_listed(entra, Known::Orphaned { user }, policy);
+            item.note = Some(format!(
+                "created by this daemon for Plumm user {user} (the create's answer never \
+                 arrived), who is no longer in Plumm: on_delete = {}",
+                on_delete_name(policy.on_delete)
+            ));
+            item
+        }
         Known::Stranger => Item::new(Verdict::Unmanaged, None, &entra.email())
             .entra(&entra.id)
             .note("no Plumm user has this email: reported, never touched"),

@@ -57,6 +57,8 @@ pub(super) struct Action {
     pub(super) snapshot: String,
     /// Linked to a Plumm user that no longer exists.
     pub(super) orphan: bool,
+    /// Made by a create of this daemon whose answer was lost (the intent's id).
+    pub(super) intent: Option<i64>,
 }
 
 /// Everything the plan found, kept only for lines other than "nothing":
@@ -209,6 +211,7 @@ impl Resync {
                     listed: None,
                     snapshot: serde_json::to_string(&u).unwrap_or_default(),
                     orphan: false,
+                    intent: None,
                 });
             }
             Ok(())
@@ -279,59 +282,72 @@ impl Resync {
             let mut kind = PendingKind::Upsert;
             let mut absent = false;
             let mut snapshot = a.snapshot.clone();
-            match i.verdict {
-                Verdict::Create => {
-                    if state.link(user)?.is_some() {
-                        continue; // created meanwhile by the real-time loop
-                    }
-                    absent = true;
+            if let Some(intent) = a.intent {
+                // The engine finds the account by the intent's identifiers,
+                // links it, and converges it (or deprovisions it).
+                state.reopen_intent(intent)?;
+                if state.has_pending(user)? {
+                    continue;
                 }
-                Verdict::Recreate => {
-                    let Some(link) = state.link(user)? else {
-                        continue;
-                    };
-                    if Some(&link.entra_id.0) != i.entra_id.as_ref() {
-                        continue; // relinked meanwhile
+                if a.orphan {
+                    kind = PendingKind::Remove;
+                    snapshot = orphan_snapshot(user, conn.company, &i.email);
+                }
+            } else {
+                match i.verdict {
+                    Verdict::Create => {
+                        if state.link(user)?.is_some() {
+                            continue; // created meanwhile by the real-time loop
+                        }
+                        absent = true;
                     }
-                    state.remove_link(user)?;
-                    self.audit_user(
-                        conn,
-                        i,
-                        "link",
-                        format!(
+                    Verdict::Recreate => {
+                        let Some(link) = state.link(user)? else {
+                            continue;
+                        };
+                        if Some(&link.entra_id.0) != i.entra_id.as_ref() {
+                            continue; // relinked meanwhile
+                        }
+                        state.remove_link(user)?;
+                        self.audit_user(
+                            conn,
+                            i,
+                            "link",
+                            format!(
                         "Entra user {} was deleted in Entra; creating it again (found by a resync)",
                         link.entra_id
                     ),
-                    );
-                    absent = true;
-                }
-                Verdict::Link => {
-                    self.adopt(conn, a, user)?;
-                    if i.changes.is_empty() {
-                        continue;
+                        );
+                        absent = true;
                     }
-                }
-                _ => {
-                    // Update, suspend, reactivate, delete: the worker diffs
-                    // against what Entra holds now. A user the engine is
-                    // already working on keeps its link as the worker
-                    // leaves it; the next resync sees what is left.
-                    if state.has_pending(user)? {
-                        continue;
+                    Verdict::Link => {
+                        self.adopt(conn, a, user)?;
+                        if i.changes.is_empty() {
+                            continue;
+                        }
                     }
-                    let Some(mut link) = state.link(user)? else {
-                        continue;
-                    };
-                    if Some(&link.entra_id.0) != i.entra_id.as_ref() {
-                        continue;
-                    }
-                    if let Some(listed) = &a.listed {
-                        link.pushed = listed.clone();
-                        state.save_link(&link)?;
-                    }
-                    if a.orphan {
-                        kind = PendingKind::Remove;
-                        snapshot = orphan_snapshot(user, conn.company, &i.email);
+                    _ => {
+                        // Update, suspend, reactivate, delete: the worker diffs
+                        // against what Entra holds now. A user the engine is
+                        // already working on keeps its link as the worker
+                        // leaves it; the next resync sees what is left.
+                        if state.has_pending(user)? {
+                            continue;
+                        }
+                        let Some(mut link) = state.link(user)? else {
+                            continue;
+                        };
+                        if Some(&link.entra_id.0) != i.entra_id.as_ref() {
+                            continue;
+                        }
+                        if let Some(listed) = &a.listed {
+                            link.pushed = listed.clone();
+                            state.save_link(&link)?;
+                        }
+                        if a.orphan {
+                            kind = PendingKind::Remove;
+                            snapshot = orphan_snapshot(user, conn.company, &i.email);
+                        }
                     }
                 }
             }
@@ -379,6 +395,8 @@ impl Resync {
             upn_fallback: false,
             created_by_us: false,
             linked_at: now_text(),
+            verify_first: false,
+            revoke_owed: false,
         })?;
         self.audit_user(
             conn,

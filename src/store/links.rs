@@ -10,7 +10,8 @@ impl StateDb {
         self.lock()
             .query_row(
                 "SELECT plumm_user_id, company_id, tenant_id, entra_id, pushed, upn_fallback,
-                        created_by_us, linked_at FROM links WHERE plumm_user_id = ?1",
+                        created_by_us, linked_at, verify_first, revoke_owed
+                 FROM links WHERE plumm_user_id = ?1",
                 [user.0],
                 |r| {
                     let pushed: String = r.get(4)?;
@@ -23,6 +24,8 @@ impl StateDb {
                         upn_fallback: r.get(5)?,
                         created_by_us: r.get(6)?,
                         linked_at: r.get(7)?,
+                        verify_first: r.get(8)?,
+                        revoke_owed: r.get(9)?,
                     })
                 },
             )
@@ -47,31 +50,28 @@ impl StateDb {
     }
 
     pub fn save_link(&self, link: &Link) -> Result<(), StoreError> {
-        let pushed = serde_json::to_string(&link.pushed).unwrap_or_else(|_| "{}".into());
-        self.lock()
-            .execute(
-                "INSERT INTO links (plumm_user_id, company_id, tenant_id, entra_id, pushed,
-                                    upn_fallback, created_by_us, linked_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
-                   tenant_id = excluded.tenant_id, entra_id = excluded.entra_id,
-                   pushed = excluded.pushed, upn_fallback = excluded.upn_fallback,
-                   created_by_us = excluded.created_by_us, linked_at = excluded.linked_at,
-                   updated_at = excluded.updated_at",
-                params![
-                    link.user.0,
-                    link.company.0,
-                    link.tenant.as_str(),
-                    link.entra_id.0,
-                    pushed,
-                    link.upn_fallback,
-                    link.created_by_us,
-                    link.linked_at,
-                    now_text()
-                ],
-            )
-            .ctx("saving a link")?;
-        Ok(())
+        save_link_in(&self.lock(), link)
+    }
+
+    /// Saves the link of an account a create made (or a lookup found) and
+    /// settles the person's open create intents in that tenant as that
+    /// account, in one transaction: a crash leaves both or neither.
+    pub fn save_created_link(&self, link: &Link) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().ctx("saving a link")?;
+        save_link_in(&tx, link)?;
+        tx.execute(
+            "UPDATE create_intents SET outcome = 'created', entra_id = ?3, settled_at = ?4
+             WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND outcome IS NULL",
+            params![
+                link.user.0,
+                link.tenant.as_str(),
+                link.entra_id.0,
+                now_text()
+            ],
+        )
+        .ctx("settling create intents")?;
+        tx.commit().ctx("saving a link")
     }
 
     pub fn remove_link(&self, user: PlummUserId) -> Result<(), StoreError> {
@@ -125,4 +125,35 @@ impl StateDb {
             .ctx("reading parked users")?;
         rows.collect::<Result<_, _>>().ctx("reading parked users")
     }
+}
+
+fn save_link_in(conn: &rusqlite::Connection, link: &Link) -> Result<(), StoreError> {
+    let pushed = serde_json::to_string(&link.pushed).unwrap_or_else(|_| "{}".into());
+    conn.execute(
+        "INSERT INTO links (plumm_user_id, company_id, tenant_id, entra_id, pushed,
+                            upn_fallback, created_by_us, linked_at, updated_at,
+                            verify_first, revoke_owed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
+           tenant_id = excluded.tenant_id, entra_id = excluded.entra_id,
+           pushed = excluded.pushed, upn_fallback = excluded.upn_fallback,
+           created_by_us = excluded.created_by_us, linked_at = excluded.linked_at,
+           updated_at = excluded.updated_at, verify_first = excluded.verify_first,
+           revoke_owed = excluded.revoke_owed",
+        params![
+            link.user.0,
+            link.company.0,
+            link.tenant.as_str(),
+            link.entra_id.0,
+            pushed,
+            link.upn_fallback,
+            link.created_by_us,
+            link.linked_at,
+            now_text(),
+            link.verify_first,
+            link.revoke_owed,
+        ],
+    )
+    .ctx("saving a link")?;
+    Ok(())
 }

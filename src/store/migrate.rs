@@ -41,6 +41,11 @@ const STATE: &[Migration] = &[
         name: "resync",
         sql: include_str!("../../migrations/state/0005_resync.sql"),
     },
+    Migration {
+        version: 6,
+        name: "fail_closed",
+        sql: include_str!("../../migrations/state/0006_fail_closed.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

@@ -2,6 +2,7 @@
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
 pub mod connect;
+mod intents;
 mod links;
 pub mod migrate;
 mod pending;
@@ -20,7 +21,8 @@ pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
 pub use connect::{ConnectStart, StateRejected};
 pub use plumm::{OutboxRow, PlummDb};
 pub use state::{
-    Connection as TenantConnection, Link, Parked, PendingEntry, PendingKind, Quarantine, StateDb,
+    Connection as TenantConnection, Intent, IntentOutcome, Link, Parked, PendingEntry, PendingKind,
+    Quarantine, StateDb,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,32 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(err)?;
     Ok(conn)
+}
+
+/// Runs `f` in one transaction that is on disk when this returns.
+///
+/// Both databases run WAL with `synchronous = NORMAL`: a commit survives a
+/// crash of the process but may roll back on a power loss. A commit that
+/// something outside this database relies on (Plumm's outbox rows are
+/// removed after it; a create is sent after it) switches to `FULL` for
+/// that one commit, which fsyncs the WAL (sqlite.org/pragma.html#pragma_synchronous).
+pub(crate) fn durably<T>(
+    conn: &mut Connection,
+    what: &'static str,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL").ctx(what)?;
+    let result = (|| {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx(what)?;
+        let out = f(&tx)?;
+        tx.commit().ctx(what)?;
+        Ok(out)
+    })();
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx(what)?;
+    result
 }
 
 /// Timestamps as stored everywhere: UTC with milliseconds, sortable as text.

@@ -99,20 +99,28 @@ impl StateDb {
     /// neither did. A new real-time change for a user replaces the older
     /// one, takes a new `seq`, keeps the higher priority, and forgets past
     /// failures (the user changed: try at once).
+    ///
+    /// With a cursor the commit is durable (fsynced) before this returns,
+    /// because Plumm's outbox rows up to it are removed next: a power loss
+    /// must not roll back the only record of those changes.
     pub fn enqueue(&self, items: &[Enqueue], cursor: Option<i64>) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .ctx("recording changes")?;
-        enqueue_in(&tx, items)?;
-        if let Some(c) = cursor {
+        let Some(c) = cursor else {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .ctx("recording changes")?;
+            enqueue_in(&tx, items)?;
+            return tx.commit().ctx("recording changes");
+        };
+        super::durably(&mut conn, "recording changes", |tx| {
+            enqueue_in(tx, items)?;
             tx.execute(
                 "UPDATE daemon_meta SET outbox_cursor = ?1 WHERE id = 1",
                 [c],
             )
             .ctx("advancing the outbox cursor")?;
-        }
-        tx.commit().ctx("recording changes")
+            Ok(())
+        })
     }
 
     /// Whether any change of `user` is waiting (or being worked on).

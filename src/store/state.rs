@@ -40,6 +40,43 @@ pub struct Link {
     pub upn_fallback: bool,
     pub created_by_us: bool,
     pub linked_at: String,
+    /// A write's outcome is unknown: read Entra before trusting `pushed`.
+    pub verify_first: bool,
+    /// Suspended, but the sign-in sessions are not revoked yet.
+    pub revoke_owed: bool,
+}
+
+/// A create sent (or about to be) whose outcome is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub id: i64,
+    pub user: PlummUserId,
+    pub company: CompanyId,
+    pub tenant: TenantId,
+    pub upn: String,
+    pub mail: String,
+    pub created_at: String,
+}
+
+/// How a create intent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentOutcome {
+    /// Graph created it; the link holds the id.
+    Created,
+    /// Graph refused the create: nothing exists.
+    Refused,
+    /// Lookups by its identifiers found nothing after `replication_timeout`.
+    Absent,
+}
+
+impl IntentOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentOutcome::Created => "created",
+            IntentOutcome::Refused => "refused",
+            IntentOutcome::Absent => "absent",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,8 +19,11 @@ use tokio::task::JoinHandle;
 pub const CONTOSO: i64 = 1;
 pub const FABRIKAM: i64 = 2;
 pub const UNCONNECTED: i64 = 3;
+pub const NORTHWIND: i64 = 4;
 pub const T1: &str = "11111111-1111-4111-8111-111111111111";
 pub const T2: &str = "22222222-2222-4222-8222-222222222222";
+/// A third tenant (northwind.com) for tests that need three.
+pub const T3: &str = "44444444-4444-4444-8444-444444444444";
 pub const SECRET: &str = "test-secret~Zq8.sN4uK2pW7vR1";
 
 /// Knobs a test may turn before the app starts.
@@ -36,6 +39,10 @@ pub struct Options {
     pub extra_toml: String,
     pub emulator_throttle: Option<ThrottleConfig>,
     pub time_scale: f64,
+    /// Background noise: the share of writes whose answer is lost after
+    /// Graph applied them, and of requests answered with a 5xx.
+    pub lost_answer_rate: f64,
+    pub error_rate: f64,
 }
 
 impl Default for Options {
@@ -50,6 +57,8 @@ impl Default for Options {
             extra_toml: String::new(),
             emulator_throttle: None,
             time_scale: 1.0,
+            lost_answer_rate: 0.0,
+            error_rate: 0.0,
         }
     }
 }
@@ -81,6 +90,8 @@ impl TestApp {
             time_scale: o.time_scale,
             ..EmulatorConfig::default()
         };
+        config.random_faults.lost_answer_rate = o.lost_answer_rate;
+        config.random_faults.error_rate = o.error_rate;
         if let Some(t) = o.emulator_throttle.clone() {
             config.throttling = t;
         }
@@ -88,7 +99,11 @@ impl TestApp {
             client_id: client_id.clone(),
             client_secret: SECRET.into(),
         });
-        for (id, domain) in [(T1, "contoso.com"), (T2, "fabrikam.com")] {
+        for (id, domain) in [
+            (T1, "contoso.com"),
+            (T2, "fabrikam.com"),
+            (T3, "northwind.com"),
+        ] {
             config.tenants.push(TenantSpec {
                 id: id.into(),
                 domains: vec![

@@ -4,9 +4,11 @@ mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod fail_closed;
 mod helpers;
 mod lifecycle;
 mod pacing;
 mod quarantine;
 mod resilience;
 mod resync;
+mod soak;

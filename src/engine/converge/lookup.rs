@@ -5,9 +5,19 @@ use super::upsert::Step;
 use super::{Converged, Job};
 use crate::domain::EntraObjectId;
 use crate::engine::matching::{listed_props, select_list};
-use crate::graph::request;
+use crate::graph::{request, Failure};
 use crate::plan::{Action, Props};
 use crate::store::{now_text, Link, Outcome, StoreError};
+
+/// What reading a linked user back from Entra showed.
+pub(super) enum ReadBack {
+    /// `link.pushed` is now what Entra holds, and the mark is cleared.
+    Read,
+    /// 404 for an object old enough to be visible.
+    NotFound,
+    /// The job ends here (not replicated yet, or the read failed).
+    Stop(Converged),
+}
 
 pub(super) struct Found {
     pub id: EntraObjectId,
@@ -94,8 +104,12 @@ impl Job<'_> {
             upn_fallback: false,
             created_by_us: false,
             linked_at: now_text(),
+            verify_first: false,
+            revoke_owed: false,
         };
-        self.state().save_link(&link)?;
+        // The account with these identifiers is found: any create sent for
+        // them whose answer was lost made this one.
+        self.state().save_created_link(&link)?;
         let mut r = self.ctx.record(Action::Link, Outcome::Ok);
         r.detail = Some(format!(
             "linked to existing Entra user {} (matched by {})",
@@ -103,5 +117,58 @@ impl Job<'_> {
         ));
         self.ctx.audit(&r);
         Ok(Step::Linked(link))
+    }
+}
+
+impl Job<'_> {
+    /// A write to the linked user may or may not have been applied (its
+    /// answer was lost, or the daemon died while it was in flight): read
+    /// what Entra holds before planning anything. A read costs no write
+    /// budget. `young`: created by us within `replication_timeout`, so a
+    /// 404 is replication lag and is retried.
+    pub(super) async fn read_back(
+        &self,
+        link: &mut Link,
+        young: bool,
+    ) -> Result<ReadBack, StoreError> {
+        let select = select_list(&self.s.mapping);
+        let select: Vec<&str> = select.iter().map(String::as_str).collect();
+        let req = request::get_user(&link.entra_id, &select);
+        match self.call(Action::Lookup, &req, young).await {
+            Ok((sent, _)) => {
+                let Some(body) = sent.reply.body.as_ref() else {
+                    return Ok(ReadBack::Stop(Converged::Deferred(
+                        "Graph answered the read of a user without a body".into(),
+                    )));
+                };
+                link.pushed = listed_props(body, &select);
+                link.verify_first = false;
+                self.state().save_link(link)?;
+                let mut r = self.ctx.record(Action::Lookup, Outcome::Ok);
+                r.detail = Some(format!(
+                    "read Entra user {} back: an earlier write's outcome was unknown",
+                    link.entra_id
+                ));
+                self.ctx.audit(&r);
+                Ok(ReadBack::Read)
+            }
+            Err((f, _)) if f.failure() == Some(&Failure::NotFound) && !young => {
+                Ok(ReadBack::NotFound)
+            }
+            Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
+                let mut r = f.describe(self.ctx.record(Action::Lookup, Outcome::Failed));
+                r.attempt = Some(n);
+                r.detail = Some(format!(
+                    "Entra user {} was created {} and is not visible yet (replication); \
+                     the change stays pending",
+                    link.entra_id, link.linked_at
+                ));
+                self.ctx.audit(&r);
+                Ok(ReadBack::Stop(Converged::Deferred(
+                    "the user has not replicated yet".into(),
+                )))
+            }
+            Err((f, n)) => self.failed(Action::Lookup, f, n).map(ReadBack::Stop),
+        }
     }
 }

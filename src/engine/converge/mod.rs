@@ -1,6 +1,7 @@
 //! Converge one user: read what Plumm says now, decide with the pure
 //! planner, call Graph, record the link and the audit rows.
 mod brake;
+mod intents;
 mod lookup;
 mod remove;
 mod upsert;
@@ -88,12 +89,21 @@ impl Converger {
                 }
             },
         };
-        let Some(conn) = self.state.connection(user.company_id)? else {
-            let why = format!(
-                "company {} has no Entra connection; its users are synced when it connects",
-                user.company_id
-            );
-            return self.skip(entry, Some(&user.email), &why);
+        // The person's account may be in the tenant of a company they left
+        // (moved, then deleted or moved on before the move was carried
+        // out): a removal follows the person, not the snapshot's company.
+        let (conn, departed) = match self.state.connection(user.company_id)? {
+            Some(c) => (c, false),
+            None => match self.departed_from(entry.user)? {
+                Some(c) => (c, true),
+                None => {
+                    let why = format!(
+                        "company {} has no Entra connection; its users are synced when it connects",
+                        user.company_id
+                    );
+                    return self.skip(entry, Some(&user.email), &why);
+                }
+            },
         };
         let ctx = UserCtx {
             company: user.company_id,
@@ -111,10 +121,41 @@ impl Converger {
             absent: entry.absent,
             queued_at: &entry.first_queued_at,
         };
-        match entry.kind {
-            PendingKind::Upsert => job.upsert().await,
-            PendingKind::Remove => job.remove().await,
+        match (entry.kind, departed) {
+            (PendingKind::Upsert, false) => job.upsert().await,
+            _ => job.remove().await,
         }
+    }
+
+    /// The connection of a tenant where the person has an account (a link,
+    /// or a create whose outcome is unknown) although their company now has
+    /// none: that account is deprovisioned there.
+    fn departed_from(
+        &self,
+        user: crate::domain::PlummUserId,
+    ) -> Result<Option<crate::store::TenantConnection>, StoreError> {
+        let mut places: Vec<_> = self
+            .state
+            .link(user)?
+            .map(|l| (l.company, l.tenant))
+            .into_iter()
+            .collect();
+        places.extend(
+            self.state
+                .open_intents(user)?
+                .into_iter()
+                .map(|i| (i.company, i.tenant)),
+        );
+        for (company, tenant) in places {
+            if let Some(c) = self
+                .state
+                .connection(company)?
+                .filter(|c| c.tenant == tenant)
+            {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
     }
 
     fn skip(
@@ -157,6 +198,25 @@ impl Job<'_> {
             _ => UpnSource::EmailDomain,
         };
         desired_user(self.user, &self.s.mapping, upn)
+    }
+
+    /// A write for this user, and whether Graph may have applied it although
+    /// the call failed (see `retry::call_noting`).
+    async fn call_noting(
+        &self,
+        action: Action,
+        request: &crate::graph::GraphRequest,
+        retry_not_found: bool,
+    ) -> (Result<(Sent, u32), (CallFailed, u32)>, bool) {
+        super::retry::call_noting(
+            self.graph,
+            &self.s.sync.retry,
+            self.ctx,
+            action,
+            request,
+            retry_not_found,
+        )
+        .await
     }
 
     /// One Graph call for this user with the configured retry policy.

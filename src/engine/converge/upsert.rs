@@ -2,12 +2,13 @@
 //! Entra user that has its email, or create one.
 use serde_json::Value;
 
+use super::lookup::ReadBack;
 use super::{age, Converged, Job};
 use crate::domain::EntraObjectId;
 use crate::graph::{request, Failure};
 use crate::mapping::DesiredUser;
 use crate::plan::{plan_update, props, Action};
-use crate::store::{now_text, Link, Outcome, StoreError};
+use crate::store::{now_text, IntentOutcome, Link, Outcome, StoreError};
 
 /// What one round of the upsert loop decided.
 pub(super) enum Step {
@@ -22,6 +23,17 @@ pub(super) enum Step {
 
 impl Job<'_> {
     pub(super) async fn upsert(&self) -> Result<Converged, StoreError> {
+        // A create whose answer never arrived may have made an account under
+        // identifiers the person no longer has (the email changed since):
+        // found and linked first, it is renamed below instead of duplicated.
+        let ids = self
+            .desired(false)
+            .ok()
+            .map(|d| (d.user_principal_name, d.mail));
+        let ids = ids.as_ref().map(|(u, m)| (u.as_str(), m.as_str()));
+        if let Some(c) = self.settle_intents(ids).await? {
+            return Ok(c);
+        }
         let mut link = self.state().link(self.ctx.user)?;
         if let Some(old) = link.take_if(|l| l.tenant != self.ctx.tenant) {
             // The user moved to a company on another tenant: the old
@@ -68,43 +80,60 @@ impl Job<'_> {
         desired: &DesiredUser,
         fallback: bool,
     ) -> Result<Step, StoreError> {
+        // Right after a create, Graph may answer 404 until the new user has
+        // replicated: that is a reason to wait, not proof the user is gone
+        // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
+        let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
+        if link.verify_first {
+            // An earlier write's outcome is unknown: `pushed` may be wrong
+            // either way (accountEnabled above all), so Entra decides.
+            match self.read_back(&mut link, young).await? {
+                ReadBack::Read => {}
+                ReadBack::NotFound => return self.vanished(link),
+                ReadBack::Stop(c) => return Ok(Step::Finished(c)),
+            }
+        }
         let plan = plan_update(
             &link.pushed,
             desired,
             self.s.sync.revoke_sessions_on_suspend,
         );
-        if plan.action == Action::Nothing && link.upn_fallback == fallback {
+        // Suspended earlier, signed out not yet; a rehire owes no sign-out.
+        let owed = link.revoke_owed && !desired.account_enabled;
+        if plan.action == Action::Nothing && link.upn_fallback == fallback && !owed {
+            if link.revoke_owed {
+                link.revoke_owed = false;
+                self.state().save_link(&link)?;
+            }
             return Ok(Step::Finished(self.skipped("Entra already matches Plumm")));
         }
-        // Right after a create, Graph may answer 404 until the new user has
-        // replicated: that is a reason to wait, not proof the user is gone
-        // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
-        let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
         if plan.action == Action::Suspend {
             if let Some(held) = self.brake(plan.action)? {
                 return Ok(Step::Finished(held));
             }
         }
         if !plan.changes.is_empty() {
+            // Until Graph answers, what Entra holds is unknown: a crash or a
+            // lost answer leaves this mark, and the next plan reads Entra.
+            link.verify_first = true;
+            self.state().save_link(&link)?;
             let req = request::update_user(&link.entra_id, &plan.changes);
             match self.call(plan.action, &req, young).await {
-                Ok((sent, n)) => self.done(
-                    plan.action,
-                    &sent,
-                    n,
-                    serde_json::to_string(&plan.changes).ok(),
-                ),
+                Ok((sent, n)) => {
+                    self.done(
+                        plan.action,
+                        &sent,
+                        n,
+                        serde_json::to_string(&plan.changes).ok(),
+                    );
+                    link.pushed = props(desired);
+                    link.upn_fallback = fallback;
+                    link.verify_first = false;
+                    link.revoke_owed = plan.revoke || owed;
+                    self.state().save_link(&link)?;
+                }
                 Err((f, n)) => match f.failure() {
-                    Some(Failure::NotFound) if !young => {
-                        self.state().remove_link(link.user)?;
-                        let mut r = f.describe(self.ctx.record(Action::Link, Outcome::Ok));
-                        r.detail = Some(format!(
-                            "linked Entra user {} no longer exists; looking the user up again",
-                            link.entra_id
-                        ));
-                        self.ctx.audit(&r);
-                        return Ok(Step::Relink);
-                    }
+                    Some(Failure::NotFound) if !young => return self.vanished(link),
                     Some(Failure::UnverifiedDomain)
                         if !fallback && self.s.sync.upn_domain.is_some() =>
                     {
@@ -114,17 +143,31 @@ impl Job<'_> {
                 },
             }
         }
-        if plan.revoke {
+        if plan.revoke || owed {
+            // A failed revoke leaves `revoke_owed` set: the retry revokes
+            // again even though the suspension is already in Entra.
             if let Some(c) = self.revoke(&link.entra_id).await? {
                 return Ok(Step::Finished(c));
             }
+            link.revoke_owed = false;
         }
-        // Recorded only once every step succeeded: a failed revoke repeats
-        // the (idempotent) suspension next time, then the revoke.
         link.pushed = props(desired);
         link.upn_fallback = fallback;
         self.state().save_link(&link)?;
         Ok(Step::Finished(Converged::Done))
+    }
+
+    /// The linked object answers 404 although it is old enough to be
+    /// visible: forget the link and look the person up again.
+    fn vanished(&self, link: Link) -> Result<Step, StoreError> {
+        self.state().remove_link(link.user)?;
+        let mut r = self.ctx.record(Action::Link, Outcome::Ok);
+        r.detail = Some(format!(
+            "linked Entra user {} no longer exists; looking the user up again",
+            link.entra_id
+        ));
+        self.ctx.audit(&r);
+        Ok(Step::Relink)
     }
 
     /// Revokes sign-in sessions; `Some` when that failed and ended the job.
@@ -157,8 +200,26 @@ impl Job<'_> {
                 Ok(None) => {}
             }
         }
+        // Intent before action: what is about to exist is on disk before the
+        // request leaves, so a lost answer or a crash cannot hide it.
+        let intent = self.state().record_intent(
+            self.ctx.user,
+            self.ctx.company,
+            &self.ctx.tenant,
+            &desired.user_principal_name,
+            &desired.mail,
+        )?;
         let req = request::create_user(desired, super::super::password::generate());
-        match self.call(Action::Create, &req, false).await {
+        let (result, unsure) = self.call_noting(Action::Create, &req, false).await;
+        if let Err((f, _)) = &result {
+            // Graph refused every attempt: nothing was created. A conflict
+            // means an account with these identifiers exists: it is found
+            // (and the intent settled) by the wait below.
+            if !unsure && !matches!(f.failure(), None | Some(Failure::Conflict { .. })) {
+                self.state().settle_intent(intent, IntentOutcome::Refused)?;
+            }
+        }
+        match result {
             Ok((sent, n)) => {
                 let id = sent
                     .reply
@@ -186,8 +247,10 @@ impl Job<'_> {
                     upn_fallback: fallback,
                     created_by_us: true,
                     linked_at: now_text(),
+                    verify_first: false,
+                    revoke_owed: false,
                 };
-                self.state().save_link(&link)?;
+                self.state().save_created_link(&link)?;
                 let detail = format!("created Entra user {id} as {}", desired.user_principal_name);
                 self.done(Action::Create, &sent, n, Some(detail));
                 Ok(Step::Finished(Converged::Done))

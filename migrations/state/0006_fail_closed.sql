@@ -1,0 +1,33 @@
+-- Fail closed when Graph's answer is lost, late or never came.
+--
+-- `verify_first`: a write to this Entra user was sent and its outcome is not
+-- known (timeout, reset, 5xx, a crash while it was in flight). `pushed` may
+-- be wrong either way, so the next plan reads the user from Entra first.
+-- `revoke_owed`: the suspension is applied, the sign-out is not yet.
+ALTER TABLE links ADD COLUMN verify_first INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE links ADD COLUMN revoke_owed INTEGER NOT NULL DEFAULT 0;
+
+-- Intent before action: a create is recorded (durably) before it is sent,
+-- with the identifiers the new account will carry. Until its outcome is
+-- known (`outcome` NULL), every later decision for the person looks those
+-- identifiers up too, so an account whose answer never arrived is found and
+-- linked (then renamed, suspended or deleted as Plumm says), never left
+-- behind or created twice. Settled rows stay as history: a resync uses them
+-- to recognise an account this daemon created that nobody links.
+CREATE TABLE create_intents (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  plumm_user_id  INTEGER NOT NULL,
+  company_id     INTEGER NOT NULL,
+  tenant_id      TEXT NOT NULL,
+  upn            TEXT NOT NULL,
+  mail           TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  -- NULL while open; 'created' (linked to entra_id), 'refused' (Graph said
+  -- no), 'absent' (not visible to lookups after replication_timeout).
+  outcome        TEXT CHECK (outcome IN ('created', 'refused', 'absent')),
+  entra_id       TEXT,
+  settled_at     TEXT
+);
+CREATE INDEX create_intents_open ON create_intents (plumm_user_id) WHERE outcome IS NULL;
+CREATE INDEX create_intents_by_upn ON create_intents (tenant_id, upn COLLATE NOCASE);
+CREATE INDEX create_intents_by_mail ON create_intents (tenant_id, mail COLLATE NOCASE);
