@@ -43,7 +43,9 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     latency.idle_unloaded = idle;
     let naive = naive_one_tenant(&o).await?;
     let app = app_wide(&o).await?;
+    let handover = super::handover::run(o.users)?;
     report(&o, &one, &latency, &naive, &app);
+    super::handover::report(&handover);
     Ok(())
 }
 

@@ -166,8 +166,10 @@ pub struct SyncSettings {
     pub realtime_workers_per_tenant: usize,
     pub bulk_workers_per_tenant: usize,
     pub retry: RetrySettings,
-    /// How long a user Graph refused as a duplicate may stay invisible to
-    /// lookups (replication) before the user is parked.
+    /// Graph's replication window: how long a user Graph refused as a
+    /// duplicate may stay invisible to lookups before the user is parked,
+    /// how long a 404 for an account we created is lag rather than "gone",
+    /// and how long a create whose answer was lost is looked for.
     pub replication_timeout: Duration,
     /// How long `SIGTERM` lets in-flight Graph calls finish.
     pub drain_timeout: Duration,

@@ -12,9 +12,10 @@ use std::collections::HashSet;
 use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
 use crate::store::state::Enqueue;
-use crate::store::{PendingKind, PlummDb, StateDb, StoreError};
+use crate::store::{OutboxRow, PendingKind, PlummDb, StateDb, StoreError};
 
-const BATCH: usize = 500;
+/// Outbox rows moved per state commit and per delete in Plumm's file.
+pub const BATCH: usize = 500;
 
 pub struct Ingestor {
     plumm: PlummDb,
@@ -69,27 +70,30 @@ impl Ingestor {
         let Some(last) = rows.last().map(|r| r.id) else {
             return Ok((0, held));
         };
-        let items: Vec<Enqueue> = rows
-            .iter()
-            .map(|r| Enqueue {
-                user: r.user_id,
-                company: r.company_id,
-                kind: if r.op == "delete" {
-                    PendingKind::Remove
-                } else {
-                    PendingKind::Upsert
-                },
-                snapshot: r.snapshot.clone(),
-                priority: Priority::Realtime,
-                absent: false,
-            })
-            .collect();
-        // Recorded (with the cursor) before the outbox rows are removed: a
-        // crash in between re-reads nothing and loses nothing.
-        self.state.enqueue(&items, Some(last))?;
+        // Recorded (with the cursor, durably) before the outbox rows are
+        // removed: a crash or a power loss in between loses nothing.
+        self.state.enqueue(&changes(&rows), Some(last))?;
         self.plumm.consume_outbox(last)?;
         Ok((rows.len(), held))
     }
+}
+
+/// Outbox rows as the real-time changes they record.
+pub fn changes(rows: &[OutboxRow]) -> Vec<Enqueue> {
+    rows.iter()
+        .map(|r| Enqueue {
+            user: r.user_id,
+            company: r.company_id,
+            kind: if r.op == "delete" {
+                PendingKind::Remove
+            } else {
+                PendingKind::Upsert
+            },
+            snapshot: r.snapshot.clone(),
+            priority: Priority::Realtime,
+            absent: false,
+        })
+        .collect()
 }
 
 /// Every Plumm user of `company` as bulk work: the initial sync after a

@@ -173,7 +173,8 @@ pub enum Known<'a> {
     /// Not linked, no Plumm user of the company has its email, but this
     /// daemon sent a create with its UPN or mail for Plumm user `user`
     /// whose answer never arrived: an account of ours, never a stranger.
-    /// `plumm`: that person's row, while Plumm still has them here.
+    /// `plumm`: that person's row, while Plumm still has them here (under
+    /// another email, or the id reused).
     Intended {
         user: i64,
         plumm: Option<&'a PlummUser>,
@@ -224,10 +225,18 @@ pub fn plan_listed(entra: &Listed, known: Known<'_>, policy: &Policy<'_>) -> Ite
         Known::Intended {
             user: _,
             plumm: Some(u),
-        } => converge_item(Verdict::Link, u, entra, false, policy).note(
-            "created by this daemon for this person (the create's answer never arrived); \
-             linked and brought up to date",
-        ),
+        } => {
+            // Plumm still has the person under another address (an email
+            // change since, or SQLite gave the id to someone new): which it
+            // is cannot be told from here, so a person decides.
+            Item::new(Verdict::Reported, Some(u), &entra.email())
+                .entra(&entra.id)
+                .note(format!(
+                    "created by this daemon for Plumm user {} under this address (the create's \
+                     answer never arrived), who is now {}: link or delete it in Entra",
+                    u.id, u.email
+                ))
+        }
         Known::Intended { user, plumm: None } => {
             let mut item = plan_listed(entra, Known::Orphaned { user }, policy);
             item.note = Some(format!(

@@ -178,3 +178,37 @@ fn never_linked_is_created_and_invalid_is_reported() {
     assert_eq!(item.verdict, Verdict::Reported);
     assert!(item.note.unwrap().contains("email"));
 }
+
+#[test]
+fn an_account_a_lost_create_left_for_someone_who_left_is_deprovisioned_not_unmanaged() {
+    let m = Mapping::default();
+    let gone = person(7, "left@contoso.com", "Nurse", true);
+    let e = listed_as(&gone, &m);
+    let known = Known::Intended {
+        user: 7,
+        plumm: None,
+    };
+    let s = plan_listed(&e, known, &policy(&m, OnDelete::Suspend));
+    assert_eq!(s.verdict, Verdict::Suspend);
+    assert_eq!(s.user, Some(7));
+    assert!(s.deprovisions(), "the brake counts it");
+    let d = plan_listed(&e, known, &policy(&m, OnDelete::Delete));
+    assert_eq!(d.verdict, Verdict::Delete);
+}
+
+#[test]
+fn an_account_a_lost_create_left_for_someone_now_under_another_email_needs_a_person() {
+    let m = Mapping::default();
+    let now = person(7, "renamed@contoso.com", "Nurse", true);
+    let e = listed_as(&person(7, "old@contoso.com", "Nurse", true), &m);
+    let item = plan_listed(
+        &e,
+        Known::Intended {
+            user: 7,
+            plumm: Some(&now),
+        },
+        &policy(&m, OnDelete::Suspend),
+    );
+    assert_eq!(item.verdict, Verdict::Reported);
+    assert!(item.note.unwrap().contains("renamed@contoso.com"));
+}

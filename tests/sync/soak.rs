@@ -234,10 +234,17 @@ async fn soak_kill_9_and_lost_answers_during_a_mixed_drain_leave_entra_equal_to_
     let traffic: Vec<_> = COMPANIES.iter().map(|c| app.control.traffic(c.1)).collect();
     let requests: u64 = traffic.iter().map(|t| t.operations).sum();
     let writes: u64 = traffic.iter().map(|t| t.writes).sum();
+    let lost = app
+        .control
+        .requests()
+        .iter()
+        .filter(|r| r.fault.as_deref() == Some("answer lost"))
+        .count();
     println!(
         "soak: {changes} changes (seed {seed}) {kinds:?} in {drive:.1?}; {kills} kills, \
          {doubtful} with a write in doubt ({left_in_doubt} in doubt after the last); \
-         {requests} Graph operations ({writes} writes); converged {converge:.1?} after the \
+         {requests} Graph operations ({writes} writes, {lost} answers lost after Graph \
+         applied them); converged {converge:.1?} after the \
          last change; {verdict:?}"
     );
     assert_eq!(verdict, Verdict::default(), "{verdict:#?}");
