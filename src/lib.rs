@@ -24,12 +24,7 @@ pub mod service;
 pub mod startup;
 pub mod status;
 pub mod store;
+pub mod support;
 pub mod telemetry;
 
-/// A random GUID (RFC 4122 version 4), as Graph's `client-request-id` and
-/// the emulator's object ids use.
-pub fn new_guid() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
-}
+pub use support::new_guid;

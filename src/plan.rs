@@ -6,8 +6,20 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::configuration::OnDelete;
 use crate::mapping::DesiredUser;
+
+/// What a person leaving Plumm (deleted, or moved away from a tenant) does
+/// to their Entra account: `[sync] on_delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDelete {
+    /// Disable the account (data kept, sign-in blocked), then revoke sessions.
+    Suspend,
+    /// Soft-delete it (restorable in Entra for 30 days).
+    Delete,
+    /// Leave Entra as it is.
+    Ignore,
+}
 
 /// Graph property name -> value, as Graph writes it (strings, booleans, null).
 pub type Props = BTreeMap<String, Value>;

@@ -5,7 +5,7 @@ pub struct Scratch(PathBuf);
 
 impl Scratch {
     pub fn new(prefix: &str) -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", crate::new_guid()));
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", crate::support::new_guid()));
         std::fs::create_dir_all(&dir)?;
         Ok(Self(dir))
     }

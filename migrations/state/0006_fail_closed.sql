@@ -7,13 +7,14 @@
 ALTER TABLE links ADD COLUMN verify_first INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE links ADD COLUMN revoke_owed INTEGER NOT NULL DEFAULT 0;
 
--- Intent before action: a create is recorded (durably) before it is sent,
--- with the identifiers the new account will carry. Until its outcome is
--- known (`outcome` NULL), every later decision for the person looks those
+-- Intent before action: a create is recorded before it is sent, with the
+-- identifiers the new account will carry. Until its outcome is known
+-- (`outcome` NULL), every later decision for the person looks those
 -- identifiers up too, so an account whose answer never arrived is found and
 -- linked (then renamed, suspended or deleted as Plumm says), never left
--- behind or created twice. Settled rows stay as history: a resync uses them
--- to recognise an account this daemon created that nobody links.
+-- behind or created twice. A row whose outcome is harmless is removed (the
+-- account is linked, or Graph refused the create); the others stay, so a
+-- resync recognises an account this daemon made that nobody links.
 CREATE TABLE create_intents (
   id             INTEGER PRIMARY KEY AUTOINCREMENT,
   plumm_user_id  INTEGER NOT NULL,
@@ -22,10 +23,12 @@ CREATE TABLE create_intents (
   upn            TEXT NOT NULL,
   mail           TEXT NOT NULL,
   created_at     TEXT NOT NULL,
-  -- NULL while open; 'created' (linked to entra_id), 'refused' (Graph said
-  -- no), 'absent' (not visible to lookups after replication_timeout).
-  outcome        TEXT CHECK (outcome IN ('created', 'refused', 'absent')),
-  entra_id       TEXT,
+  -- NULL while open; 'absent': not visible to lookups after
+  -- replication_timeout; 'left': the person left while it could not be
+  -- looked up (its tenant was disconnected). SQLite may give the id to
+  -- someone new, who must never inherit it: only a resync deprovisions
+  -- what such a row made.
+  outcome        TEXT CHECK (outcome IN ('absent', 'left')),
   settled_at     TEXT
 );
 CREATE INDEX create_intents_open ON create_intents (plumm_user_id) WHERE outcome IS NULL;

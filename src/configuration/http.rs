@@ -148,7 +148,7 @@ impl StoreKey {
 impl HttpSettings {
     pub fn signing_key(&self) -> Result<StoreKey, ConfigError> {
         let path = &self.store_signing_key_file;
-        super::warn_if_readable_by_others(path);
+        crate::support::warn_if_readable_by_others(path);
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
             key: "http.store_signing_key_file",
             reason: format!("cannot read {}: {e}", path.display()),

@@ -20,9 +20,12 @@ use raw::RawSettings;
 
 use crate::domain::TenantId;
 use crate::engine::quarantine::ProbeSettings;
+use crate::engine::retry::RetrySettings;
 use crate::graph::batch::BatchSettings;
 use crate::mapping::{Mapping, MappingError};
 use crate::pacing::limits::{AppLimits, Rate, TenantLimits, TenantSize};
+use crate::plan::OnDelete;
+use crate::support::warn_if_readable_by_others;
 
 pub const DEFAULT_CONFIG_PATH: &str = "./entra-daemon.toml";
 pub const SECRET_ENV: &str = "ENTRA_CLIENT_SECRET";
@@ -147,14 +150,6 @@ pub struct EntraSettings {
     pub request_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnDelete {
-    Suspend,
-    Delete,
-    Ignore,
-}
-
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub on_delete: OnDelete,
@@ -181,16 +176,6 @@ pub struct SyncSettings {
     pub reconcile_schedule: Option<String>,
     /// The mass-deprovision brake.
     pub brake: crate::resync::brake::BrakeSettings,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct RetrySettings {
-    pub initial: Duration,
-    pub max: Duration,
-    /// Attempts for one Graph call before the user goes back to the queue.
-    pub max_attempts: usize,
-    /// Longest wait before a user whose push failed is tried again.
-    pub requeue_max: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -570,25 +555,6 @@ fn non_empty(text: String) -> Result<SecretString, ConfigError> {
         Err(ConfigError::NoSecret)
     } else {
         Ok(SecretString::from(t.to_string()))
-    }
-}
-
-/// A secret other users can read is a leak waiting to happen; say so, but
-/// do not refuse (operators sometimes stage files before fixing modes).
-pub fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{:o}", mode & 0o777),
-                    "secret file is readable by group or others; run chmod 600 on it"
-                );
-            }
-        }
     }
 }
 

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{LogFormat, OnDelete, TenantPacing};
+use super::{LogFormat, TenantPacing};
 use crate::pacing::limits::TenantSize;
+use crate::plan::OnDelete;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

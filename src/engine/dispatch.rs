@@ -14,8 +14,8 @@ use tokio::task::{Id, JoinSet};
 
 use super::quarantine::ProbeSettings;
 use super::{Converged, Converger};
-use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, PlummUserId};
+use crate::engine::retry::RetrySettings;
 use crate::pacing::Priority;
 use crate::store::{after, now_text, until, PendingEntry, Quarantine, StateDb, StoreError};
 

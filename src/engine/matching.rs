@@ -8,8 +8,8 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-use crate::configuration::RetrySettings;
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
+use crate::engine::retry::RetrySettings;
 use crate::engine::retry::{send_with_retry, Target};
 use crate::graph::{request, GraphClient, Sent};
 use crate::mapping::Mapping;

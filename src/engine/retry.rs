@@ -6,12 +6,22 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::UserCtx;
-use crate::configuration::RetrySettings;
 use crate::domain::TenantId;
 use crate::graph::{CallError, Failure, GraphClient, GraphRequest, Sent};
 use crate::pacing::Priority;
 use crate::plan::Action;
 use crate::store::{AuditRecord, Outcome};
+
+/// How patient the daemon is with Graph (`[sync] retry_*`, `requeue_max`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    pub initial: Duration,
+    pub max: Duration,
+    /// Attempts for one Graph call before the user goes back to the queue.
+    pub max_attempts: usize,
+    /// Longest wait before a user whose push failed is tried again.
+    pub requeue_max: Duration,
+}
 
 /// What a call that did not succeed ended with.
 #[derive(Debug, Clone)]

@@ -86,7 +86,7 @@ impl ClientCertificate {
             path: path.to_path_buf(),
             reason,
         };
-        crate::configuration::warn_if_readable_by_others(key);
+        crate::support::warn_if_readable_by_others(key);
         let cert_text = read(certificate)?;
         let block = pem_block(&cert_text, "CERTIFICATE").ok_or_else(|| {
             invalid(
@@ -155,7 +155,7 @@ impl ClientCertificate {
             "aud": token_url,
             "iss": client_id,
             "sub": client_id,
-            "jti": crate::new_guid(),
+            "jti": crate::support::new_guid(),
             "nbf": now,
             "iat": now,
             "exp": now + LIFETIME_SECS,

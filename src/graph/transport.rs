@@ -61,7 +61,7 @@ impl Transport {
         priority: Priority,
     ) -> Result<Sent, CallError> {
         let token = self.tokens.token(tenant).await?;
-        let client_request_id = crate::new_guid();
+        let client_request_id = crate::support::new_guid();
         let url = format!("{}{}", self.base, request.relative_url());
         let mut builder = self
             .http
@@ -96,13 +96,13 @@ impl Transport {
         requests: &[(GraphRequest, Priority)],
     ) -> Result<Vec<Sent>, CallError> {
         let token = self.tokens.token(tenant).await?;
-        let batch_crid = crate::new_guid();
+        let batch_crid = crate::support::new_guid();
         let mut crids = Vec::with_capacity(requests.len());
         let items: Vec<Value> = requests
             .iter()
             .enumerate()
             .map(|(i, (r, priority))| {
-                let crid = crate::new_guid();
+                let crid = crate::support::new_guid();
                 let mut item = json!({
                     "id": (i + 1).to_string(),
                     "method": r.method.as_str(),

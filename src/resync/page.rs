@@ -108,10 +108,15 @@ impl PageCtx<'_> {
                                     user: intent.user.0,
                                     plumm: row.as_ref(),
                                 };
+                                if let Some(u) = &row {
+                                    // Reported, not created again under the new address.
+                                    planned.seen.insert(u.id);
+                                }
                                 let item = plan_listed(l, known, self.policy);
-                                push(planned, report, item, l, row.as_ref(), row.is_none());
-                                if let Some(last) = planned.actions.last_mut() {
-                                    last.intent = Some(intent.id);
+                                if let Some(a) =
+                                    push(planned, report, item, l, row.as_ref(), row.is_none())
+                                {
+                                    a.intent = Some(intent.id);
                                 }
                                 continue;
                             }
@@ -175,17 +180,18 @@ fn planned_known(
     push(planned, report, item, l, Some(u), false);
 }
 
-fn push(
-    planned: &mut Planned,
+/// Counts the line and keeps it unless it is "nothing"; the kept action.
+fn push<'p>(
+    planned: &'p mut Planned,
     report: &mut CompanyReport,
     item: Item,
     l: &Listed,
     user: Option<&PlummUser>,
     orphan: bool,
-) {
+) -> Option<&'p mut Action> {
     report.count(item.verdict);
     if item.verdict == Verdict::Nothing {
-        return;
+        return None;
     }
     planned.actions.push(Action {
         item,
@@ -196,4 +202,5 @@ fn push(
         orphan,
         intent: None,
     });
+    planned.actions.last_mut()
 }

@@ -4,10 +4,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::configuration::OnDelete;
 use crate::domain::{PlummStatus, PlummUser};
 use crate::mapping::{desired_user, Mapping, UpnSource};
-use crate::plan::{diff, plan_removal, plan_update, props, Action, Change, Props};
+use crate::plan::{diff, plan_removal, plan_update, props, Action, Change, OnDelete, Props};
 
 /// What the resync does for one user (or one Entra user Plumm does not know).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]

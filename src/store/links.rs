@@ -60,14 +60,25 @@ impl StateDb {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("saving a link")?;
         save_link_in(&tx, link)?;
+        // Linked: a create that carried this account's UPN or mail made it
+        // (or was refused because it exists). Creates under other
+        // identifiers stay open: their account, if any, is another one.
+        let text = |p: &str| {
+            link.pushed
+                .get(p)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         tx.execute(
-            "UPDATE create_intents SET outcome = 'created', entra_id = ?3, settled_at = ?4
-             WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND outcome IS NULL",
+            "DELETE FROM create_intents
+             WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND outcome IS NULL
+               AND (upn = ?3 COLLATE NOCASE OR mail = ?4 COLLATE NOCASE)",
             params![
                 link.user.0,
                 link.tenant.as_str(),
-                link.entra_id.0,
-                now_text()
+                text("userPrincipalName"),
+                text("mail")
             ],
         )
         .ctx("settling create intents")?;

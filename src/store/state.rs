@@ -61,20 +61,24 @@ pub struct Intent {
 /// How a create intent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntentOutcome {
-    /// Graph created it; the link holds the id.
-    Created,
-    /// Graph refused the create: nothing exists.
+    /// Its account is linked (the row goes).
+    Linked,
+    /// Graph refused the create: nothing exists (the row goes).
     Refused,
     /// Lookups by its identifiers found nothing after `replication_timeout`.
     Absent,
+    /// The person left before it could be looked up (its tenant was
+    /// disconnected): no later person with the same id may inherit it.
+    Left,
 }
 
 impl IntentOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            IntentOutcome::Created => "created",
+            IntentOutcome::Linked => "linked",
             IntentOutcome::Refused => "refused",
             IntentOutcome::Absent => "absent",
+            IntentOutcome::Left => "left",
         }
     }
 }

@@ -409,3 +409,51 @@ async fn a_resync_deprovisions_an_account_a_lost_create_left_behind() {
     let u = app.entra(T1, "stray@contoso.com").expect("account");
     assert!(!u.account_enabled, "the orphan is suspended: {u:#?}");
 }
+
+async fn suspension_answer_lost_still_signs_out(delete_row: bool) {
+    let mut app = TestApp::spawn_with(options(false, "suspend", 0)).await;
+    app.connect_both().await;
+    app.start_daemon();
+    app.hire(CONTOSO, "gone@contoso.com", "Go", "Ne", "Porter");
+    app.converged().await;
+    // Graph applies the suspension; every answer to it is lost.
+    app.fail_next(Some(T1), "PATCH", "/users/", 1000, FaultKind::DropAfter);
+    if delete_row {
+        app.plumm("DELETE FROM users WHERE email = 'gone@contoso.com'");
+    } else {
+        app.plumm("UPDATE users SET status = 'inactive' WHERE email = 'gone@contoso.com'");
+    }
+    wait_entra(&app, "the suspension", "gone@contoso.com", |u| {
+        u == Some(false)
+    })
+    .await;
+    wait_for(
+        "the suspension to be given up for now",
+        Duration::from_secs(10),
+        || {
+            app.audit_for("gone@contoso.com")
+                .iter()
+                .any(|r| r.action == "suspend" && r.outcome == "failed")
+        },
+    )
+    .await;
+    app.control.clear_faults();
+    app.converged().await;
+    app.stop_daemon().await;
+    let u = app.entra(T1, "gone@contoso.com").expect("account");
+    assert!(!u.account_enabled);
+    assert_eq!(
+        u.revoke_sign_in_sessions_count, 1,
+        "the read-back shows it disabled, and the sign-out it owes still goes"
+    );
+}
+
+#[tokio::test]
+async fn a_suspension_whose_answer_was_lost_still_signs_the_person_out() {
+    suspension_answer_lost_still_signs_out(false).await;
+}
+
+#[tokio::test]
+async fn a_removal_whose_answer_was_lost_still_signs_the_person_out() {
+    suspension_answer_lost_still_signs_out(true).await;
+}

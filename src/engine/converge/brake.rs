@@ -9,7 +9,7 @@ use crate::store::{Outcome, StoreError};
 impl Job<'_> {
     /// `Some` when the brake holds this suspension or deletion.
     pub(super) fn brake(&self, action: Action) -> Result<Option<Converged>, StoreError> {
-        let removes = self.s.sync.on_delete != crate::configuration::OnDelete::Ignore;
+        let removes = self.s.sync.on_delete != crate::plan::OnDelete::Ignore;
         let Some(why) = admit(
             self.state(),
             &self.s.sync.brake,

@@ -93,13 +93,16 @@ impl Job<'_> {
     ) -> Result<Option<Converged>, StoreError> {
         let holder = self.state().linked_user(&self.ctx.tenant, &found.id)?;
         let mine = self.state().link(self.ctx.user)?;
-        if let Some(mine) = mine.filter(|l| l.entra_id == found.id && l.tenant == intent.tenant) {
+        if mine
+            .as_ref()
+            .is_some_and(|l| l.entra_id == found.id && l.tenant == intent.tenant)
+        {
             // Linked meanwhile (a resync, or the create path found it).
-            self.state().save_created_link(&mine)?;
+            self.state()
+                .settle_intent(intent.id, IntentOutcome::Linked)?;
             return Ok(None);
         }
-        if holder.is_some_and(|u| u != self.ctx.user) || self.state().link(self.ctx.user)?.is_some()
-        {
+        if holder.is_some_and(|u| u != self.ctx.user) || mine.is_some() {
             let reason = format!(
                 "Entra user {} ({}) was made by a create this daemon sent at {} whose answer \
                  was lost, but Plumm user {} is already linked to another Entra account: two \

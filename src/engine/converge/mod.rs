@@ -106,7 +106,9 @@ impl Converger {
             },
         };
         let ctx = UserCtx {
-            company: user.company_id,
+            // The company whose tenant is touched (the brake and the audit
+            // rows are per company): a departed person's old company.
+            company: conn.company,
             tenant: conn.tenant,
             user: entry.user,
             email: user.email.clone(),

@@ -5,11 +5,10 @@ use serde_json::Value;
 
 use super::lookup::ReadBack;
 use super::{age, Converged, Job};
-use crate::configuration::OnDelete;
 use crate::engine::UserCtx;
 use crate::graph::{request, Failure};
-use crate::plan::{plan_removal, Action};
-use crate::store::{Link, Outcome, StoreError};
+use crate::plan::{plan_removal, Action, OnDelete};
+use crate::store::{IntentOutcome, Link, Outcome, StoreError};
 
 /// How a retirement's write went, when it did not simply succeed.
 enum Missing {
@@ -18,7 +17,25 @@ enum Missing {
 }
 
 impl Job<'_> {
+    /// A removal that cannot be carried out now stays pending, even when
+    /// the reason needs a person (it is parked too, so `status` shows it):
+    /// completing it would leave the account enabled, and would free the
+    /// Plumm id for a new hire while the old account is still linked to it.
     pub(super) async fn remove(&self) -> Result<Converged, StoreError> {
+        let c = match self.remove_all().await? {
+            Converged::Parked(why) => Converged::Deferred(why),
+            other => other,
+        };
+        if c == Converged::Done {
+            // Creates in tenants that could not be looked up (disconnected):
+            // no later person with this id may inherit what they made.
+            self.state()
+                .settle_open_intents(self.ctx.user, IntentOutcome::Left)?;
+        }
+        Ok(c)
+    }
+
+    async fn remove_all(&self) -> Result<Converged, StoreError> {
         // Every account of the person: the linked one (in whichever tenant),
         // then any that a create whose answer never arrived made.
         let mut retired = false;
@@ -116,7 +133,9 @@ impl Job<'_> {
             }
             // Until Graph answers, the account's state is unknown: a crash or
             // a lost answer leaves this mark, and the next attempt reads Entra.
+            // A suspension in doubt owes its sign-out too.
             link.verify_first = true;
+            link.revoke_owed |= plan.revoke;
             self.state().save_link(&link)?;
             match self.call(plan.action, &req, young).await {
                 Ok((sent, n)) => {

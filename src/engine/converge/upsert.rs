@@ -115,7 +115,10 @@ impl Job<'_> {
         if !plan.changes.is_empty() {
             // Until Graph answers, what Entra holds is unknown: a crash or a
             // lost answer leaves this mark, and the next plan reads Entra.
+            // A suspension in doubt owes its sign-out too: if Graph applied
+            // it, the read-back shows it disabled and the revoke still goes.
             link.verify_first = true;
+            link.revoke_owed |= plan.revoke;
             self.state().save_link(&link)?;
             let req = request::update_user(&link.entra_id, &plan.changes);
             match self.call(plan.action, &req, young).await {
@@ -212,10 +215,10 @@ impl Job<'_> {
         let req = request::create_user(desired, super::super::password::generate());
         let (result, unsure) = self.call_noting(Action::Create, &req, false).await;
         if let Err((f, _)) = &result {
-            // Graph refused every attempt: nothing was created. A conflict
-            // means an account with these identifiers exists: it is found
-            // (and the intent settled) by the wait below.
-            if !unsure && !matches!(f.failure(), None | Some(Failure::Conflict { .. })) {
+            // Graph answered every attempt with a refusal: this create made
+            // nothing (a conflict is another object holding the identifiers,
+            // which the wait below finds and links).
+            if !unsure && f.failure().is_some() {
                 self.state().settle_intent(intent, IntentOutcome::Refused)?;
             }
         }
