@@ -16,7 +16,7 @@ ALTER TABLE links ADD COLUMN revoke_owed INTEGER NOT NULL DEFAULT 0;
 -- account is linked, or Graph refused the create); the others stay, so a
 -- resync recognises an account this daemon made that nobody links.
 CREATE TABLE create_intents (
-  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id             INTEGER PRIMARY KEY,
   plumm_user_id  INTEGER NOT NULL,
   company_id     INTEGER NOT NULL,
   tenant_id      TEXT NOT NULL,
@@ -31,6 +31,7 @@ CREATE TABLE create_intents (
   outcome        TEXT CHECK (outcome IN ('absent', 'left')),
   settled_at     TEXT
 );
+-- Rows are removed once harmless, so the table holds only creates in doubt
+-- and the few given up: one index, for the per-person look before each
+-- decision; a resync's search by address reads the few rows there are.
 CREATE INDEX create_intents_open ON create_intents (plumm_user_id) WHERE outcome IS NULL;
-CREATE INDEX create_intents_by_upn ON create_intents (tenant_id, upn COLLATE NOCASE);
-CREATE INDEX create_intents_by_mail ON create_intents (tenant_id, mail COLLATE NOCASE);
