@@ -55,40 +55,42 @@ pub fn run(users: usize) -> anyhow::Result<Handover> {
     };
     // Baseline first: the same rows, the commit without its fsync.
     let (plumm, state) = databases(scratch.path(), "plain", users)?;
-    let mut cursor = 0;
-    loop {
-        let rows = plumm.read_outbox(cursor, BATCH)?;
-        let Some(last) = rows.last().map(|r| r.id) else {
-            break;
-        };
-        let t = Instant::now();
-        state.enqueue(&changes(&rows), None)?;
-        h.plain.push(t.elapsed());
-        cursor = last;
-    }
+    (h.plain, _) = drain(&plumm, &state, false)?;
 
     let (plumm, state) = databases(scratch.path(), "durable", users)?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = spawn_writer(&scratch.path().join("durable-plumm.db"), stop.clone())?;
-    let mut cursor = 0;
-    loop {
-        let rows = plumm.read_outbox(cursor, BATCH)?;
-        let Some(last) = rows.last().map(|r| r.id) else {
-            break;
-        };
-        let t = Instant::now();
-        state.enqueue(&changes(&rows), Some(last))?;
-        h.durable.push(t.elapsed());
-        let t = Instant::now();
-        plumm.consume_outbox(last)?;
-        h.consume.push(t.elapsed());
-        cursor = last;
-    }
+    (h.durable, h.consume) = drain(&plumm, &state, true)?;
     stop.store(true, Ordering::Relaxed);
     h.writer = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the Plumm writer thread panicked"))??;
     Ok(h)
+}
+
+/// Moves the whole outbox across as the ingest does: each batch's state
+/// commit (fsynced with `durable`, as the ingest's is), then the delete in
+/// Plumm's file. Returns how long each of the two took per batch.
+fn drain(
+    plumm: &PlummDb,
+    state: &StateDb,
+    durable: bool,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut commits, mut consumes) = (Vec::new(), Vec::new());
+    let mut cursor = 0;
+    loop {
+        let rows = plumm.read_outbox(cursor, BATCH)?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok((commits, consumes));
+        };
+        let t = Instant::now();
+        state.enqueue(&changes(&rows), durable.then_some(last))?;
+        commits.push(t.elapsed());
+        let t = Instant::now();
+        plumm.consume_outbox(last)?;
+        consumes.push(t.elapsed());
+        cursor = last;
+    }
 }
 
 /// Plumm's app: one-row updates in their own transactions, each with the

@@ -120,26 +120,13 @@ impl CallFailed {
 }
 
 /// Sends `request` for the user, retrying as the policy allows. Returns the
-/// attempt number the call ended on, for the audit row.
+/// attempt number the call ended on, for the audit row, and whether Graph
+/// may have carried the request out on any attempt although the call
+/// failed (see [`CallFailed::outcome_unknown`]): a create whose first
+/// attempt timed out and whose retries were throttled may still exist.
 /// `retry_not_found` is for reads and writes right after a create, when a
 /// 404 only means Graph has not replicated the new user yet.
 pub async fn call(
-    graph: &GraphClient,
-    policy: &RetrySettings,
-    ctx: &UserCtx<'_>,
-    action: Action,
-    request: &GraphRequest,
-    retry_not_found: bool,
-) -> Result<(Sent, u32), (CallFailed, u32)> {
-    call_noting(graph, policy, ctx, action, request, retry_not_found)
-        .await
-        .0
-}
-
-/// [`call`], and whether Graph may have carried the request out on any
-/// attempt (see [`CallFailed::outcome_unknown`]): a create whose first
-/// attempt timed out and whose retries were throttled may still exist.
-pub async fn call_noting(
     graph: &GraphClient,
     policy: &RetrySettings,
     ctx: &UserCtx<'_>,

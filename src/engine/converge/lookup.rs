@@ -155,19 +155,9 @@ impl Job<'_> {
             Err((f, _)) if f.failure() == Some(&Failure::NotFound) && !young => {
                 Ok(ReadBack::NotFound)
             }
-            Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
-                let mut r = f.describe(self.ctx.record(Action::Lookup, Outcome::Failed));
-                r.attempt = Some(n);
-                r.detail = Some(format!(
-                    "Entra user {} was created {} and is not visible yet (replication); \
-                     the change stays pending",
-                    link.entra_id, link.linked_at
-                ));
-                self.ctx.audit(&r);
-                Ok(ReadBack::Stop(Converged::Deferred(
-                    "the user has not replicated yet".into(),
-                )))
-            }
+            Err((f, n)) if f.failure() == Some(&Failure::NotFound) => Ok(ReadBack::Stop(
+                self.not_replicated(Action::Lookup, &f, n, link),
+            )),
             Err((f, n)) => self.failed(Action::Lookup, f, n).map(ReadBack::Stop),
         }
     }

@@ -19,7 +19,8 @@ use crate::graph::{Failure, GraphClient, Sent};
 use crate::mapping::{desired_user, DesiredUser, InvalidUser, UpnSource};
 use crate::plan::Action;
 use crate::store::{
-    now_text, AuditRecord, Outcome, Parked, PendingEntry, PendingKind, PlummDb, StateDb, StoreError,
+    now_text, AuditRecord, Link, Outcome, Parked, PendingEntry, PendingKind, PlummDb, StateDb,
+    StoreError,
 };
 
 /// How a user's pending change ended.
@@ -202,15 +203,16 @@ impl Job<'_> {
         desired_user(self.user, &self.s.mapping, upn)
     }
 
-    /// A write for this user, and whether Graph may have applied it although
-    /// the call failed (see `retry::call_noting`).
+    /// One Graph call for this user with the configured retry policy, and
+    /// whether Graph may have applied it although the call failed (see
+    /// `retry::call`).
     async fn call_noting(
         &self,
         action: Action,
         request: &crate::graph::GraphRequest,
         retry_not_found: bool,
     ) -> (Result<(Sent, u32), (CallFailed, u32)>, bool) {
-        super::retry::call_noting(
+        super::retry::call(
             self.graph,
             &self.s.sync.retry,
             self.ctx,
@@ -228,15 +230,30 @@ impl Job<'_> {
         request: &crate::graph::GraphRequest,
         retry_not_found: bool,
     ) -> Result<(Sent, u32), (CallFailed, u32)> {
-        super::retry::call(
-            self.graph,
-            &self.s.sync.retry,
-            self.ctx,
-            action,
-            request,
-            retry_not_found,
-        )
-        .await
+        self.call_noting(action, request, retry_not_found).await.0
+    }
+
+    /// A 404 for an account this daemon created within
+    /// `replication_timeout`: lag, not absence. The change stays pending.
+    fn not_replicated(
+        &self,
+        action: Action,
+        f: &CallFailed,
+        attempt: u32,
+        link: &Link,
+    ) -> Converged {
+        let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
+        r.attempt = Some(attempt);
+        r.detail = Some(format!(
+            "Entra user {} was created {} and is not visible yet (replication); \
+             the change stays pending",
+            link.entra_id, link.linked_at
+        ));
+        self.ctx.audit(&r);
+        Converged::Deferred(format!(
+            "Entra user {} has not replicated yet",
+            link.entra_id
+        ))
     }
 
     fn skipped(&self, detail: &str) -> Converged {

@@ -160,17 +160,7 @@ impl Job<'_> {
                     return Ok(Err(Missing::NotFound))
                 }
                 Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
-                    let mut r = f.describe(self.ctx.record(plan.action, Outcome::Failed));
-                    r.attempt = Some(n);
-                    r.detail = Some(format!(
-                        "Entra user {} was created {} and is not visible yet (replication); \
-                         the removal stays pending",
-                        link.entra_id, link.linked_at
-                    ));
-                    self.ctx.audit(&r);
-                    return Ok(Ok(Converged::Deferred(
-                        "the account to remove has not replicated yet".into(),
-                    )));
+                    return Ok(Ok(self.not_replicated(plan.action, &f, n, &link)))
                 }
                 Err((f, n)) => return self.failed(plan.action, f, n).map(Ok),
             }
