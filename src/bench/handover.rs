@@ -13,7 +13,7 @@ use crate::scratch::Scratch;
 use crate::store::migrate::{migrate_plumm, migrate_state, PLUMM_USERS_FIXTURE};
 use crate::store::{PlummDb, StateDb};
 
-pub struct Handover {
+pub(super) struct Handover {
     pub changes: usize,
     /// Per batch of `BATCH` changes: the state commit, fsynced.
     pub durable: Vec<Duration>,
@@ -44,7 +44,7 @@ fn databases(dir: &Path, name: &str, users: usize) -> anyhow::Result<(PlummDb, S
 }
 
 /// Moves `users` outbox rows across in batches, as the ingest does.
-pub fn run(users: usize) -> anyhow::Result<Handover> {
+pub(super) fn run(users: usize) -> anyhow::Result<Handover> {
     let scratch = Scratch::new("entra-daemon-bench-handover")?;
     let mut h = Handover {
         changes: users,
@@ -130,7 +130,7 @@ fn spread(xs: &[Duration]) -> String {
     }
 }
 
-pub fn report(h: &Handover) {
+pub(super) fn report(h: &Handover) {
     let total = |xs: &[Duration]| xs.iter().sum::<Duration>().as_secs_f64();
     let per = |xs: &[Duration]| 1e6 * total(xs) / h.changes.max(1) as f64;
     println!(

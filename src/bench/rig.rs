@@ -17,14 +17,14 @@ use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
 use crate::{new_guid, startup};
 
-pub struct TenantPlan {
+pub(super) struct TenantPlan {
     pub company: i64,
     pub tenant: String,
     pub domain: String,
     pub size: TenantSize,
 }
 
-pub struct Rig {
+pub(super) struct Rig {
     _scratch: Scratch,
     /// Serves until the rig is dropped.
     _emu: RunningEmulator,
@@ -34,12 +34,12 @@ pub struct Rig {
 }
 
 /// Tenant ids for the benchmark: deterministic, valid GUIDs.
-pub fn tenant_id(i: usize) -> String {
+pub(super) fn tenant_id(i: usize) -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", 0xbe00 + i, i + 1)
 }
 
 impl Rig {
-    pub async fn new(
+    pub(super) async fn new(
         tenants: &[TenantPlan],
         time_scale: f64,
         latency_ms: (u64, u64),
@@ -117,7 +117,7 @@ impl Rig {
     }
 
     /// `n` people of `company`, emails `p{i}@{domain}`.
-    pub fn seed(&self, company: i64, domain: &str, n: usize) -> anyhow::Result<()> {
+    pub(super) fn seed(&self, company: i64, domain: &str, n: usize) -> anyhow::Result<()> {
         let mut conn = rusqlite::Connection::open(&self.settings.plumm.database)?;
         let tx = conn.transaction()?;
         {
@@ -137,20 +137,20 @@ impl Rig {
         Ok(())
     }
 
-    pub fn plumm_exec(&self, sql: &str) -> anyhow::Result<()> {
+    pub(super) fn plumm_exec(&self, sql: &str) -> anyhow::Result<()> {
         let conn = rusqlite::Connection::open(&self.settings.plumm.database)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.execute_batch(sql)?;
         Ok(())
     }
 
-    pub async fn connect(&self, company: i64, tenant: &str) -> anyhow::Result<()> {
+    pub(super) async fn connect(&self, company: i64, tenant: &str) -> anyhow::Result<()> {
         let tenant = TenantId::parse(tenant)?;
         startup::connect(&self.settings, CompanyId(company), &tenant, true, "bench").await?;
         Ok(())
     }
 
-    pub fn spawn_daemon(&self) -> anyhow::Result<tokio::process::Child> {
+    pub(super) fn spawn_daemon(&self) -> anyhow::Result<tokio::process::Child> {
         let exe = std::env::current_exe().context("locating the entra-daemon binary")?;
         tokio::process::Command::new(exe)
             .arg("--config")
@@ -165,7 +165,7 @@ impl Rig {
     }
 
     /// Waits until the daemon has nothing pending and Plumm's outbox is empty.
-    pub async fn wait_idle(&self, timeout: Duration) -> anyhow::Result<Duration> {
+    pub(super) async fn wait_idle(&self, timeout: Duration) -> anyhow::Result<Duration> {
         let state = StateDb::open(&self.settings.state.database)?;
         let plumm = PlummDb::open(&self.settings.plumm.database)?;
         let start = Instant::now();
@@ -181,7 +181,7 @@ impl Rig {
     }
 
     /// Changes `email`'s role and waits until Entra shows it; the latency.
-    pub async fn probe(
+    pub(super) async fn probe(
         &self,
         tenant: &str,
         email: &str,
@@ -210,7 +210,7 @@ impl Rig {
 }
 
 /// Peak resident memory (KiB) and CPU seconds of a process, from /proc.
-pub fn process_usage(pid: u32) -> Option<(u64, f64)> {
+pub(super) fn process_usage(pid: u32) -> Option<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm = status
         .lines()

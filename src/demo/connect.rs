@@ -19,7 +19,7 @@ fn location(r: &reqwest::Response) -> anyhow::Result<Url> {
 }
 
 /// Runs the browser's steps; returns the Store URL it lands on.
-pub async fn through_the_store(
+pub(super) async fn through_the_store(
     http: &reqwest::Client,
     connect_base: &str,
     key: &StoreKey,

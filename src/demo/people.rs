@@ -1,7 +1,7 @@
 //! The demo's cast: two companies, a few dozen people, and their day.
 
 /// (company, email, first, last, role, department, location, country, status)
-pub type Person = (
+pub(super) type Person = (
     i64,
     &'static str,
     &'static str,
@@ -13,12 +13,12 @@ pub type Person = (
     &'static str,
 );
 
-pub const CONTOSO: i64 = 1;
-pub const FABRIKAM: i64 = 2;
-pub const CONTOSO_TENANT: &str = "8f3c1e2a-5b7d-4c9e-a1f0-2d4b6c8e0a11";
-pub const FABRIKAM_TENANT: &str = "b2d4f6a8-1c3e-4a5b-9d7f-0e2c4a6b8d22";
+pub(super) const CONTOSO: i64 = 1;
+pub(super) const FABRIKAM: i64 = 2;
+pub(super) const CONTOSO_TENANT: &str = "8f3c1e2a-5b7d-4c9e-a1f0-2d4b6c8e0a11";
+pub(super) const FABRIKAM_TENANT: &str = "b2d4f6a8-1c3e-4a5b-9d7f-0e2c4a6b8d22";
 
-pub const PEOPLE: &[Person] = &[
+pub(super) const PEOPLE: &[Person] = &[
     (
         1,
         "megan.bowen@contoso.com",
@@ -352,13 +352,13 @@ pub const PEOPLE: &[Person] = &[
 ];
 
 /// One moment of the day: a headline and the SQL Plumm's app would run.
-pub struct Moment {
+pub(super) struct Moment {
     pub time: &'static str,
     pub headline: &'static str,
     pub sql: &'static str,
 }
 
-pub const DAY: &[Moment] = &[
+pub(super) const DAY: &[Moment] = &[
     Moment {
         time: "09:00",
         headline: "Two hires at Contoso, one at Fabrikam",

@@ -22,7 +22,7 @@ fn rows_after(state: &StateDb, seen: i64) -> anyhow::Result<Vec<AuditRow>> {
 
 /// Prints the audit rows written since `seen` (a count per action when
 /// `summary`), and returns the newest row id.
-pub fn print_actions(state: &StateDb, seen: i64, summary: bool) -> anyhow::Result<i64> {
+pub(super) fn print_actions(state: &StateDb, seen: i64, summary: bool) -> anyhow::Result<i64> {
     let rows = rows_after(state, seen)?;
     let last = rows.last().map(|r| r.id).unwrap_or(seen);
     if summary {
@@ -102,7 +102,7 @@ fn entra_props(u: &EmulatedUser) -> Props {
 
 /// Prints Plumm next to Entra for every user; true when every valid user
 /// matches and only invalid ones are parked.
-pub fn final_table(
+pub(super) fn final_table(
     settings: &Settings,
     obs: &Observer,
     control: &EmulatorControl,
@@ -204,7 +204,7 @@ pub fn final_table(
     Ok(ok)
 }
 
-pub fn print_failures(state: &StateDb) -> anyhow::Result<()> {
+pub(super) fn print_failures(state: &StateDb) -> anyhow::Result<()> {
     let rows = state.audit(&AuditFilter {
         failed_only: true,
         ..AuditFilter::default()

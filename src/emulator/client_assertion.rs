@@ -54,7 +54,7 @@ fn b64url(s: &str) -> Option<Vec<u8>> {
 
 impl CertificateRegistry {
     /// Registers a PEM certificate on an app; returns its `x5t#S256`.
-    pub fn register(&mut self, client_id: &str, pem: &str) -> Result<String, String> {
+    pub(crate) fn register(&mut self, client_id: &str, pem: &str) -> Result<String, String> {
         let cert = Certificate::from_pem(pem.trim().as_bytes())
             .map_err(|e| format!("not a PEM X.509 certificate: {e}"))?;
         let spki = &cert.tbs_certificate.subject_public_key_info;
@@ -76,7 +76,7 @@ impl CertificateRegistry {
     }
 
     /// Checks `assertion` from `client_id` sent to `token_url` at Unix time `now`.
-    pub fn verify(
+    pub(crate) fn verify(
         &mut self,
         client_id: &str,
         token_url: &str,

@@ -48,7 +48,7 @@ pub(crate) struct ConsentState {
 }
 
 impl ConsentState {
-    pub fn new(cfg: &EmulatorConfig) -> Self {
+    pub(crate) fn new(cfg: &EmulatorConfig) -> Self {
         let mut s = Self {
             admins: cfg.admins.iter().map(|a| a.to_lowercase()).collect(),
             redirect_uris: HashMap::new(),
@@ -73,7 +73,7 @@ impl ConsentState {
     }
 
     /// False while a fresh consent is still propagating.
-    pub fn is_effective(&self, tenant_id: &str, now: Instant) -> bool {
+    pub(crate) fn is_effective(&self, tenant_id: &str, now: Instant) -> bool {
         self.effective_at
             .get(&tenant_id.to_lowercase())
             .is_none_or(|at| now >= *at)

@@ -31,7 +31,7 @@ pub(crate) struct GraphResp {
 }
 
 impl GraphResp {
-    pub fn json(status: u16, v: Value) -> Self {
+    pub(super) fn json(status: u16, v: Value) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -39,7 +39,7 @@ impl GraphResp {
         }
     }
 
-    pub fn empty(status: u16) -> Self {
+    pub(super) fn empty(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -48,7 +48,7 @@ impl GraphResp {
     }
 
     /// Graph's error object: https://learn.microsoft.com/graph/errors
-    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+    pub(super) fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -60,21 +60,21 @@ impl GraphResp {
         }
     }
 
-    pub fn with_details(mut self, d: Value) -> Self {
+    pub(super) fn with_details(mut self, d: Value) -> Self {
         if let Body::Error { details, .. } = &mut self.body {
             *details = Some(d);
         }
         self
     }
 
-    pub fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+    pub(super) fn header(mut self, k: &str, v: impl Into<String>) -> Self {
         self.headers.push((k.to_string(), v.into()));
         self
     }
 
     /// The JSON body with `innerError` filled in (casing as in the samples of
     /// https://learn.microsoft.com/graph/errors and the batching page).
-    pub fn body_json(&self, request_id: &str, client_request_id: &str) -> Option<Value> {
+    pub(super) fn body_json(&self, request_id: &str, client_request_id: &str) -> Option<Value> {
         match &self.body {
             Body::None => None,
             Body::Json(v) => Some(v.clone()),
@@ -101,7 +101,7 @@ impl GraphResp {
         }
     }
 
-    pub fn content_type(&self) -> Option<&'static str> {
+    pub(super) fn content_type(&self) -> Option<&'static str> {
         match &self.body {
             Body::None => None,
             Body::Json(_) => Some(ODATA_JSON),

@@ -31,7 +31,7 @@ pub(crate) struct ConnHandle {
 impl ConnHandle {
     /// Makes every further read or write on the connection fail, so the
     /// server drops it without answering.
-    pub fn kill(&self) {
+    pub(super) fn kill(&self) {
         self.kill.store(true, Ordering::SeqCst);
     }
 }

@@ -21,7 +21,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: EmulatorConfig, base_url: String) -> Self {
+    pub(crate) fn new(cfg: EmulatorConfig, base_url: String) -> Self {
         let inner = Inner {
             tenants: Vec::new(),
             apps: HashMap::new(),
@@ -43,16 +43,19 @@ impl Shared {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().expect("emulator state mutex poisoned")
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panicked handler must not wedge every later request.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn graph_base(&self) -> String {
+    pub(crate) fn graph_base(&self) -> String {
         format!("{}/v1.0", self.base_url)
     }
 
     /// Microsoft time divided by the time scale.
-    pub fn scaled(&self, d: Duration) -> Duration {
+    pub(crate) fn scaled(&self, d: Duration) -> Duration {
         d.div_f64(self.cfg.time_scale)
     }
 }
@@ -104,7 +107,7 @@ pub(crate) struct UserRecord {
 }
 
 impl UserRecord {
-    pub fn blank(seq: u64, id: String, upn: String, nickname: String) -> Self {
+    pub(crate) fn blank(seq: u64, id: String, upn: String, nickname: String) -> Self {
         let now = Utc::now();
         Self {
             seq,
@@ -139,25 +142,25 @@ impl UserRecord {
         }
     }
 
-    pub fn is_deleted(&self) -> bool {
+    pub(crate) fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
     }
 
     /// Readable through Graph: not deleted and replicated.
-    pub fn is_visible(&self, now: Instant) -> bool {
+    pub(crate) fn is_visible(&self, now: Instant) -> bool {
         !self.is_deleted() && now >= self.visible_at
     }
 
     /// Entra fills proxyAddresses from mail; they are unique per directory:
     /// https://learn.microsoft.com/graph/api/resources/user#mail-and-proxyaddresses
-    pub fn proxy_addresses(&self) -> Vec<String> {
+    pub(crate) fn proxy_addresses(&self) -> Vec<String> {
         self.mail
             .iter()
             .map(|m| format!("SMTP:{m}"))
             .collect::<Vec<_>>()
     }
 
-    pub fn to_public(&self) -> EmulatedUser {
+    pub(crate) fn to_public(&self) -> EmulatedUser {
         EmulatedUser {
             id: self.id.clone(),
             user_principal_name: self.upn.clone(),
@@ -207,13 +210,13 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub fn next_seq(&mut self) -> u64 {
+    pub(crate) fn next_seq(&mut self) -> u64 {
         let s = self.next_seq;
         self.next_seq += 1;
         s
     }
 
-    pub fn next_user_seq(&mut self) -> u64 {
+    pub(crate) fn next_user_seq(&mut self) -> u64 {
         let s = self.next_user_seq;
         self.next_user_seq += 1;
         s
@@ -222,26 +225,26 @@ impl Inner {
     /// By tenant GUID or by one of its verified domains, case-insensitively
     /// (the token endpoint accepts "GUID or domain-name format":
     /// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
-    pub fn tenant_index(&self, key: &str) -> Option<usize> {
+    pub(crate) fn tenant_index(&self, key: &str) -> Option<usize> {
         self.tenants.iter().position(|t| {
             t.spec.id.eq_ignore_ascii_case(key)
                 || t.spec.domains.iter().any(|d| d.eq_ignore_ascii_case(key))
         })
     }
 
-    pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
+    pub(crate) fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
         self.tenants
             .iter()
             .find(|t| t.spec.id.eq_ignore_ascii_case(id))
     }
 
-    pub fn tenant_by_id_mut(&mut self, id: &str) -> Option<&mut Tenant> {
+    pub(crate) fn tenant_by_id_mut(&mut self, id: &str) -> Option<&mut Tenant> {
         self.tenants
             .iter_mut()
             .find(|t| t.spec.id.eq_ignore_ascii_case(id))
     }
 
-    pub fn push_log(&mut self, entry: LoggedRequest, cap: usize) {
+    pub(crate) fn push_log(&mut self, entry: LoggedRequest, cap: usize) {
         let t = self
             .traffic
             .entry(entry.tenant.clone().unwrap_or_default())
@@ -266,7 +269,7 @@ impl Inner {
     }
 
     /// First queued fault matching the request, consumed.
-    pub fn take_fault(
+    pub(crate) fn take_fault(
         &mut self,
         tenant: Option<&str>,
         method: &str,
@@ -291,7 +294,7 @@ impl Inner {
         Some(kind)
     }
 
-    pub fn prune_tokens(&mut self, now: Instant) {
+    pub(crate) fn prune_tokens(&mut self, now: Instant) {
         if self.tokens.len() > 10_000 {
             self.tokens.retain(|_, t| t.expires_at > now);
         }

@@ -53,13 +53,13 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    pub fn spawn(transport: Arc<Transport>, settings: BatchSettings) -> Self {
+    pub(crate) fn spawn(transport: Arc<Transport>, settings: BatchSettings) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(rx, tx.clone(), transport, settings));
         Self { tx }
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         tenant: &TenantId,
         request: &GraphRequest,

@@ -54,7 +54,7 @@ impl Transport {
     /// One request: a token for the tenant, then the call. A 401 makes the
     /// tenant's token be fetched anew next time (tokens can be revoked
     /// before they expire); whether to retry is the caller's policy.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         tenant: &TenantId,
         request: &GraphRequest,
@@ -90,7 +90,7 @@ impl Transport {
     /// Items are independent (no `dependsOn`); each gets its own answer,
     /// throttled or not, in `requests`' order. A batch refused as a whole
     /// gives every item that answer.
-    pub async fn send_batch(
+    pub(crate) async fn send_batch(
         &self,
         tenant: &TenantId,
         requests: &[(GraphRequest, Priority)],

@@ -79,7 +79,7 @@ pub(crate) fn failure_from_microsoft(error: &str, description: &str) -> Failure 
 
 impl Failure {
     /// The `reason=` of the Store's return URL.
-    pub fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self {
             Failure::Declined { .. } => "declined",
             Failure::WrongAccount { .. } | Failure::OtherTenant { .. } => "wrong_account",
@@ -93,7 +93,7 @@ impl Failure {
     }
 
     /// For the Plumm admin (shown by the Store): what to do next.
-    pub fn message(&self) -> String {
+    pub(super) fn message(&self) -> String {
         match self {
             Failure::Declined { .. } => "The permissions were not granted, so nothing was \
                 connected. Click Connect again and choose Accept to start syncing."
@@ -133,7 +133,7 @@ impl Failure {
     }
 
     /// For the audit log and the operator's logs.
-    pub fn detail(&self) -> String {
+    pub(super) fn detail(&self) -> String {
         match self {
             Failure::Declined { code } => format!(
                 "the admin declined consent{}",
@@ -162,7 +162,7 @@ impl Failure {
         }
     }
 
-    pub fn tenant(&self) -> Option<&TenantId> {
+    pub(super) fn tenant(&self) -> Option<&TenantId> {
         match self {
             Failure::OtherTenant { tenant, .. }
             | Failure::TenantInUse { tenant, .. }
@@ -172,7 +172,7 @@ impl Failure {
         }
     }
 
-    pub fn microsoft_code(&self) -> Option<String> {
+    pub(super) fn microsoft_code(&self) -> Option<String> {
         match self {
             Failure::Declined { code }
             | Failure::WrongAccount { code, .. }

@@ -1,5 +1,12 @@
 //! The sync engine's behaviour, checked end to end against the Graph
 //! emulator: what reached Graph, what Entra holds, what the audit log says.
+// Test code: a panic is a failed test; helpers are `pub` for the test modules.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
