@@ -21,7 +21,6 @@ pub mod opt;
 pub mod pacing;
 pub mod plan;
 pub mod resync;
-pub mod scratch;
 pub mod service;
 pub mod startup;
 pub mod status;

@@ -10,6 +10,13 @@ pub fn new_guid() -> String {
         .to_string()
 }
 
+/// A scratch folder (demo, bench) that is removed however its owner ends.
+pub fn scratch(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir()
+}
+
 /// A secret other users can read is a leak waiting to happen; say so, but
 /// do not refuse (operators sometimes stage files before fixing modes).
 pub fn warn_if_readable_by_others(path: &Path) {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::percentiles;
 use crate::engine::ingest::{changes, BATCH};
-use crate::scratch::Scratch;
 use crate::store::migrate::{migrate_plumm, migrate_state, PLUMM_USERS_FIXTURE};
 use crate::store::{PlummDb, StateDb};
+use crate::support::scratch;
 
 pub(super) struct Handover {
     pub changes: usize,
@@ -45,7 +45,7 @@ fn databases(dir: &Path, name: &str, users: usize) -> anyhow::Result<(PlummDb, S
 
 /// Moves `users` outbox rows across in batches, as the ingest does.
 pub(super) fn run(users: usize) -> anyhow::Result<Handover> {
-    let scratch = Scratch::new("entra-daemon-bench-handover")?;
+    let scratch = scratch("entra-daemon-bench-handover")?;
     let mut h = Handover {
         changes: users,
         durable: Vec::new(),

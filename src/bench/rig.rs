@@ -12,9 +12,9 @@ use crate::domain::{CompanyId, TenantId};
 use crate::emulator::{
     self, AppRegistration, EmulatorConfig, EmulatorControl, RunningEmulator, TenantSize, TenantSpec,
 };
-use crate::scratch::Scratch;
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
+use crate::support::scratch;
 use crate::{new_guid, startup};
 
 pub(super) struct TenantPlan {
@@ -25,7 +25,7 @@ pub(super) struct TenantPlan {
 }
 
 pub(super) struct Rig {
-    _scratch: Scratch,
+    _scratch: tempfile::TempDir,
     /// Serves until the rig is dropped.
     _emu: RunningEmulator,
     pub control: EmulatorControl,
@@ -44,7 +44,7 @@ impl Rig {
         time_scale: f64,
         latency_ms: (u64, u64),
     ) -> anyhow::Result<Self> {
-        let scratch = Scratch::new("entra-daemon-bench")?;
+        let scratch = scratch("entra-daemon-bench")?;
         let client_id = new_guid();
         let secret = format!("bench~{}", new_guid());
         let mut config = EmulatorConfig {

@@ -18,15 +18,14 @@ use tokio::sync::watch;
 use crate::configuration::Settings;
 use crate::domain::CompanyId;
 use crate::emulator::{self, AppRegistration, EmulatorConfig, SeedUser, TenantSize, TenantSpec};
-use crate::scratch::Scratch;
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
+use crate::support::scratch;
 use crate::{new_guid, startup};
 use people::{CONTOSO, CONTOSO_TENANT, DAY, FABRIKAM, FABRIKAM_TENANT, PEOPLE};
 
 pub async fn run() -> anyhow::Result<ExitCode> {
-    let scratch =
-        Scratch::new("entra-daemon-demo").context("creating the demo's scratch folder")?;
+    let scratch = scratch("entra-daemon-demo").context("creating the demo's scratch folder")?;
     let dir = scratch.path().to_path_buf();
 
     println!(
