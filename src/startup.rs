@@ -27,6 +27,8 @@ pub enum StartupError {
     Http(String),
     #[error("cannot start the outbox watcher: {0}")]
     Thread(std::io::Error),
+    #[error("cannot read the address the connect server is bound to: {0}")]
+    BoundAddress(std::io::Error),
     #[error("{0}")]
     Lock(String),
     #[error("tenant {tenant} could not be verified: {reason}")]

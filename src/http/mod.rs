@@ -187,7 +187,7 @@ pub async fn start(
             key: "http.listen",
             reason: format!("cannot listen on {}: {e}", http.listen),
         })?;
-    let addr = listener.local_addr().map_err(StartupError::Thread)?;
+    let addr = listener.local_addr().map_err(StartupError::BoundAddress)?;
     let public_base = http.public_base(addr);
     let ops = health::Ops::new(
         crate::startup::open_state(&settings)?,
