@@ -272,18 +272,28 @@ pub async fn start_with(
 }
 
 /// Proves the app can act in `tenant`: a token, then one cheap Graph read.
-pub async fn verify_tenant(graph: &GraphClient, tenant: &TenantId) -> Result<(), StartupError> {
+/// A passing fault (5xx, 429, a dropped connection) is retried as every
+/// Graph call is; a refusal is reported at once.
+pub async fn verify_tenant(
+    graph: &GraphClient,
+    retry: &crate::engine::retry::RetrySettings,
+    tenant: &TenantId,
+) -> Result<(), StartupError> {
+    use crate::engine::retry::{send_with_retry, CallFailed, Target};
     let verify = |reason: String| StartupError::Verify {
         tenant: tenant.clone(),
         reason,
     };
-    let sent = graph
-        .send(tenant, &request::probe(), Priority::Realtime)
-        .await
-        .map_err(|e| verify(e.to_string()))?;
-    if sent.reply.is_success() {
-        return Ok(());
-    }
+    let target = Target {
+        tenant,
+        priority: Priority::Realtime,
+        retry_not_found: false,
+    };
+    let sent = match send_with_retry(graph, retry, target, &request::probe(), |_, _, _| {}).await {
+        Ok(_) => return Ok(()),
+        Err((CallFailed::NoAnswer(e), _)) => return Err(verify(e.to_string())),
+        Err((CallFailed::Graph { sent, .. }, _)) => sent,
+    };
     let err = sent.reply.error().unwrap_or_default();
     Err(verify(format!(
         "Graph answered {} {}: {} (request-id {})",
@@ -306,7 +316,7 @@ pub async fn connect(
     let graph = match verify {
         true => {
             let graph = graph_client(settings)?;
-            verify_tenant(&graph, tenant).await?;
+            verify_tenant(&graph, &settings.sync.retry, tenant).await?;
             Some(graph)
         }
         false => None,
