@@ -30,6 +30,17 @@ async fn wait_entra(app: &TestApp, what: &str, upn: &str, ok: impl Fn(Option<boo
     .await;
 }
 
+/// Waits until the audit log shows the daemon gave `action` up for now (its
+/// retries spent): the change stays pending.
+async fn gave_up(app: &TestApp, what: &str, email: &str, action: &str) {
+    wait_for(what, Duration::from_secs(10), || {
+        app.audit_for(email)
+            .iter()
+            .any(|r| r.action == action && r.outcome == "failed")
+    })
+    .await;
+}
+
 // ---- 1. a removal inside the replication window -------------------------
 
 async fn suspended_right_after_create(batch: bool) {
@@ -216,14 +227,11 @@ async fn lost_create_answer_then_renamed(batch: bool) {
         app.entra(T1, "reset@contoso.com").is_some()
     })
     .await;
-    wait_for(
+    gave_up(
+        &app,
         "the create to be given up for now",
-        Duration::from_secs(10),
-        || {
-            app.audit_for("reset@contoso.com")
-                .iter()
-                .any(|r| r.action == "create" && r.outcome == "failed")
-        },
+        "reset@contoso.com",
+        "create",
     )
     .await;
     app.plumm("UPDATE users SET email = 'renamed@contoso.com' WHERE email = 'reset@contoso.com'");
@@ -268,12 +276,7 @@ async fn revoke_refused_then_reactivated(batch: bool) {
         u == Some(false)
     })
     .await;
-    wait_for("the revoke to fail", Duration::from_secs(10), || {
-        app.audit_for("back@contoso.com")
-            .iter()
-            .any(|r| r.action == "revoke" && r.outcome == "failed")
-    })
-    .await;
+    gave_up(&app, "the revoke to fail", "back@contoso.com", "revoke").await;
     app.control.clear_faults();
     app.plumm("UPDATE users SET status = 'active' WHERE email = 'back@contoso.com'");
     app.converged().await;
@@ -332,14 +335,11 @@ async fn reactivation_answer_lost_then_suspended(batch: bool) {
         u == Some(true)
     })
     .await;
-    wait_for(
+    gave_up(
+        &app,
         "the reactivation to be given up for now",
-        Duration::from_secs(10),
-        || {
-            app.audit_for("flip@contoso.com")
-                .iter()
-                .any(|r| r.action == "reactivate" && r.outcome == "failed")
-        },
+        "flip@contoso.com",
+        "reactivate",
     )
     .await;
     app.control.clear_faults();
@@ -427,14 +427,11 @@ async fn suspension_answer_lost_still_signs_out(delete_row: bool) {
         u == Some(false)
     })
     .await;
-    wait_for(
+    gave_up(
+        &app,
         "the suspension to be given up for now",
-        Duration::from_secs(10),
-        || {
-            app.audit_for("gone@contoso.com")
-                .iter()
-                .any(|r| r.action == "suspend" && r.outcome == "failed")
-        },
+        "gone@contoso.com",
+        "suspend",
     )
     .await;
     app.control.clear_faults();

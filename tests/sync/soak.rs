@@ -130,8 +130,8 @@ impl Driver {
 }
 
 /// Writes whose outcome the daemon did not know when it died.
-fn in_doubt(app: &TestApp) -> i64 {
-    let conn = rusqlite::Connection::open(&app.settings.state.database).expect("state");
+fn in_doubt(state_db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(state_db).expect("state");
     conn.query_row(
         "SELECT (SELECT COUNT(*) FROM create_intents WHERE outcome IS NULL)
               + (SELECT COUNT(*) FROM links WHERE verify_first = 1)",
@@ -194,15 +194,7 @@ async fn soak_kill_9_and_lost_answers_during_a_mixed_drain_leave_entra_equal_to_
                 child.start_kill().expect("SIGKILL");
                 child.wait().await.expect("reaped");
                 kills += 1;
-                let conn = rusqlite::Connection::open(&state).expect("state");
-                let n: i64 = conn
-                    .query_row(
-                        "SELECT (SELECT COUNT(*) FROM create_intents WHERE outcome IS NULL)
-                              + (SELECT COUNT(*) FROM links WHERE verify_first = 1)",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .unwrap_or(0);
+                let n = in_doubt(&state);
                 if n > 0 {
                     doubtful += 1;
                 }
@@ -223,7 +215,7 @@ async fn soak_kill_9_and_lost_answers_during_a_mixed_drain_leave_entra_equal_to_
     let drive = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let (kills, doubtful) = killer.await.expect("killer");
-    let left_in_doubt = in_doubt(&app);
+    let left_in_doubt = in_doubt(&app.settings.state.database);
 
     app.start_daemon();
     wait_for_convergence(&app).await;
