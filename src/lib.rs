@@ -6,10 +6,10 @@
 //! driven by the [`engine`].
 // Tests may unwrap: a panic there is a failed test, not a failed daemon.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
-pub mod bench;
-pub mod commands;
+pub mod cli;
 pub mod configuration;
-pub mod demo;
+pub mod connections;
+pub mod daemon;
 pub mod domain;
 pub mod emulator;
 pub mod engine;
@@ -17,15 +17,12 @@ pub mod graph;
 pub mod http;
 pub mod mapping;
 pub mod metrics;
-pub mod opt;
 pub mod pacing;
 pub mod plan;
 pub mod resync;
-pub mod service;
-pub mod startup;
 pub mod status;
 pub mod store;
 pub mod support;
-pub mod telemetry;
+pub mod tools;
 
 pub use support::new_guid;

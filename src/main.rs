@@ -3,10 +3,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
-use entra_daemon::commands::{self, AuditArgs};
-use entra_daemon::configuration::{LogFormat, Settings};
-use entra_daemon::opt::{Command, Opt};
-use entra_daemon::telemetry;
+use entra_daemon::cli::commands::{self, AuditArgs};
+use entra_daemon::cli::opt::{Command, Opt};
+use entra_daemon::configuration::Settings;
+use entra_daemon::support::telemetry::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,12 +34,12 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
     match opt.command {
         Command::Emulator { listen } => {
             telemetry::init("info", LogFormat::Text);
-            entra_daemon::demo::serve_emulator(listen, opt.config.as_deref()).await?;
+            entra_daemon::tools::demo::serve_emulator(listen, opt.config.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => {
             telemetry::init("error", LogFormat::Text);
-            entra_daemon::demo::run().await
+            entra_daemon::tools::demo::run().await
         }
         Command::Bench {
             naive_worker: true,
@@ -49,7 +49,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let settings = load()?;
-            entra_daemon::bench::naive::worker(settings, company, &tenant, seconds).await?;
+            entra_daemon::tools::bench::naive::worker(settings, company, &tenant, seconds).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
@@ -61,7 +61,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             ..
         } => {
             telemetry::init("error", LogFormat::Text);
-            let o = entra_daemon::bench::BenchOptions {
+            let o = entra_daemon::tools::bench::BenchOptions {
                 users,
                 tenants,
                 users_per_tenant,
@@ -69,7 +69,7 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                 naive_seconds,
                 ..Default::default()
             };
-            entra_daemon::bench::run(o).await?;
+            entra_daemon::tools::bench::run(o).await?;
             Ok(ExitCode::SUCCESS)
         }
         command => {
@@ -108,16 +108,16 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                     },
                 )
                 .map(|_| ExitCode::SUCCESS),
-                Command::Status { json } => entra_daemon::status::command(&settings, json),
+                Command::Status { json } => entra_daemon::cli::status::command(&settings, json),
                 Command::Resync {
                     company,
                     dry_run,
                     json,
                     allow_mass_deprovision,
                 } => {
-                    entra_daemon::resync::cli::command(
+                    entra_daemon::cli::resync::command(
                         settings,
-                        entra_daemon::resync::cli::ResyncArgs {
+                        entra_daemon::cli::resync::ResyncArgs {
                             company,
                             dry_run,
                             json,

@@ -1,9 +1,11 @@
 //! Prometheus metrics, served at `/metrics` by the HTTP server.
 //!
-//! Events (pushes, Graph calls, 429s, retries, resync runs) are counted
-//! where they happen. Figures that live in the databases (pending work,
-//! parked users, tenants by state, last success) are read at scrape time
-//! ([`refresh`]), so they can never drift from what is stored.
+//! A leaf: typed events in, exposition text out, nothing read from a
+//! database. Events (pushes, Graph calls, 429s, retries, resync runs) are
+//! counted where they happen. Figures that live in the databases (pending
+//! work, parked users, tenants by state, last success) are computed by
+//! `status` at scrape time and handed in whole ([`stored_figures`]), so
+//! they can never drift from what is stored.
 //!
 //! `prometheus-client` (the Prometheus project's own Rust client) encodes
 //! the exposition text; it adds no second version of any crate we use.
@@ -17,8 +19,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-
-use crate::store::{PlummDb, StateDb, StoreError};
 
 /// The exposition format `text::encode` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -201,46 +201,50 @@ pub fn resync_run(trigger: &str, outcome: &str) {
         .inc();
 }
 
-/// Reads the database figures into the gauges. Companies no longer
-/// connected disappear from the output instead of keeping stale values.
-pub fn refresh(state: &StateDb, plumm: Option<&PlummDb>) -> Result<(), StoreError> {
+/// One company's stored figures, as `status` reads them at scrape time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyFigures {
+    pub company: i64,
+    /// The tenant refuses the app (needs re-consent).
+    pub quarantined: bool,
+    pub pending: i64,
+    pub oldest_pending_age_seconds: u64,
+    pub parked: i64,
+    /// Unix time of the last success, if any.
+    pub last_success: Option<f64>,
+}
+
+/// Replaces the database figures in the gauges with `companies` (and the
+/// outbox depth when known). Companies no longer listed disappear from the
+/// output instead of keeping stale values.
+pub fn stored_figures(outbox_rows: Option<i64>, companies: &[CompanyFigures]) {
     let m = &*METRICS;
     let _one = m
         .refreshing
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let companies = crate::status::all_companies(state)?;
-    if let Some(plumm) = plumm {
-        m.outbox_rows.set(plumm.outbox_depth()?.0);
+    if let Some(n) = outbox_rows {
+        m.outbox_rows.set(n);
     }
     m.pending.clear();
     m.oldest_pending_age.clear();
     m.parked.clear();
     m.last_success.clear();
-    let (mut connected, mut quarantined) = (0, 0);
-    for c in &companies {
-        match c.state {
-            crate::status::State::Quarantined => quarantined += 1,
-            _ => connected += 1,
-        }
+    let quarantined = companies.iter().filter(|c| c.quarantined).count() as i64;
+    for c in companies {
         let label = Company {
             company: c.company.to_string(),
         };
         m.pending.get_or_create(&label).set(c.pending);
         m.oldest_pending_age
             .get_or_create(&label)
-            .set(c.oldest_pending_age_seconds.unwrap_or(0) as f64);
+            .set(c.oldest_pending_age_seconds as f64);
         m.parked.get_or_create(&label).set(c.parked);
-        if let Some(t) = c
-            .last_success
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        {
-            m.last_success
-                .get_or_create(&label)
-                .set(t.timestamp_millis() as f64 / 1000.0);
+        if let Some(t) = c.last_success {
+            m.last_success.get_or_create(&label).set(t);
         }
     }
+    let connected = companies.len() as i64 - quarantined;
     for (state, n) in [("connected", connected), ("quarantined", quarantined)] {
         m.tenants
             .get_or_create(&TenantState {
@@ -248,7 +252,6 @@ pub fn refresh(state: &StateDb, plumm: Option<&PlummDb>) -> Result<(), StoreErro
             })
             .set(n);
     }
-    Ok(())
 }
 
 /// The exposition text of every metric.

@@ -1,15 +1,9 @@
-//! `[audit]`: how long audit rows are kept.
+//! `[audit]`: how long audit rows are kept (part of the reloadable policy).
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// Rows older than this are pruned by the retention job.
-    pub retention: Duration,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +26,8 @@ fn d_retention_days() -> u64 {
 }
 
 impl RawAudit {
-    pub(super) fn validate(self) -> Result<AuditSettings, ConfigError> {
+    /// The retention: rows older than this are pruned.
+    pub(super) fn validate(self) -> Result<Duration, ConfigError> {
         // At least a day (a typo of 0 must not wipe the log); at most a century.
         if !(1..=36_500).contains(&self.retention_days) {
             return Err(ConfigError::Invalid {
@@ -40,8 +35,6 @@ impl RawAudit {
                 reason: format!("{} is outside 1..=36500", self.retention_days),
             });
         }
-        Ok(AuditSettings {
-            retention: Duration::from_secs(self.retention_days * 86_400),
-        })
+        Ok(Duration::from_secs(self.retention_days * 86_400))
     }
 }

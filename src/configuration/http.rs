@@ -1,39 +1,12 @@
-//! `[http]`: the connect server (Store -> admin consent -> OAuth callback).
-use std::fmt;
+//! `[http]` as written, validated into [`HttpSettings`].
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::Url;
 
-use super::{base_url, duration, ConfigError};
-
-/// Shortest signing key accepted: 256 bits of hex or base64 text.
-const MIN_KEY_LEN: usize = 32;
-
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// Where the server listens (`127.0.0.1:0` picks a free port).
-    pub listen: SocketAddr,
-    /// How browsers reach the server (the redirect URI registered on the app
-    /// is `{public_url}/oauth/callback`). `None` on loopback: the bound address.
-    pub public_url: Option<Url>,
-    /// Plumm's Store page the browser returns to, with `status=...`.
-    pub store_return_url: Url,
-    /// The key Plumm signs Connect and Disconnect links with.
-    pub store_signing_key_file: PathBuf,
-    /// How long a Connect click may take to come back through consent.
-    pub state_ttl: Duration,
-    /// Links whose `exp` lies further ahead than this are refused, so a
-    /// leaked link cannot be kept for later.
-    pub link_max_lifetime: Duration,
-    /// How long the callback keeps trying to prove consent (Microsoft takes
-    /// seconds to make a new consent effective).
-    pub consent_timeout: Duration,
-    pub consent_retry_interval: Duration,
-}
+use super::parse::{base_url, duration};
+use super::ConfigError;
+use crate::http::HttpSettings;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,63 +86,11 @@ impl RawHttp {
     }
 }
 
-/// The shared key of the signed Store links. `Debug` never shows it.
-#[derive(Clone)]
-pub struct StoreKey(SecretString);
-
-impl fmt::Debug for StoreKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StoreKey(<redacted>)")
-    }
-}
-
-impl StoreKey {
-    /// The key is the file's text without surrounding whitespace, so
-    /// `openssl rand -hex 32 > key` and an editor's final newline both work.
-    pub fn new(text: &str) -> Result<Self, ConfigError> {
-        let t = text.trim();
-        if t.len() < MIN_KEY_LEN {
-            return Err(ConfigError::Invalid {
-                key: "http.store_signing_key_file",
-                reason: format!(
-                    "the key is shorter than {MIN_KEY_LEN} characters: \
-                     create one with `openssl rand -hex 32`"
-                ),
-            });
-        }
-        Ok(Self(SecretString::from(t.to_string())))
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        self.0.expose_secret().as_bytes()
-    }
-}
-
-impl HttpSettings {
-    pub fn signing_key(&self) -> Result<StoreKey, ConfigError> {
-        let path = &self.store_signing_key_file;
-        crate::support::warn_if_readable_by_others(path);
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-            key: "http.store_signing_key_file",
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
-        StoreKey::new(&text)
-    }
-
-    /// `{public_url}` as browsers see it, given the address actually bound.
-    pub fn public_base(&self, bound: SocketAddr) -> String {
-        match &self.public_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_string(),
-            None => format!("http://{bound}"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use super::super::Settings;
+    use crate::configuration::Settings;
 
     const BASE: &str = "[plumm]\ndatabase = \"p.db\"\n[state]\ndatabase = \"s.db\"\n\
                         [entra]\nclient_id = \"11111111-2222-3333-4444-555555555555\"\n";
@@ -214,14 +135,5 @@ mod tests {
         assert!(parse(&unknown).unwrap_err().contains("listn"));
         let zero = format!("{ok}consent_retry_interval = \"0s\"\n");
         assert!(parse(&zero).unwrap_err().contains("consent_retry_interval"));
-    }
-
-    #[test]
-    fn a_short_signing_key_is_refused_and_never_printed() {
-        let err = super::StoreKey::new("short-key\n").unwrap_err().to_string();
-        assert!(err.contains("openssl rand -hex 32") && !err.contains("short-key"));
-        let key = super::StoreKey::new("0123456789abcdef0123456789abcdef\n").unwrap();
-        assert_eq!(key.bytes(), b"0123456789abcdef0123456789abcdef");
-        assert!(!format!("{key:?}").contains("0123"));
     }
 }

@@ -1,5 +1,8 @@
 //! What the config file accepts and how it says no.
+use std::path::{Path, PathBuf};
+
 use super::*;
+use crate::plan::OnDelete;
 
 const MINIMAL: &str = r#"
 [plumm]
@@ -22,9 +25,9 @@ fn minimal_config_gets_microsoft_endpoints_and_documented_defaults() {
         "https://graph.microsoft.com/v1.0"
     );
     assert_eq!(s.plumm.database, PathBuf::from("/etc/entra/plumm.db"));
-    assert_eq!(s.sync.on_delete, OnDelete::Suspend);
-    assert!(s.sync.revoke_sessions_on_suspend);
-    assert_eq!(s.sync.upn_domain, None);
+    assert_eq!(s.policy.on_delete, OnDelete::Suspend);
+    assert!(s.policy.revoke_sessions_on_suspend);
+    assert_eq!(s.policy.upn_domain, None);
 }
 
 #[test]

@@ -15,7 +15,6 @@ use tokio::task::{Id, JoinSet};
 use super::quarantine::ProbeSettings;
 use super::{Converged, Converger};
 use crate::domain::{CompanyId, PlummUserId};
-use crate::engine::retry::RetrySettings;
 use crate::pacing::Priority;
 use crate::store::{after, now_text, until, PendingEntry, Quarantine, StateDb, StoreError};
 
@@ -41,7 +40,6 @@ pub struct Dispatcher {
     pub state: Arc<StateDb>,
     pub realtime_slots: usize,
     pub bulk_slots: usize,
-    pub retry: RetrySettings,
     pub wake: Arc<Notify>,
     /// How long in-flight Graph calls may finish after a shutdown request.
     pub drain_timeout: Duration,
@@ -309,11 +307,9 @@ impl Dispatcher {
         reason: &str,
     ) -> Result<(), StoreError> {
         let exp = 2u32.saturating_pow(attempts.clamp(0, 20) as u32 + 1);
-        let base = self
-            .retry
-            .initial
-            .saturating_mul(exp)
-            .min(self.retry.requeue_max);
+        // The policy in force now: a reload's retry timings apply here too.
+        let retry = self.converger.policy.borrow().retry;
+        let base = retry.initial.saturating_mul(exp).min(retry.requeue_max);
         let delay = base.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
         self.state.defer(user, seq, &after(delay), reason)
     }

@@ -1,12 +1,15 @@
 //! The sync engine: outbox rows become pending changes ([`ingest`]), the
 //! [`dispatch`]er hands each due user to one worker at a time, and
 //! [`converge`] brings that user's Entra object to the state in Plumm,
-//! through [`retry`] for every Graph call.
+//! through [`retry`] for every Graph call, under the reloadable
+//! [`Policy`].
+pub mod brake;
 pub mod converge;
 pub mod dispatch;
 pub mod ingest;
 pub mod matching;
 pub mod password;
+pub mod policy;
 pub mod quarantine;
 pub mod retry;
 
@@ -18,6 +21,7 @@ use crate::store::{AuditRecord, Outcome, StateDb};
 pub use converge::{Converged, Converger};
 pub use dispatch::{Dispatcher, RunReport};
 pub use ingest::Ingestor;
+pub use policy::{Policy, PolicyRx, SyncSettings};
 
 /// Who a piece of work is for: every log line and audit row about a user
 /// carries these.

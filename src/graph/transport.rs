@@ -1,8 +1,9 @@
 //! HTTP to Graph for one tenant's request, alone or as a `$batch`: token,
 //! `client-request-id`, `x-ms-throttle-priority`, timeout, and reading
 //! the answer into a [`Reply`].
-use std::collections::HashMap;
 use std::time::Duration;
+
+use chrono::Utc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
@@ -10,8 +11,9 @@ use tokio::time::Instant;
 
 use super::client::{CallError, Sent};
 use super::request::GraphRequest;
-use super::response::{parse_retry_after, Reply};
+use super::response::Reply;
 use super::token::TokenProvider;
+use super::wire::{decode_batch, encode_batch, header_value, reply_from, BatchItem};
 use crate::domain::TenantId;
 use crate::pacing::Priority;
 
@@ -20,34 +22,6 @@ pub(crate) struct Transport {
     pub base: String,
     pub tokens: TokenProvider,
     pub timeout: Duration,
-}
-
-/// A header of a reqwest response, or of a `$batch` item's `headers` object.
-fn header_value(headers: &Map<String, Value>, name: &str) -> Option<String> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| {
-            v.as_str()
-                .map(str::to_string)
-                .or_else(|| v.as_f64().map(|f| f.to_string()))
-        })
-}
-
-fn reply_from(
-    status: u16,
-    header: impl Fn(&str) -> Option<String>,
-    body: Option<Value>,
-    request_id: Option<String>,
-) -> Reply {
-    Reply {
-        status,
-        request_id,
-        retry_after: header("retry-after").and_then(|v| parse_retry_after(&v, chrono::Utc::now())),
-        throttle_scope: header("x-ms-throttle-scope"),
-        limit_percentage: header("x-ms-throttle-limit-percentage").and_then(|v| v.parse().ok()),
-        body,
-    }
 }
 
 impl Transport {
@@ -77,7 +51,13 @@ impl Transport {
         let started = Instant::now();
         let (status, headers, body) = self.exchange(builder).await?;
         let h = |name: &str| header_value(&headers, name);
-        let reply = reply_from(status, h, body, header_value(&headers, "request-id"));
+        let reply = reply_from(
+            status,
+            h,
+            body,
+            header_value(&headers, "request-id"),
+            Utc::now(),
+        );
         self.drop_refused_token(tenant, &reply, &token).await;
         Ok(Sent {
             reply,
@@ -97,27 +77,17 @@ impl Transport {
     ) -> Result<Vec<Sent>, CallError> {
         let token = self.tokens.token(tenant).await?;
         let batch_crid = crate::support::new_guid();
-        let mut crids = Vec::with_capacity(requests.len());
-        let items: Vec<Value> = requests
+        let crids: Vec<String> = requests
             .iter()
-            .enumerate()
-            .map(|(i, (r, priority))| {
-                let crid = crate::support::new_guid();
-                let mut item = json!({
-                    "id": (i + 1).to_string(),
-                    "method": r.method.as_str(),
-                    "url": r.relative_url(),
-                    "headers": {
-                        "client-request-id": crid,
-                        "x-ms-throttle-priority": priority.header_value(),
-                    },
-                });
-                if let Some(body) = r.wire_body() {
-                    item["body"] = body;
-                    item["headers"]["Content-Type"] = json!("application/json");
-                }
-                crids.push(crid);
-                item
+            .map(|_| crate::support::new_guid())
+            .collect();
+        let items: Vec<BatchItem<'_>> = requests
+            .iter()
+            .zip(&crids)
+            .map(|((request, priority), crid)| BatchItem {
+                request,
+                priority: *priority,
+                client_request_id: crid,
             })
             .collect();
         let urgent = requests.iter().any(|(_, p)| *p == Priority::Realtime);
@@ -136,7 +106,7 @@ impl Transport {
                 .header_value(),
             )
             .timeout(self.timeout)
-            .json(&json!({ "requests": items }));
+            .json(&encode_batch(&items));
         let started = Instant::now();
         let (status, headers, body) = self.exchange(builder).await?;
         let duration = started.elapsed();
@@ -154,7 +124,7 @@ impl Transport {
         }
         if status != 200 {
             let h = |name: &str| header_value(&headers, name);
-            let reply = reply_from(status, h, body, batch_request_id);
+            let reply = reply_from(status, h, body, batch_request_id, Utc::now());
             self.drop_refused_token(tenant, &reply, &token).await;
             return Ok(crids
                 .into_iter()
@@ -165,41 +135,18 @@ impl Transport {
                 })
                 .collect());
         }
-        // "Individual responses might appear in a different order than the requests."
-        let mut by_id: HashMap<String, Value> = body
-            .as_ref()
-            .and_then(|b| b.get("responses"))
-            .and_then(Value::as_array)
-            .map(|rs| {
-                rs.iter()
-                    .filter_map(|r| Some((r.get("id")?.as_str()?.to_string(), r.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let replies = decode_batch(
+            body.as_ref(),
+            crids.len(),
+            batch_request_id.as_deref(),
+            Utc::now(),
+        )
+        .map_err(|message| CallError::Network {
+            message,
+            timeout: false,
+        })?;
         let mut out = Vec::with_capacity(crids.len());
-        for (i, crid) in crids.into_iter().enumerate() {
-            let Some(item) = by_id.remove(&(i + 1).to_string()) else {
-                return Err(CallError::Network {
-                    message: format!("$batch answer has no response for item {}", i + 1),
-                    timeout: false,
-                });
-            };
-            let status = item.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
-            let item_headers = item
-                .get("headers")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let item_body = item.get("body").cloned();
-            // Item errors carry their own request-id in innerError.
-            let request_id = item_body
-                .as_ref()
-                .and_then(|b| b.pointer("/error/innerError/request-id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| batch_request_id.clone());
-            let h = |name: &str| header_value(&item_headers, name);
-            let reply = reply_from(status, h, item_body, request_id);
+        for (reply, crid) in replies.into_iter().zip(crids) {
             self.drop_refused_token(tenant, &reply, &token).await;
             out.push(Sent {
                 reply,

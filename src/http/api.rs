@@ -18,8 +18,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::App;
-use crate::configuration::StoreKey;
 use crate::domain::CompanyId;
+use crate::http::StoreKey;
 use crate::store::reports::AuditPage;
 use crate::store::time_text;
 
@@ -95,7 +95,7 @@ fn authenticate(
     let exp: i64 = exp_text.parse().map_err(|_| "exp is not a Unix time")?;
     let sig = sig.ok_or("no sig")?;
     let signed = string_to_sign(method.as_str(), uri.path(), uri.query().unwrap_or(""), exp);
-    super::signed::check_signature(&app.key, &signed, sig).map_err(|e| match e {
+    super::signed::check_signature(&app.parts.key, &signed, sig).map_err(|e| match e {
         super::signed::LinkError::BadSignature => "the signature is not valid",
         _ => "sig must be 64 lowercase hex digits",
     })?;
@@ -103,7 +103,7 @@ fn authenticate(
     if exp <= now {
         return Err("the request has expired");
     }
-    if exp - now > app.http.link_max_lifetime.as_secs() as i64 {
+    if exp - now > app.http().link_max_lifetime.as_secs() as i64 {
         return Err("exp is further ahead than this server accepts");
     }
     Ok(())
@@ -121,11 +121,11 @@ pub(crate) async fn status(
     if let Err(why) = authenticate(&app, &method, &uri, &headers) {
         return unauthorized(why);
     }
-    let status = match crate::status::company(&app.state, CompanyId(id)) {
+    let status = match crate::status::company(app.state(), CompanyId(id)) {
         Ok(s) => s,
         Err(e) => return internal(e),
     };
-    let attention = match crate::status::needs_attention(&app.state, &status) {
+    let attention = match crate::status::needs_attention(app.state(), &status) {
         Ok(a) => a,
         Err(e) => return internal(e),
     };
@@ -203,7 +203,7 @@ pub(crate) async fn audit(
         Ok(p) => p,
         Err(e) => return bad_request(e),
     };
-    let mut rows = match app.state.audit_page(&page) {
+    let mut rows = match app.state().audit_page(&page) {
         Ok(r) => r,
         Err(e) => return internal(e),
     };

@@ -91,7 +91,7 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let refreshed = {
         let plumm = ops.plumm();
-        crate::metrics::refresh(&ops.state, Some(&plumm))
+        crate::status::gauges::refresh(&ops.state, Some(&plumm))
     };
     if let Err(e) = refreshed {
         // Serve the event counters anyway: the database figures keep their

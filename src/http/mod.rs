@@ -14,10 +14,12 @@ pub mod health;
 mod outcome;
 mod prove;
 mod routes;
+mod settings;
 pub mod signed;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,30 +30,59 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::HttpError;
+pub use settings::{HttpSettings, KeyError, StoreKey};
 
-use crate::configuration::{ConfigError, HttpSettings, Settings, StoreKey};
+use crate::connections::Connections;
 use crate::domain::{CompanyId, TenantId};
+use crate::engine::{Policy, PolicyRx};
 use crate::graph::GraphClient;
-use crate::startup::StartupError;
-use crate::store::StateDb;
+use crate::store::{StateDb, StoreError};
 use outcome::Failure;
 
-/// What the routes share. The state database is a connection of its own,
-/// so the daemon's watcher sees every connect and disconnect at once.
+/// What the connect server is built from; the daemon hands it its parts.
+pub struct Parts {
+    pub http: HttpSettings,
+    pub key: StoreKey,
+    /// The app registration's client id, for the consent URL.
+    pub client_id: String,
+    /// Microsoft's login host, for the consent URL.
+    pub authority_host: url::Url,
+    pub plumm_database: PathBuf,
+    /// A connection of its own, so the daemon's watcher sees every connect
+    /// and disconnect at once.
+    pub state: Arc<StateDb>,
+    /// The daemon's Graph client: the connect flow's token checks and
+    /// listings share its token cache and budget.
+    pub graph: Arc<GraphClient>,
+    /// The policy in force (the mapping that matches Entra users).
+    pub policy: PolicyRx,
+}
+
+/// Why the connect server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("config key http.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the address the connect server is bound to: {0}")]
+    BoundAddress(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the routes share.
 pub struct App {
-    http: HttpSettings,
-    key: StoreKey,
+    parts: Parts,
     public_base: String,
-    settings: Arc<Settings>,
-    state: Arc<StateDb>,
-    graph: Arc<GraphClient>,
 }
 
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("public_base", &self.public_base)
-            .field("key", &self.key)
+            .field("key", &self.parts.key)
             .finish_non_exhaustive()
     }
 }
@@ -59,32 +90,30 @@ impl fmt::Debug for App {
 impl App {
     /// `public_base` is `{public_url}` as browsers see it (see
     /// [`HttpSettings::public_base`]).
-    pub fn new(settings: Arc<Settings>, public_base: String) -> Result<Arc<Self>, StartupError> {
-        let graph = crate::startup::graph_client(&settings)?;
-        Self::with_graph(settings, public_base, graph)
+    pub fn new(parts: Parts, public_base: String) -> Arc<Self> {
+        Arc::new(Self { parts, public_base })
     }
 
-    /// With the daemon's own Graph client: the connect flow's token checks
-    /// and listings then share the daemon's token cache and budget.
-    pub fn with_graph(
-        settings: Arc<Settings>,
-        public_base: String,
-        graph: Arc<GraphClient>,
-    ) -> Result<Arc<Self>, StartupError> {
-        let http = settings.http.clone().ok_or(ConfigError::Invalid {
-            key: "http",
-            reason: "the [http] section is missing".into(),
-        })?;
-        let key = http.signing_key()?;
-        let state = crate::startup::open_state(&settings)?;
-        Ok(Arc::new(Self {
-            http,
-            key,
-            public_base,
-            settings,
-            state,
-            graph,
-        }))
+    fn http(&self) -> &HttpSettings {
+        &self.parts.http
+    }
+
+    fn state(&self) -> &StateDb {
+        &self.parts.state
+    }
+
+    /// The policy in force now, for one request.
+    fn policy(&self) -> Arc<Policy> {
+        self.parts.policy.borrow().clone()
+    }
+
+    /// Connect and disconnect under `policy`.
+    fn connections<'a>(&'a self, policy: &'a Policy) -> Connections<'a> {
+        Connections {
+            state: &self.parts.state,
+            plumm_database: &self.parts.plumm_database,
+            policy,
+        }
     }
 
     /// The redirect URI to register on the app: `{public_url}/oauth/callback`.
@@ -93,7 +122,7 @@ impl App {
     }
 
     fn store_url(&self, company: CompanyId, pairs: &[(&str, &str)]) -> String {
-        let mut url = self.http.store_return_url.clone();
+        let mut url = self.http().store_return_url.clone();
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("company", &company.to_string());
@@ -171,30 +200,20 @@ impl HttpServer {
     }
 }
 
-/// Binds `[http].listen` and serves until `shutdown` turns true; `None`
-/// when `[http]` is not configured.
+/// Binds `[http].listen` and serves until `shutdown` turns true, with the
+/// probes and metrics of [`health`] beside the connect flow.
 pub async fn start(
-    settings: Arc<Settings>,
+    parts: Parts,
     mut shutdown: watch::Receiver<bool>,
-    graph: Arc<GraphClient>,
-) -> Result<Option<HttpServer>, StartupError> {
-    let Some(http) = settings.http.clone() else {
-        return Ok(None);
-    };
-    let listener = TcpListener::bind(http.listen)
+) -> Result<HttpServer, ServeError> {
+    let addr = parts.http.listen;
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| ConfigError::Invalid {
-            key: "http.listen",
-            reason: format!("cannot listen on {}: {e}", http.listen),
-        })?;
-    let addr = listener.local_addr().map_err(StartupError::BoundAddress)?;
-    let public_base = http.public_base(addr);
-    let ops = health::Ops::new(
-        crate::startup::open_state(&settings)?,
-        &settings.plumm.database,
-        shutdown.clone(),
-    )?;
-    let app = App::with_graph(settings, public_base.clone(), graph)?;
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(ServeError::BoundAddress)?;
+    let public_base = parts.http.public_base(addr);
+    let ops = health::Ops::new(parts.state.clone(), &parts.plumm_database, shutdown.clone())?;
+    let app = App::new(parts, public_base.clone());
     tracing::info!(%addr, redirect_uri = %app.redirect_uri(), "connect server listening");
     let routes = router(app).merge(health::router(ops));
     let server = axum::serve(listener, routes).with_graceful_shutdown(async move {
@@ -209,9 +228,9 @@ pub async fn start(
             tracing::error!("connect server stopped: {e}");
         }
     });
-    Ok(Some(HttpServer {
+    Ok(HttpServer {
         addr,
         public_base,
         task,
-    }))
+    })
 }

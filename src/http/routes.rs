@@ -15,9 +15,9 @@ use super::outcome::{failure_from_microsoft, Failure};
 use super::prove::{prove_consent, ProofError};
 use super::signed::{self, SignedLink};
 use super::App;
+use crate::connections::{disconnect as disconnect_company, ConnectError, Proof};
 use crate::domain::{CompanyId, TenantId};
 use crate::graph::token::GRAPH_SCOPE;
-use crate::startup::StartupError;
 use crate::store::{AuditRecord, ConnectStart, Outcome, StoreError};
 
 /// A `state` value: 256 random bits from the OS, base64url.
@@ -44,10 +44,10 @@ fn verify_link(app: &App, query: Option<String>) -> Result<SignedLink, HttpError
     let query = query.ok_or(HttpError::BadRequest("the link has no parameters"))?;
     let now = chrono::Utc::now().timestamp();
     Ok(signed::verify(
-        &app.key,
+        &app.parts.key,
         &query,
         now,
-        app.http.link_max_lifetime,
+        app.http().link_max_lifetime,
     )?)
 }
 
@@ -58,9 +58,9 @@ pub(crate) async fn connect(
 ) -> Result<Response, HttpError> {
     let link = verify_link(&app, query)?;
     let state = new_state();
-    let ttl = chrono::Duration::from_std(app.http.state_ttl)
+    let ttl = chrono::Duration::from_std(app.http().state_ttl)
         .map_err(|_| HttpError::Internal("http.state_ttl is too large".into()))?;
-    app.state.create_oauth_state(
+    app.state().create_oauth_state(
         &state_hash(&state),
         &ConnectStart {
             company: link.company,
@@ -72,13 +72,12 @@ pub(crate) async fn connect(
     // `organizations`: the admin's own work account picks the tenant.
     // https://learn.microsoft.com/entra/identity-platform/v2-admin-consent
     let mut url = app
-        .settings
-        .entra
+        .parts
         .authority_host
         .join("organizations/v2.0/adminconsent")
         .map_err(|e| HttpError::Internal(format!("authority_host: {e}")))?;
     url.query_pairs_mut()
-        .append_pair("client_id", &app.settings.entra.client_id)
+        .append_pair("client_id", &app.parts.client_id)
         .append_pair("scope", GRAPH_SCOPE)
         .append_pair("redirect_uri", &app.redirect_uri())
         .append_pair("state", &state);
@@ -101,7 +100,7 @@ pub(crate) async fn callback(
             "the answer from Microsoft has no state",
         ))?;
     let start = app
-        .state
+        .state()
         .take_oauth_state(&state_hash(state))?
         .map_err(HttpError::State)?;
     let company = start.company;
@@ -118,7 +117,7 @@ pub(crate) async fn callback(
                 start.admin,
                 failure.detail()
             ));
-            app.state.append_audit(&r)?;
+            app.state().append_audit(&r)?;
             tracing::warn!(%company, reason = failure.reason(), "connect failed: {}", failure.detail());
             app.return_url(company, Err(&failure))
         }
@@ -149,10 +148,10 @@ async fn complete(
         .ok_or(Failure::InvalidResponse)?;
     check_conflicts(app, start.company, &tenant)?;
     let tries = prove_consent(
-        &app.graph,
+        &app.parts.graph,
         &tenant,
-        app.http.consent_timeout,
-        app.http.consent_retry_interval,
+        app.http().consent_timeout,
+        app.http().consent_retry_interval,
     )
     .await
     .map_err(|e| match e {
@@ -168,7 +167,7 @@ async fn complete(
     record(app, start, &tenant, tries)
         .await
         .map_err(|e| match e {
-            StartupError::Store(StoreError::Conflict(_)) => {
+            ConnectError::Store(StoreError::Conflict(_)) => {
                 // Lost a race with another connect: say which rule it broke.
                 check_conflicts(app, start.company, &tenant)
                     .err()
@@ -183,7 +182,7 @@ async fn complete(
 fn check_conflicts(app: &App, company: CompanyId, tenant: &TenantId) -> Result<(), Failure> {
     let internal = |e: StoreError| Failure::Internal(e.to_string());
     let holder = app
-        .state
+        .state()
         .connections()
         .map_err(internal)?
         .into_iter()
@@ -194,7 +193,7 @@ fn check_conflicts(app: &App, company: CompanyId, tenant: &TenantId) -> Result<(
             other: h.company,
         });
     }
-    if let Some(current) = app.state.connection(company).map_err(internal)? {
+    if let Some(current) = app.state().connection(company).map_err(internal)? {
         if &current.tenant != tenant {
             return Err(Failure::OtherTenant {
                 tenant: tenant.clone(),
@@ -205,34 +204,26 @@ fn check_conflicts(app: &App, company: CompanyId, tenant: &TenantId) -> Result<(
     Ok(())
 }
 
-/// The connection, the initial sync, the audit row. The dispatcher notices
-/// the state database changed and starts at once.
+/// The connection, the initial sync, the audit row (one implementation,
+/// shared with the CLI). The dispatcher notices the state database changed
+/// and starts at once.
 async fn record(
     app: &App,
     start: &ConnectStart,
     tenant: &TenantId,
     tries: u32,
-) -> Result<(), StartupError> {
-    let queued = crate::startup::record_connection(
-        &app.settings,
-        &app.state,
-        Some(&app.graph),
-        start.company,
-        tenant,
-        &start.admin,
-    )
-    .await?;
-    let mut r = AuditRecord::new("connect", Outcome::Ok);
-    r.company = Some(start.company);
-    r.tenant = Some(tenant.clone());
-    r.detail = Some(format!(
-        "connected by {} through Microsoft admin consent (token and Graph read verified \
-         after {tries} attempt(s)); {queued} users queued for the initial sync",
-        start.admin
-    ));
-    app.state.append_audit(&r)?;
-    tracing::info!(company = %start.company, %tenant, queued, "company connected");
-    Ok(())
+) -> Result<usize, ConnectError> {
+    let policy = app.policy();
+    let how = format!(
+        "through Microsoft admin consent (token and Graph read verified after {tries} attempt(s))"
+    );
+    let proof = Proof::Verified {
+        graph: &app.parts.graph,
+        how,
+    };
+    app.connections(&policy)
+        .connect(start.company, tenant, &start.admin, proof)
+        .await
 }
 
 /// `POST /disconnect?company&admin&exp&sig`: the Store's Disconnect button.
@@ -242,11 +233,11 @@ pub(crate) async fn disconnect(
 ) -> Result<Response, HttpError> {
     let link = verify_link(&app, query)?;
     let by = format!("{} (Plumm Store)", link.admin);
-    let dropped = crate::startup::disconnect(&app.settings, link.company, &by)
+    let dropped = disconnect_company(app.state(), link.company, &by)
         .map_err(|e| HttpError::Internal(e.to_string()))?;
     let location = match dropped {
         Some(n) => {
-            tracing::info!(company = %link.company, dropped = n, "company disconnected from the Store");
+            tracing::debug!(company = %link.company, dropped = n, "disconnected from the Store");
             app.disconnected_url(link.company, true)
         }
         None => app.disconnected_url(link.company, false),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::configuration::StoreKey;
 use crate::domain::{CompanyId, Email};
+use crate::http::StoreKey;
 
 type HmacSha256 = Hmac<Sha256>;
 

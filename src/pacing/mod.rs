@@ -6,6 +6,9 @@
 //! above 80%.
 pub mod core;
 pub mod limits;
+mod settings;
+
+pub use settings::{PacingSettings, TenantPacing};
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-use super::plan::{plan_listed, Item, Known, Listed, Policy, Verdict};
+use super::plan::{plan_listed, Item, Known, Listed, Rules, Verdict};
 use super::report::CompanyReport;
 use super::run::{Action, Planned};
 use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
@@ -20,7 +20,7 @@ pub(super) struct PageCtx<'a> {
     pub(super) plumm: &'a Mutex<PlummDb>,
     pub(super) company: CompanyId,
     pub(super) tenant: &'a TenantId,
-    pub(super) policy: &'a Policy<'a>,
+    pub(super) policy: &'a Rules<'a>,
     pub(super) select: &'a [String],
 }
 
@@ -165,7 +165,7 @@ fn planned_known(
     u: &PlummUser,
     other: Option<String>,
     l: &Listed,
-    policy: &Policy<'_>,
+    policy: &Rules<'_>,
     planned: &mut Planned,
     report: &mut CompanyReport,
 ) {

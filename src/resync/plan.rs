@@ -122,9 +122,10 @@ impl Item {
     }
 }
 
-/// The policy a plan follows.
+/// The part of the policy in force ([`crate::engine::Policy`]) a plan
+/// follows, borrowed for one company's run.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy<'a> {
+pub struct Rules<'a> {
     pub mapping: &'a Mapping,
     pub upn_domain: Option<&'a str>,
     pub on_delete: OnDelete,
@@ -183,7 +184,7 @@ pub enum Known<'a> {
 }
 
 /// A listed Entra user -> its line of the plan.
-pub fn plan_listed(entra: &Listed, known: Known<'_>, policy: &Policy<'_>) -> Item {
+pub fn plan_listed(entra: &Listed, known: Known<'_>, policy: &Rules<'_>) -> Item {
     match known {
         Known::Linked { user, upn_fallback } => {
             converge_item(Verdict::Update, user, entra, upn_fallback, policy)
@@ -264,7 +265,7 @@ pub enum Unlisted {
 }
 
 /// A Plumm user the listing did not show -> its line of the plan.
-pub fn plan_unlisted(user: &PlummUser, how: Unlisted, policy: &Policy<'_>) -> Item {
+pub fn plan_unlisted(user: &PlummUser, how: Unlisted, policy: &Rules<'_>) -> Item {
     if let Err(invalid) = desired_user(user, policy.mapping, UpnSource::EmailDomain) {
         return Item::new(Verdict::Reported, Some(user), &user.email)
             .note(format!("cannot be synced: {invalid}"));
@@ -298,7 +299,7 @@ fn converge_item(
     user: &PlummUser,
     entra: &Listed,
     upn_fallback: bool,
-    policy: &Policy<'_>,
+    policy: &Rules<'_>,
 ) -> Item {
     let upn = match (policy.upn_domain, upn_fallback) {
         (Some(d), true) => UpnSource::Fallback(d),

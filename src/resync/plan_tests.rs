@@ -32,8 +32,8 @@ fn listed_as(u: &PlummUser, m: &Mapping) -> Listed {
     }
 }
 
-fn policy(m: &Mapping, on_delete: OnDelete) -> Policy<'_> {
-    Policy {
+fn policy(m: &Mapping, on_delete: OnDelete) -> Rules<'_> {
+    Rules {
         mapping: m,
         upn_domain: None,
         on_delete,

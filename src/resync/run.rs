@@ -10,17 +10,18 @@
 //! Entra's actual state and corrects drift made in Entra. Users already in
 //! sync are not queued: a resync of an in-sync tenant writes nothing.
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::brake;
-use super::plan::{plan_unlisted, Item, Policy, Unlisted, Verdict};
+use super::plan::{plan_unlisted, Item, Rules, Unlisted, Verdict};
 use super::report::{BrakeNote, CompanyReport, ItemOut, Trigger};
-use crate::configuration::Settings;
 use crate::domain::{CompanyId, EntraObjectId, PlummStatus, PlummUser, PlummUserId};
+use crate::engine::brake::{self, BrakeSettings};
 use crate::engine::matching::{select_list, MatchError, Matcher};
+use crate::engine::{Policy, PolicyRx};
 use crate::graph::GraphClient;
 use crate::pacing::Priority;
 use crate::plan::Props;
@@ -41,11 +42,23 @@ pub struct RunOptions {
 
 /// What a resync needs; cheap to share between runs.
 pub struct Resync {
-    pub settings: Arc<Settings>,
+    pub plumm_database: PathBuf,
+    /// The policy in force; each company's run reads it once, at its start.
+    pub policy: PolicyRx,
     pub state: Arc<StateDb>,
     pub graph: Arc<GraphClient>,
     /// The dispatcher's wake-up, when a daemon runs one.
     pub wake: Option<Arc<Notify>>,
+}
+
+/// What planning the Plumm users the listing did not show needs.
+struct UnlistedCtx<'a> {
+    plumm: &'a Mutex<PlummDb>,
+    rules: &'a Rules<'a>,
+    /// An account this daemon created less recently than this may just not
+    /// be replicated yet.
+    young: std::time::Duration,
+    listing_started: &'a str,
 }
 
 /// A plan line that needs applying, with what applying needs.
@@ -111,13 +124,13 @@ impl Resync {
         opts: RunOptions,
         report: &mut CompanyReport,
     ) -> Result<(), MatchError> {
-        let s = &self.settings;
-        let plumm = Mutex::new(PlummDb::open(&s.plumm.database)?);
-        let policy = Policy {
+        let s: Arc<Policy> = self.policy.borrow().clone();
+        let plumm = Mutex::new(PlummDb::open(&self.plumm_database)?);
+        let policy = Rules {
             mapping: &s.mapping,
-            upn_domain: s.sync.upn_domain.as_deref(),
-            on_delete: s.sync.on_delete,
-            revoke_on_suspend: s.sync.revoke_sessions_on_suspend,
+            upn_domain: s.upn_domain.as_deref(),
+            on_delete: s.on_delete,
+            revoke_on_suspend: s.revoke_sessions_on_suspend,
         };
         let listing_started = now_text();
         let mut planned = Planned::default();
@@ -125,7 +138,7 @@ impl Resync {
             graph: &self.graph,
             state: &self.state,
             plumm: &plumm,
-            retry: &s.sync.retry,
+            retry: &s.retry,
             mapping: &s.mapping,
         };
         let select = select_list(&s.mapping);
@@ -143,16 +156,15 @@ impl Resync {
                 Ok(ctx.plan_page(page, &mut planned, report)?)
             })
             .await?;
-        self.plan_unlisted(
-            conn,
-            &plumm,
-            &policy,
-            &listing_started,
-            &mut planned,
-            report,
-        )?;
+        let unlisted = UnlistedCtx {
+            plumm: &plumm,
+            rules: &policy,
+            young: s.replication_timeout,
+            listing_started: &listing_started,
+        };
+        self.plan_unlisted(conn, unlisted, &mut planned, report)?;
 
-        let held = self.brake_check(conn.company, opts, &planned, report)?;
+        let held = self.brake_check(&s.brake, conn.company, opts, &planned, report)?;
         if !opts.dry_run {
             report.queued = self.apply(conn, &planned, held)?;
             if opts.allow_mass_deprovision {
@@ -176,14 +188,12 @@ impl Resync {
     fn plan_unlisted(
         &self,
         conn: &TenantConnection,
-        plumm: &Mutex<PlummDb>,
-        policy: &Policy<'_>,
-        listing_started: &str,
+        u: UnlistedCtx<'_>,
         planned: &mut Planned,
         report: &mut CompanyReport,
     ) -> Result<(), StoreError> {
-        let young = self.settings.sync.replication_timeout;
-        let mut guard = plumm.lock().unwrap_or_else(PoisonError::into_inner);
+        let (young, listing_started, policy) = (u.young, u.listing_started, u.rules);
+        let mut guard = u.plumm.lock().unwrap_or_else(PoisonError::into_inner);
         report.plumm_users = for_each_company_user(guard.connection(), conn.company, |u| {
             if planned.seen.contains(&u.id) {
                 return Ok(());
@@ -223,6 +233,7 @@ impl Resync {
     /// (or it is already held), unless the admin allowed them.
     fn brake_check(
         &self,
+        b: &BrakeSettings,
         company: CompanyId,
         opts: RunOptions,
         planned: &Planned,
@@ -236,7 +247,6 @@ impl Resync {
         if opts.allow_mass_deprovision {
             return Ok(false);
         }
-        let b = &self.settings.sync.brake;
         let reason = match self.state.brake(company)?.filter(|b| b.is_held()) {
             Some(existing) => existing.reason.unwrap_or_default(),
             None => {

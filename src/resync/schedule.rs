@@ -51,3 +51,10 @@ mod tests {
         assert!(parse("nightly").is_err());
     }
 }
+
+/// The resync settings fixed at start.
+#[derive(Debug, Clone, Default)]
+pub struct ResyncSettings {
+    /// When full resyncs run by themselves (six-field cron, UTC); `None`: never.
+    pub reconcile_schedule: Option<String>,
+}

@@ -25,6 +25,21 @@ pub use state::{
     Quarantine, StateDb,
 };
 
+/// `[plumm]`: Plumm's database.
+#[derive(Debug, Clone)]
+pub struct PlummSettings {
+    pub database: std::path::PathBuf,
+    /// How often `PRAGMA data_version` is sampled: a cheap read of shared
+    /// memory, so a few milliseconds keeps the end-to-end latency low.
+    pub poll_interval: Duration,
+}
+
+/// `[state]`: the daemon's own database.
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub database: std::path::PathBuf,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]

@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{now_text, time_text, Context, StateDb, StoreError};
-use crate::configuration::Settings;
 
 /// How often the job looks for rows past retention.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -73,16 +72,16 @@ impl StateDb {
     }
 }
 
-/// Runs the retention job until `shutdown` turns true. The retention period
-/// is read from the current settings each time, so a reload applies.
+/// Runs the retention job until `shutdown` turns true. `retention` is
+/// asked before each pass, so a reloaded policy applies.
 pub fn spawn(
     state: Arc<StateDb>,
-    settings: watch::Receiver<Arc<Settings>>,
+    retention: impl Fn() -> Duration + Send + 'static,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let retention = settings.borrow().audit.retention;
+            let retention = retention();
             match state.prune_audit(retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "audit log pruned past retention"),

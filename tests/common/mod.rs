@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use entra_daemon::configuration::Settings;
-use entra_daemon::startup;
+use entra_daemon::daemon;
 use entra_daemon::store::migrate::PLUMM_USERS_FIXTURE;
 
 /// Polls `cond` every few milliseconds; fails the test with `what` if it
@@ -27,5 +27,5 @@ pub fn prepare_databases(settings: &Settings) {
     conn.execute_batch(PLUMM_USERS_FIXTURE)
         .expect("users table");
     drop(conn);
-    startup::migrate(settings).expect("migrate");
+    daemon::migrate(settings).expect("migrate");
 }

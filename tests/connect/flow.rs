@@ -65,8 +65,7 @@ async fn a_forged_or_tampered_link_is_refused_and_stores_nothing() {
         good.replace("company=1", "company=2"),
         format!("{}{}", &good[..good.len() - 64], "0".repeat(64)),
         sign_query(
-            &entra_daemon::configuration::StoreKey::new("another-key-another-key-another-key")
-                .unwrap(),
+            &entra_daemon::http::StoreKey::new("another-key-another-key-another-key").unwrap(),
             CONTOSO,
             "store.admin@plumm.example",
             now() + 300,

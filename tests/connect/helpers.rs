@@ -7,14 +7,15 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use entra_daemon::configuration::{Settings, StoreKey};
+use entra_daemon::configuration::Settings;
+use entra_daemon::daemon::{self, StartupError};
 use entra_daemon::emulator::{
     self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, RunningEmulator,
     SeedUser, TenantSize, TenantSpec,
 };
 use entra_daemon::engine::RunReport;
 use entra_daemon::http::signed::sign_query;
-use entra_daemon::startup::{self, StartupError};
+use entra_daemon::http::StoreKey;
 use entra_daemon::store::migrate::PLUMM_USERS_FIXTURE;
 use entra_daemon::store::{AuditFilter, AuditRow, PlummDb, StateDb};
 use tokio::sync::watch;
@@ -201,9 +202,9 @@ consent_retry_interval = "20ms"
         std::fs::write(&config_path, toml).expect("config");
         let settings = Settings::load(&config_path).expect("settings");
         seed_plumm(&settings);
-        startup::migrate(&settings).expect("migrate");
+        daemon::migrate(&settings).expect("migrate");
         let (tx, rx) = watch::channel(false);
-        let started = startup::start(settings.clone(), rx, None)
+        let started = daemon::start(daemon::Run::new(settings.clone(), rx))
             .await
             .expect("start the daemon");
         let server = started.http.expect("the connect server runs");

@@ -26,7 +26,7 @@ async fn call(app: &Arc<App>, method: &str, uri: &str) -> axum::response::Respon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_redirects_to_admin_consent_with_a_fresh_state_and_hardened_headers() {
     let mut test = ConnectApp::spawn().await;
-    let app = App::new(Arc::new(test.settings.clone()), BASE.into()).unwrap();
+    let app = entra_daemon::daemon::connect_app(&test.settings, BASE.into()).unwrap();
     assert_eq!(app.redirect_uri(), format!("{BASE}/oauth/callback"));
     let uri = format!("/connect?{}", test.signed(CONTOSO, "ada@plumm.example"));
     let r = call(&app, "GET", &uri).await;

@@ -1,10 +1,9 @@
 //! The admin UI's read API: signed with the Store key, bound to one company.
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use entra_daemon::http::api::authorization;
-use entra_daemon::http::{router, App};
+use entra_daemon::http::router;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
@@ -28,8 +27,8 @@ impl Api {
         app.hire(CONTOSO, "bad+one@contoso.com");
         app.hire(FABRIKAM, "lidia@fabrikam.com");
         assert_eq!(app.cli(&["run", "--once"]).await.status.code(), Some(2));
-        let server =
-            App::new(Arc::new(app.settings.clone()), "http://127.0.0.1:1".into()).expect("app");
+        let server = entra_daemon::daemon::connect_app(&app.settings, "http://127.0.0.1:1".into())
+            .expect("app");
         Self {
             routes: router(server),
             app,
@@ -87,7 +86,7 @@ async fn only_requests_signed_for_that_company_and_path_are_answered() {
             .await,
     );
     // Another key.
-    let other = entra_daemon::configuration::StoreKey::new(&"0".repeat(32)).unwrap();
+    let other = entra_daemon::http::StoreKey::new(&"0".repeat(32)).unwrap();
     refused(
         api.send(
             path,

@@ -6,13 +6,14 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entra_daemon::configuration::{Settings, StoreKey};
+use entra_daemon::configuration::Settings;
+use entra_daemon::daemon;
 use entra_daemon::domain::{CompanyId, TenantId};
 use entra_daemon::emulator::{
     self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, Fault, FaultKind,
     RunningEmulator, TenantSize, TenantSpec,
 };
-use entra_daemon::startup;
+use entra_daemon::http::StoreKey;
 use entra_daemon::store::{PlummDb, StateDb};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -140,7 +141,7 @@ format = "{format}"
 
     /// Connects a company through the CLI's code path (token + Graph read).
     pub async fn connect(&self, company: i64, tenant: &str) {
-        startup::connect(
+        daemon::connect(
             &self.settings,
             CompanyId(company),
             &TenantId::parse(tenant).expect("tenant"),

@@ -377,7 +377,7 @@ async fn a_resync_deprovisions_an_account_a_lost_create_left_behind() {
     app.control.clear_faults();
     // The company disconnects (its pending work is dropped) and the person
     // leaves while nothing syncs; then the company connects again.
-    entra_daemon::startup::disconnect(
+    entra_daemon::daemon::disconnect(
         &app.settings,
         entra_daemon::domain::CompanyId(CONTOSO),
         "test",

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use entra_daemon::configuration::Settings;
+use entra_daemon::daemon;
 use entra_daemon::domain::{CompanyId, TenantId};
 use entra_daemon::emulator::{
     self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, Fault, FaultKind,
     LoggedRequest, RunningEmulator, SeedUser, TenantSize, TenantSpec, ThrottleConfig,
 };
 use entra_daemon::engine::RunReport;
-use entra_daemon::startup;
 use entra_daemon::store::{AuditFilter, AuditRow, PlummDb, StateDb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,7 +65,7 @@ impl Default for Options {
 
 type RunningDaemon = (
     watch::Sender<bool>,
-    JoinHandle<Result<RunReport, startup::StartupError>>,
+    JoinHandle<Result<RunReport, daemon::StartupError>>,
 );
 
 pub struct TestApp {
@@ -172,7 +172,7 @@ drain_timeout = "2s"
 
     /// Connects a company through the CLI's code path (token + Graph read verified).
     pub async fn connect(&self, company: i64, tenant: &str) {
-        startup::connect(
+        daemon::connect(
             &self.settings,
             CompanyId(company),
             &TenantId::parse(tenant).expect("tenant"),
@@ -218,7 +218,7 @@ drain_timeout = "2s"
     pub fn start_daemon(&mut self) {
         let (tx, rx) = watch::channel(false);
         let settings = self.settings.clone();
-        let handle = tokio::spawn(async move { startup::run(settings, false, rx, None).await });
+        let handle = tokio::spawn(async move { daemon::run(daemon::Run::new(settings, rx)).await });
         self.daemon = Some((tx, handle));
     }
 
@@ -231,7 +231,7 @@ drain_timeout = "2s"
     /// `run --once` in-process.
     pub async fn run_once(&self) -> RunReport {
         let (_tx, rx) = watch::channel(false);
-        startup::run(self.settings.clone(), true, rx, None)
+        daemon::run_once(daemon::Run::new(self.settings.clone(), rx))
             .await
             .expect("run --once")
     }

@@ -493,7 +493,9 @@ async fn a_second_daemon_on_the_same_state_is_refused() {
     )
     .await;
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let second = entra_daemon::startup::run(app.settings.clone(), true, rx, None).await;
+    let second =
+        entra_daemon::daemon::run_once(entra_daemon::daemon::Run::new(app.settings.clone(), rx))
+            .await;
     let err = second.expect_err("refused").to_string();
     assert!(err.contains("already running"), "{err}");
     app.stop_daemon().await;

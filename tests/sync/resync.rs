@@ -6,10 +6,10 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use entra_daemon::daemon;
 use entra_daemon::domain::CompanyId;
 use entra_daemon::emulator::{Fault, FaultKind};
 use entra_daemon::engine::RunReport;
-use entra_daemon::startup;
 use entra_daemon::store::AuditRow;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -143,9 +143,9 @@ fn start(app: &TestApp) -> Daemon {
     let settings = app.settings.clone();
     let signal = usr1.clone();
     let handle = tokio::spawn(async move {
-        startup::run_with(settings, false, rx, None, signal, None)
-            .await
-            .expect("daemon")
+        let mut run = daemon::Run::new(settings, rx);
+        run.resync_signal = signal;
+        daemon::run(run).await.expect("daemon")
     });
     (tx, usr1, handle)
 }

@@ -56,7 +56,7 @@ impl Job<'_> {
         match self.lookup(&intent.upn, &intent.mail).await? {
             Err(c) => Ok(Some(c)),
             Ok(Some(found)) => self.adopt_intended(found, intent),
-            Ok(None) if age(&intent.created_at) < self.s.sync.replication_timeout => {
+            Ok(None) if age(&intent.created_at) < self.s.replication_timeout => {
                 let mut r = self.ctx.record(Action::Lookup, Outcome::Retry);
                 r.detail = Some(format!(
                     "a create sent at {} as {} got no answer and Entra shows no such user yet \

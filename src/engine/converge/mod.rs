@@ -9,12 +9,10 @@ mod upsert;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::retry::CallFailed;
 use super::UserCtx;
-use crate::configuration::Settings;
 use crate::domain::PlummUser;
+use crate::engine::{Policy, PolicyRx};
 use crate::graph::{Failure, GraphClient, Sent};
 use crate::mapping::{desired_user, DesiredUser, InvalidUser, UpnSource};
 use crate::plan::Action;
@@ -48,12 +46,13 @@ pub struct Converger {
     /// converged to what Plumm holds now, never to an older snapshot.
     pub plumm: Mutex<PlummDb>,
     pub graph: Arc<GraphClient>,
-    pub settings: watch::Receiver<Arc<Settings>>,
+    /// The policy in force; read once per change.
+    pub policy: PolicyRx,
 }
 
 impl Converger {
     pub async fn converge(&self, entry: &PendingEntry) -> Result<Converged, StoreError> {
-        let settings = self.settings.borrow().clone();
+        let policy = self.policy.borrow().clone();
         let user = match entry.kind {
             PendingKind::Upsert => {
                 let live = self
@@ -117,7 +116,7 @@ impl Converger {
             state: &self.state,
         };
         let job = Job {
-            s: &settings,
+            s: &policy,
             graph: &self.graph,
             ctx: &ctx,
             user: &user,
@@ -179,7 +178,7 @@ impl Converger {
 
 /// One user's convergence: settings, Graph, who it is for, and Plumm's row.
 struct Job<'a> {
-    s: &'a Settings,
+    s: &'a Policy,
     graph: &'a GraphClient,
     ctx: &'a UserCtx<'a>,
     user: &'a PlummUser,
@@ -196,7 +195,7 @@ impl Job<'_> {
     }
 
     fn desired(&self, fallback: bool) -> Result<DesiredUser, InvalidUser> {
-        let upn = match (&self.s.sync.upn_domain, fallback) {
+        let upn = match (&self.s.upn_domain, fallback) {
             (Some(d), true) => UpnSource::Fallback(d),
             _ => UpnSource::EmailDomain,
         };
@@ -214,7 +213,7 @@ impl Job<'_> {
     ) -> (Result<(Sent, u32), (CallFailed, u32)>, bool) {
         super::retry::call(
             self.graph,
-            &self.s.sync.retry,
+            &self.s.retry,
             self.ctx,
             action,
             request,

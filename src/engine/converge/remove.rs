@@ -102,7 +102,7 @@ impl Job<'_> {
         // Right after a create Graph may answer 404 until the object has
         // replicated: retried like an update, never taken as "already gone"
         // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
-        let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
+        let young = link.created_by_us && age(&link.linked_at) < self.s.replication_timeout;
         if link.verify_first {
             match self.read_back(&mut link, young).await? {
                 ReadBack::Read => {}
@@ -110,8 +110,8 @@ impl Job<'_> {
                 ReadBack::Stop(c) => return Ok(Ok(c)),
             }
         }
-        let on_delete = self.s.sync.on_delete;
-        let revoke = self.s.sync.revoke_sessions_on_suspend;
+        let on_delete = self.s.on_delete;
+        let revoke = self.s.revoke_sessions_on_suspend;
         let plan = plan_removal(on_delete, &link.pushed, revoke);
         // Suspended earlier, but the sign-out did not go through yet.
         let owed = link.revoke_owed && on_delete != OnDelete::Ignore;

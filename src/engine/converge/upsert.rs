@@ -83,7 +83,7 @@ impl Job<'_> {
         // Right after a create, Graph may answer 404 until the new user has
         // replicated: that is a reason to wait, not proof the user is gone
         // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
-        let young = link.created_by_us && age(&link.linked_at) < self.s.sync.replication_timeout;
+        let young = link.created_by_us && age(&link.linked_at) < self.s.replication_timeout;
         if link.verify_first {
             // An earlier write's outcome is unknown: `pushed` may be wrong
             // either way (accountEnabled above all), so Entra decides.
@@ -93,11 +93,7 @@ impl Job<'_> {
                 ReadBack::Stop(c) => return Ok(Step::Finished(c)),
             }
         }
-        let plan = plan_update(
-            &link.pushed,
-            desired,
-            self.s.sync.revoke_sessions_on_suspend,
-        );
+        let plan = plan_update(&link.pushed, desired, self.s.revoke_sessions_on_suspend);
         // Suspended earlier, signed out not yet; a rehire owes no sign-out.
         let owed = link.revoke_owed && !desired.account_enabled;
         if plan.action == Action::Nothing && link.upn_fallback == fallback && !owed {
@@ -137,9 +133,7 @@ impl Job<'_> {
                 }
                 Err((f, n)) => match f.failure() {
                     Some(Failure::NotFound) if !young => return self.vanished(link),
-                    Some(Failure::UnverifiedDomain)
-                        if !fallback && self.s.sync.upn_domain.is_some() =>
-                    {
+                    Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
                         return Ok(Step::UseFallback(Some(link)))
                     }
                     _ => return self.failed(plan.action, f, n).map(Step::Finished),
@@ -271,9 +265,7 @@ impl Job<'_> {
                     self.ctx.audit(&r);
                     self.await_visible(desired, property).await
                 }
-                Some(Failure::UnverifiedDomain)
-                    if !fallback && self.s.sync.upn_domain.is_some() =>
-                {
+                Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
                     Ok(Step::UseFallback(None))
                 }
                 Some(Failure::UnverifiedDomain) => {
@@ -300,8 +292,8 @@ impl Job<'_> {
         desired: &DesiredUser,
         property: &str,
     ) -> Result<Step, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.s.sync.replication_timeout;
-        let mut wait = self.s.sync.retry.initial;
+        let deadline = tokio::time::Instant::now() + self.s.replication_timeout;
+        let mut wait = self.s.retry.initial;
         loop {
             match self
                 .lookup(&desired.user_principal_name, &desired.mail)
@@ -322,7 +314,7 @@ impl Job<'_> {
                 return self.park(Action::Create, None, reason).map(Step::Finished);
             }
             tokio::time::sleep(wait.min(deadline - now)).await;
-            wait = (wait * 2).min(self.s.sync.retry.max);
+            wait = (wait * 2).min(self.s.retry.max);
         }
     }
 }

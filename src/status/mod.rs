@@ -1,21 +1,20 @@
 //! Where each company stands: `entra-daemon status`, `/metrics` and the
-//! admin API all read it from here.
+//! admin API all read it from here ([`gauges`] for `/metrics`, [`audit`]
+//! for the audit log as a table).
 //!
 //! "Needs attention" is built from a list of [`SOURCES`], each looking at
 //! one company; a new reason (e.g. a held mass-deprovision brake) is one
 //! more function in that list.
-use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::configuration::Settings;
+pub mod audit;
+pub mod gauges;
+
 use crate::domain::CompanyId;
 use crate::store::reports::LastError;
 use crate::store::{since, StateDb, StoreError};
-
-/// `status` exit code when something needs attention (1 is an error).
-pub const EXIT_ATTENTION: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -207,21 +206,4 @@ pub fn text(r: &Report) -> String {
         ));
     }
     out
-}
-
-/// `entra-daemon status [--json]`: exit 0 when all is well, 2 when something
-/// needs attention.
-pub fn command(settings: &Settings, json: bool) -> anyhow::Result<ExitCode> {
-    let state = crate::startup::open_state(settings)?;
-    let r = report(&state)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        print!("{}", text(&r));
-    }
-    Ok(if r.needs_attention.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_ATTENTION)
-    })
 }

@@ -15,7 +15,7 @@ use crate::emulator::{
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
 use crate::support::scratch;
-use crate::{new_guid, startup};
+use crate::{daemon, new_guid};
 
 pub(super) struct TenantPlan {
     pub company: i64,
@@ -106,7 +106,7 @@ impl Rig {
         let conn = rusqlite::Connection::open(&settings.plumm.database)?;
         conn.execute_batch(PLUMM_USERS_FIXTURE)?;
         drop(conn);
-        startup::migrate(&settings)?;
+        daemon::migrate(&settings)?;
         Ok(Self {
             _scratch: scratch,
             _emu: emu,
@@ -146,7 +146,7 @@ impl Rig {
 
     pub(super) async fn connect(&self, company: i64, tenant: &str) -> anyhow::Result<()> {
         let tenant = TenantId::parse(tenant)?;
-        startup::connect(&self.settings, CompanyId(company), &tenant, true, "bench").await?;
+        daemon::connect(&self.settings, CompanyId(company), &tenant, true, "bench").await?;
         Ok(())
     }
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use anyhow::{bail, Context as _};
 use url::Url;
 
-use crate::configuration::StoreKey;
 use crate::http::signed::sign_query;
+use crate::http::StoreKey;
 
 fn location(r: &reqwest::Response) -> anyhow::Result<Url> {
     let raw = r

@@ -126,7 +126,7 @@ pub(super) fn final_table(
         for user in obs.plumm.company_users(*company)? {
             let link = obs.state.link(user.id)?;
             let upn = match (
-                &settings.sync.upn_domain,
+                &settings.policy.upn_domain,
                 link.as_ref().is_some_and(|l| l.upn_fallback),
             ) {
                 (Some(d), true) => UpnSource::Fallback(d),
@@ -150,7 +150,7 @@ pub(super) fn final_table(
                 ),
                 None => ("-", String::new()),
             };
-            let result = match (desired_user(&user, &settings.mapping, upn), found) {
+            let result = match (desired_user(&user, &settings.policy.mapping, upn), found) {
                 (Err(_), None) if parked.contains_key(&user.id.0) => {
                     format!("parked: {}", parked[&user.id.0])
                 }
@@ -210,6 +210,6 @@ pub(super) fn print_failures(state: &StateDb) -> anyhow::Result<()> {
         ..AuditFilter::default()
     })?;
     println!("\n== Audit failures (entra-daemon audit --failed)");
-    print!("{}", crate::commands::audit_table(&rows));
+    print!("{}", crate::status::audit::audit_table(&rows));
     Ok(())
 }

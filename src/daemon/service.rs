@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::configuration::{ConfigError, Settings};
+use crate::engine::Policy;
 use crate::store::StateDb;
 
 fn notify(states: &[NotifyState<'_>]) {
@@ -53,12 +54,33 @@ pub fn supervise(state: Arc<StateDb>, mut shutdown: watch::Receiver<bool>) -> Jo
 
 /// A configuration for `SIGHUP`: the file must be valid, and the credentials
 /// it names must be readable (a reload that would fail at the next token
-/// request is refused now, and the old configuration stays).
-pub fn reload(path: &Path) -> Result<Settings, ConfigError> {
+/// request is refused now, and the old configuration stays). Returns the new
+/// policy, and the sections outside it that changed (they take effect on
+/// restart, and the log says so).
+pub fn reload(path: &Path, running: &Settings) -> Result<(Policy, Vec<&'static str>), ConfigError> {
     let new = Settings::load(path)?;
     new.credential()?;
     if let Some(http) = &new.http {
         http.signing_key()?;
     }
-    Ok(new)
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let fixed: [(&'static str, bool); 8] = [
+        ("[plumm]", differs(&new.plumm, &running.plumm)),
+        ("[state]", differs(&new.state, &running.state)),
+        ("[entra]", differs(&new.entra, &running.entra)),
+        (
+            "[sync] pools, $batch and probes",
+            differs(&new.sync, &running.sync),
+        ),
+        (
+            "[sync] reconcile_schedule",
+            differs(&new.resync, &running.resync),
+        ),
+        ("[pacing]", differs(&new.pacing, &running.pacing)),
+        ("[log]", differs(&new.log, &running.log)),
+        ("[http]", differs(&new.http, &running.http)),
+    ];
+    let changed = fixed.iter().filter(|(_, d)| *d).map(|(s, _)| *s).collect();
+    Ok((new.policy, changed))
 }

@@ -2,6 +2,8 @@
 //! daemon's.
 use std::path::Path;
 
+pub mod telemetry;
+
 /// A random GUID (RFC 4122 version 4), as Graph's `client-request-id` and
 /// the emulator's object ids use.
 pub fn new_guid() -> String {

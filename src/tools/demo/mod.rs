@@ -21,7 +21,7 @@ use crate::emulator::{self, AppRegistration, EmulatorConfig, SeedUser, TenantSiz
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
 use crate::support::scratch;
-use crate::{new_guid, startup};
+use crate::{daemon, new_guid};
 use people::{CONTOSO, CONTOSO_TENANT, DAY, FABRIKAM, FABRIKAM_TENANT, PEOPLE};
 
 pub async fn run() -> anyhow::Result<ExitCode> {
@@ -100,14 +100,14 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     )?;
     let settings = Settings::load(&config_path)?;
     seed_plumm(&settings.plumm.database)?;
-    startup::migrate(&settings)?;
+    daemon::migrate(&settings)?;
     println!(
         "plumm      {} people in 2 companies; outbox triggers installed",
         PEOPLE.len()
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let daemon = startup::start(settings.clone(), stop_rx, None).await?;
+    let daemon = daemon::start(daemon::Run::new(settings.clone(), stop_rx)).await?;
     let server = daemon.http.as_ref().context("the demo configures [http]")?;
     let connect_base = server.public_base.clone();
     control.add_redirect_uri(&client_id, &format!("{connect_base}/oauth/callback"));

@@ -75,7 +75,8 @@ impl Naive {
         settings: &Settings,
         user: &crate::domain::PlummUser,
     ) -> anyhow::Result<()> {
-        let Ok(desired) = desired_user(user, &settings.mapping, UpnSource::EmailDomain) else {
+        let Ok(desired) = desired_user(user, &settings.policy.mapping, UpnSource::EmailDomain)
+        else {
             self.stats.errors += 1;
             return Ok(());
         };

@@ -3,17 +3,16 @@
 //! the work itself and drains what it queued like `run --once`.
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::report::{table, CompanyReport, Trigger};
-use super::run::{Resync, RunOptions};
-use super::service::Answer;
 use crate::configuration::Settings;
+use crate::daemon;
 use crate::domain::CompanyId;
-use crate::startup;
+use crate::resync::report::{table, CompanyReport, Trigger};
+use crate::resync::run::{Resync, RunOptions};
+use crate::resync::service::Answer;
 
 pub struct ResyncArgs {
     pub company: Option<i64>,
@@ -34,7 +33,7 @@ pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCo
         dry_run: a.dry_run,
         allow_mass_deprovision: a.allow_mass_deprovision,
     };
-    let state = startup::open_state(&settings)?;
+    let state = daemon::open_state(&settings)?;
     if let Some(c) = a.company {
         if state.connection(CompanyId(c))?.is_none() {
             anyhow::bail!("company {c} is not connected");
@@ -67,7 +66,7 @@ pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCo
 
 /// The daemon's lock, or `None` when a daemon holds it.
 fn try_lock(settings: &Settings) -> anyhow::Result<Option<std::fs::File>> {
-    Ok(startup::try_exclusive(settings)?)
+    Ok(daemon::try_exclusive(settings)?)
 }
 
 /// No daemon: plan and queue under the lock, then drain the queue.
@@ -77,10 +76,11 @@ async fn direct(
     opts: RunOptions,
     lock: std::fs::File,
 ) -> anyhow::Result<(Vec<CompanyReport>, Option<String>)> {
-    let state = startup::open_state(&settings)?;
+    let state = daemon::open_state(&settings)?;
     let resync = Resync {
-        graph: startup::graph_client(&settings)?,
-        settings: Arc::new(settings.clone()),
+        graph: daemon::graph_client(&settings)?,
+        plumm_database: settings.plumm.database.clone(),
+        policy: settings.policy.clone().fixed(),
         state: state.clone(),
         wake: None,
     };
@@ -99,12 +99,12 @@ async fn direct(
         return Ok((reports, None));
     }
     let (_tx, rx) = watch::channel(false);
-    let line = match startup::run(settings, true, rx, None).await {
+    let line = match daemon::run_once(daemon::Run::new(settings, rx)).await {
         Ok(r) => format!(
             "applied: {} done, {} parked, {} deferred, {} left pending",
             r.done, r.parked, r.deferred, r.left_pending
         ),
-        Err(startup::StartupError::Lock(_)) => {
+        Err(daemon::StartupError::Lock(_)) => {
             "queued; the daemon that just started applies the changes".into()
         }
         Err(e) => return Err(e.into()),
@@ -118,7 +118,7 @@ async fn ask_daemon(
     company: Option<i64>,
     opts: RunOptions,
 ) -> anyhow::Result<Vec<CompanyReport>> {
-    let state = startup::open_state(settings)?;
+    let state = daemon::open_state(settings)?;
     let id = state.request_resync(
         company.map(CompanyId),
         opts.dry_run,

@@ -7,12 +7,12 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::configuration::Settings;
+use crate::daemon;
 use crate::domain::{CompanyId, TenantId};
-use crate::startup;
-use crate::store::{time_text, AuditFilter, AuditRow};
+use crate::status::audit::audit_table;
+use crate::store::{time_text, AuditFilter};
 
-/// `run --once` exit code when some users were parked or must be retried.
-pub const EXIT_INCOMPLETE: u8 = 2;
+use super::EXIT_INCOMPLETE;
 
 pub async fn run(
     settings: Settings,
@@ -20,18 +20,24 @@ pub async fn run(
     once: bool,
 ) -> anyhow::Result<ExitCode> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (settings_tx, settings_rx) = watch::channel(Arc::new(settings.clone()));
+    let (policy_tx, policy_rx) = watch::channel(Arc::new(settings.policy.clone()));
     let resync = Arc::new(tokio::sync::Notify::new());
     let signals = tokio::spawn(handle_signals(
         shutdown_tx,
-        settings_tx,
-        config_path,
+        policy_tx,
+        (settings.clone(), config_path),
         resync.clone(),
     ));
+    let run = daemon::Run {
+        settings,
+        shutdown: shutdown_rx,
+        policy: Some(policy_rx),
+        resync_signal: resync,
+    };
     let report = if once {
-        startup::run(settings, once, shutdown_rx, Some(settings_rx)).await
+        daemon::run_once(run).await
     } else {
-        match startup::start_with(settings, shutdown_rx, Some(settings_rx), resync).await {
+        match daemon::start(run).await {
             Ok(started) => started.wait().await,
             Err(e) => Err(e),
         }
@@ -52,14 +58,13 @@ pub async fn run(
 }
 
 /// SIGTERM/SIGINT drain and stop; SIGHUP re-reads the configuration: a
-/// valid one's [sync] policy and [mapping] apply to the next change
-/// processed (paths, [entra], worker pools, retry timings and the secret on
-/// restart); an invalid one is refused with the reason and the old one stays.
-/// SIGUSR1 resyncs every connected company (see `resync`).
+/// valid one's policy ([`crate::engine::Policy`], the reload contract) is
+/// sent to every consumer; an invalid one is refused with the reason and
+/// the old one stays. SIGUSR1 resyncs every connected company.
 async fn handle_signals(
     shutdown: watch::Sender<bool>,
-    settings: watch::Sender<Arc<Settings>>,
-    config_path: std::path::PathBuf,
+    policy: watch::Sender<Arc<crate::engine::Policy>>,
+    (running, config_path): (Settings, std::path::PathBuf),
     resync: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -74,20 +79,14 @@ async fn handle_signals(
             // A storm of signals leaves one stored permit: the resync
             // service queues at most one more run per company anyway.
             _ = usr1.recv() => resync.notify_one(),
-            _ = hup.recv() => match crate::service::reload(&config_path) {
-                Ok(new) => {
-                    let old = settings.borrow().clone();
-                    if new.plumm.database != old.plumm.database
-                        || new.state.database != old.state.database
-                        || new.entra.client_id != old.entra.client_id
-                        || new.entra.graph_base_url != old.entra.graph_base_url
-                        || new.entra.authority_host != old.entra.authority_host
-                    {
-                        tracing::warn!("configuration reloaded; database paths and [entra] endpoints take effect on restart");
-                    } else {
-                        tracing::info!("configuration reloaded");
-                    }
-                    settings.send_replace(Arc::new(new));
+            _ = hup.recv() => match daemon::service::reload(&config_path, &running) {
+                Ok((new, fixed)) if fixed.is_empty() => {
+                    tracing::info!("configuration reloaded");
+                    policy.send_replace(Arc::new(new));
+                }
+                Ok((new, fixed)) => {
+                    tracing::warn!("configuration reloaded; {} changed and take(s) effect on restart", fixed.join(", "));
+                    policy.send_replace(Arc::new(new));
                 }
                 Err(e) => tracing::error!("configuration NOT reloaded, the previous one stays in force: {e}"),
             },
@@ -99,7 +98,7 @@ async fn handle_signals(
 }
 
 pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let (plumm, state) = startup::migrate(settings)?;
+    let (plumm, state) = daemon::migrate(settings)?;
     let say = |what: &str, v: &[i64]| {
         if v.is_empty() {
             println!("{what}: up to date");
@@ -125,7 +124,7 @@ pub async fn connect(
     verify: bool,
 ) -> anyhow::Result<()> {
     let tenant = TenantId::parse(tenant)?;
-    let queued = startup::connect(settings, CompanyId(company), &tenant, verify, "cli").await?;
+    let queued = daemon::connect(settings, CompanyId(company), &tenant, verify, "cli").await?;
     println!(
         "company {company} connected to tenant {tenant}; {queued} users queued for the initial sync"
     );
@@ -136,7 +135,7 @@ pub async fn connect(
 }
 
 pub fn disconnect(settings: &Settings, company: i64) -> anyhow::Result<ExitCode> {
-    match startup::disconnect(settings, CompanyId(company), "cli")? {
+    match daemon::disconnect(settings, CompanyId(company), "cli")? {
         Some(n) => {
             println!("company {company} disconnected; {n} pending changes dropped; nothing was deleted in Entra");
             Ok(ExitCode::SUCCESS)
@@ -160,7 +159,7 @@ pub struct AuditArgs {
 }
 
 pub fn audit(settings: &Settings, a: AuditArgs) -> anyhow::Result<()> {
-    let state = startup::open_state(settings)?;
+    let state = daemon::open_state(settings)?;
     if a.runs {
         // Full resyncs only: one summary row per run.
         let rows = state.resync_runs(a.company.map(CompanyId), a.limit)?;
@@ -198,42 +197,4 @@ pub fn audit(settings: &Settings, a: AuditArgs) -> anyhow::Result<()> {
         print!("{}", audit_table(&rows));
     }
     Ok(())
-}
-
-/// A plain-text table, one row per audit entry, widest-first columns last.
-pub fn audit_table(rows: &[AuditRow]) -> String {
-    if rows.is_empty() {
-        return "no audit rows match\n".into();
-    }
-    let mut out = format!(
-        "{:<24} {:>7} {:>6} {:<28} {:<10} {:<8} {:>4}  {}\n",
-        "time", "company", "user", "email", "action", "outcome", "http", "details"
-    );
-    for r in rows {
-        let mut details = Vec::new();
-        if let Some(c) = &r.error_code {
-            details.push(c.clone());
-        }
-        if let Some(m) = &r.error_message {
-            details.push(m.clone());
-        }
-        if let Some(d) = &r.detail {
-            details.push(d.clone());
-        }
-        if let Some(id) = &r.request_id {
-            details.push(format!("request-id {id}"));
-        }
-        out.push_str(&format!(
-            "{:<24} {:>7} {:>6} {:<28} {:<10} {:<8} {:>4}  {}\n",
-            r.at,
-            r.company_id.map(|c| c.to_string()).unwrap_or_default(),
-            r.plumm_user_id.map(|c| c.to_string()).unwrap_or_default(),
-            r.email.clone().unwrap_or_default(),
-            r.action,
-            r.outcome,
-            r.http_status.map(|c| c.to_string()).unwrap_or_default(),
-            details.join(" | ")
-        ));
-    }
-    out
 }

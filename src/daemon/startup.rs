@@ -1,19 +1,20 @@
-//! Wires settings into a running daemon: databases, Graph client, watcher,
-//! dispatcher. Also the one-shot operations the CLI offers.
+//! Builds the daemon from its settings and runs it: the lock, the
+//! databases, the Graph client, the watcher, the dispatcher, the resync
+//! service, the connect server and the background jobs.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
 
 use crate::configuration::Settings;
+use crate::connections::{verify_tenant, ConnectError, Connections, Proof};
 use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
-use crate::engine::matching::Matcher;
-use crate::engine::{Converger, Dispatcher, Ingestor, RunReport};
-use crate::graph::{request, GraphClient, TokenProvider};
-use crate::pacing::{Pacer, Priority};
+use crate::engine::{Converger, Dispatcher, Ingestor, PolicyRx, RunReport};
+use crate::graph::{GraphClient, TokenProvider};
+use crate::pacing::Pacer;
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
-use crate::store::{AuditRecord, Outcome, PlummDb, StateDb, StoreError};
+use crate::store::{PlummDb, StateDb, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -27,12 +28,14 @@ pub enum StartupError {
     Http(String),
     #[error("cannot start the outbox watcher: {0}")]
     Thread(std::io::Error),
-    #[error("cannot read the address the connect server is bound to: {0}")]
-    BoundAddress(std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::http::ServeError),
+    #[error("the daemon task failed: {0}")]
+    Task(String),
     #[error("{0}")]
     Lock(String),
-    #[error("tenant {tenant} could not be verified: {reason}")]
-    Verify { tenant: TenantId, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 /// Applies missing migrations to both databases.
@@ -115,50 +118,68 @@ pub fn try_exclusive(settings: &Settings) -> Result<Option<std::fs::File>, Start
     }
 }
 
-/// Runs the daemon until `shutdown` turns true; with `once`, until every
-/// pending change has been tried once, then returns what happened.
-pub async fn run(
-    settings: Settings,
-    once: bool,
-    shutdown: watch::Receiver<bool>,
-    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
-) -> Result<RunReport, StartupError> {
-    run_with(
-        settings,
-        once,
-        shutdown,
-        settings_rx,
-        Arc::new(Notify::new()),
-        None,
-    )
-    .await
+/// What running the daemon is given by its caller: the settings, when to
+/// stop, where the policy in force comes from, and what asks for a resync.
+pub struct Run {
+    pub settings: Settings,
+    /// Turns true to stop (a drain); the caller owns the sender.
+    pub shutdown: watch::Receiver<bool>,
+    /// The reloadable policy (`SIGHUP`); `None`: the settings' own, fixed.
+    pub policy: Option<PolicyRx>,
+    /// Each notification resyncs every connected company (`SIGUSR1`).
+    pub resync_signal: Arc<Notify>,
 }
 
-/// [`run`], with `resync_signal` resyncing every connected company each
-/// time it is notified (`SIGUSR1`).
-pub async fn run_with(
-    settings: Settings,
+impl Run {
+    pub fn new(settings: Settings, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            settings,
+            shutdown,
+            policy: None,
+            resync_signal: Arc::new(Notify::new()),
+        }
+    }
+
+    fn policy(&self) -> PolicyRx {
+        match &self.policy {
+            Some(rx) => rx.clone(),
+            None => self.settings.policy.clone().fixed(),
+        }
+    }
+}
+
+/// Drains what is pending, trying every change once (or until `shutdown`),
+/// and returns what happened (`run --once`, a resync without a daemon).
+pub async fn run_once(run: Run) -> Result<RunReport, StartupError> {
+    run_with(run, true, None).await
+}
+
+/// Runs the daemon until `shutdown` turns true.
+pub async fn run(run: Run) -> Result<RunReport, StartupError> {
+    run_with(run, false, None).await
+}
+
+/// [`run`], or with `once` [`run_once`]; `graph` is the client to share
+/// with the connect server (built here when `None`).
+async fn run_with(
+    run: Run,
     once: bool,
-    shutdown: watch::Receiver<bool>,
-    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
-    resync_signal: Arc<Notify>,
     graph: Option<Arc<GraphClient>>,
 ) -> Result<RunReport, StartupError> {
-    let _lock = exclusive(&settings)?;
-    let state = open_state(&settings)?;
-    let plumm = open_plumm(&settings)?;
+    let settings = &run.settings;
+    let _lock = exclusive(settings)?;
+    let state = open_state(settings)?;
+    let plumm = open_plumm(settings)?;
     let graph = match graph {
         Some(g) => g,
-        None => graph_client(&settings)?,
+        None => graph_client(settings)?,
     };
-    let settings = Arc::new(settings);
-    let (_keep, rx) = watch::channel(settings.clone());
-    let settings_rx = settings_rx.unwrap_or(rx);
+    let policy = run.policy();
     let converger = Arc::new(Converger {
         state: state.clone(),
-        plumm: std::sync::Mutex::new(open_plumm(&settings)?),
+        plumm: std::sync::Mutex::new(open_plumm(settings)?),
         graph: graph.clone(),
-        settings: settings_rx,
+        policy: policy.clone(),
     });
     let wake = Arc::new(Notify::new());
     let dispatcher = Dispatcher {
@@ -166,7 +187,6 @@ pub async fn run_with(
         state: state.clone(),
         realtime_slots: settings.sync.realtime_workers_per_tenant,
         bulk_slots: settings.sync.bulk_workers_per_tenant,
-        retry: settings.sync.retry,
         wake: wake.clone(),
         drain_timeout: settings.sync.drain_timeout,
         probes: settings.sync.probes,
@@ -174,26 +194,29 @@ pub async fn run_with(
     let mut ingestor = Ingestor::new(plumm, state.clone());
     // Outbox rows recorded before a crash but not yet removed from Plumm's file.
     ingestor.consume_recorded()?;
+    let shutdown = run.shutdown.clone();
     if once {
         ingestor.ingest_available()?;
         return Ok(dispatcher.run(shutdown, true).await);
     }
+    let retention_policy = policy.clone();
     let _retention = crate::store::retention::spawn(
         state.clone(),
-        dispatcher.converger.settings.clone(),
+        move || retention_policy.borrow().audit_retention,
         shutdown.clone(),
     );
-    let _supervision = crate::service::supervise(state.clone(), shutdown.clone());
+    let _supervision = super::service::supervise(state.clone(), shutdown.clone());
     let resyncs = crate::resync::Service::new(crate::resync::Resync {
-        settings: settings.clone(),
+        plumm_database: settings.plumm.database.clone(),
+        policy,
         state: state.clone(),
         graph,
         wake: Some(wake.clone()),
     });
     let resync_loop = tokio::spawn(crate::resync::service::serve(
         resyncs,
-        resync_signal,
-        settings.sync.reconcile_schedule.clone(),
+        run.resync_signal.clone(),
+        settings.resync.reconcile_schedule.clone(),
         shutdown.clone(),
     ));
     let stop = Arc::new(AtomicBool::new(false));
@@ -206,7 +229,7 @@ pub async fn run_with(
     );
     // The databases are open and migrated, and `start` bound the HTTP port
     // before spawning this task.
-    crate::service::ready();
+    super::service::ready();
     let report = dispatcher.run(shutdown, false).await;
     let _ = resync_loop.await;
     stop.store(true, Ordering::Relaxed);
@@ -231,80 +254,55 @@ impl Started {
         }
         match report {
             Ok(r) => r,
-            Err(e) => Err(StartupError::Http(format!("the daemon task failed: {e}"))),
+            Err(e) => Err(StartupError::Task(e.to_string())),
         }
     }
 }
 
 /// Starts the connect server (if configured), then [`run`] in a task; both
 /// stop when `shutdown` turns true.
-pub async fn start(
-    settings: Settings,
-    shutdown: watch::Receiver<bool>,
-    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
-) -> Result<Started, StartupError> {
-    start_with(settings, shutdown, settings_rx, Arc::new(Notify::new())).await
-}
-
-/// [`start`], with the `SIGUSR1` resync trigger (see [`run_with`]).
-pub async fn start_with(
-    settings: Settings,
-    shutdown: watch::Receiver<bool>,
-    settings_rx: Option<watch::Receiver<Arc<Settings>>>,
-    resync_signal: Arc<Notify>,
-) -> Result<Started, StartupError> {
+pub async fn start(run: Run) -> Result<Started, StartupError> {
     // Refuse early, before binding anything, if the databases are not ready.
-    open_state(&settings)?;
+    let state = open_state(&run.settings)?;
     // One Graph client (one pacer, one token cache) for the daemon and
     // the connect server: their requests share the tenants' budgets.
-    let graph = graph_client(&settings)?;
-    let http =
-        crate::http::start(Arc::new(settings.clone()), shutdown.clone(), graph.clone()).await?;
-    let daemon = tokio::spawn(run_with(
-        settings,
-        false,
-        shutdown,
-        settings_rx,
-        resync_signal,
-        Some(graph),
-    ));
+    let graph = graph_client(&run.settings)?;
+    let http = match connect_server(&run.settings, state, graph.clone(), run.policy())? {
+        Some(parts) => Some(crate::http::start(parts, run.shutdown.clone()).await?),
+        None => None,
+    };
+    let daemon = tokio::spawn(run_with(run, false, Some(graph)));
     Ok(Started { http, daemon })
 }
 
-/// Proves the app can act in `tenant`: a token, then one cheap Graph read.
-/// A passing fault (5xx, 429, a dropped connection) is retried as every
-/// Graph call is; a refusal is reported at once.
-pub async fn verify_tenant(
-    graph: &GraphClient,
-    retry: &crate::engine::retry::RetrySettings,
-    tenant: &TenantId,
-) -> Result<(), StartupError> {
-    use crate::engine::retry::{send_with_retry, CallFailed, Target};
-    let verify = |reason: String| StartupError::Verify {
-        tenant: tenant.clone(),
-        reason,
+/// The connect server's parts, when `[http]` is configured.
+pub fn connect_server(
+    settings: &Settings,
+    state: Arc<StateDb>,
+    graph: Arc<GraphClient>,
+    policy: PolicyRx,
+) -> Result<Option<crate::http::Parts>, StartupError> {
+    let Some(http) = settings.http.clone() else {
+        return Ok(None);
     };
-    let target = Target {
-        tenant,
-        priority: Priority::Realtime,
-        retry_not_found: false,
-    };
-    let sent = match send_with_retry(graph, retry, target, &request::probe(), |_, _, _| {}).await {
-        Ok(_) => return Ok(()),
-        Err((CallFailed::NoAnswer(e), _)) => return Err(verify(e.to_string())),
-        Err((CallFailed::Graph { sent, .. }, _)) => sent,
-    };
-    let err = sent.reply.error().unwrap_or_default();
-    Err(verify(format!(
-        "Graph answered {} {}: {} (request-id {})",
-        sent.reply.status,
-        err.code,
-        err.message,
-        sent.reply.request_id.unwrap_or_default()
-    )))
+    let key = http
+        .signing_key()
+        .map_err(crate::configuration::ConfigError::from)?;
+    Ok(Some(crate::http::Parts {
+        http,
+        key,
+        client_id: settings.entra.client_id.clone(),
+        authority_host: settings.entra.authority_host.clone(),
+        plumm_database: settings.plumm.database.clone(),
+        state,
+        graph,
+        policy,
+    }))
 }
 
-/// Records a connection and queues the company's users for an initial sync.
+/// `entra-daemon connect`: records a connection (after proving the app can
+/// act in the tenant, unless `verify` is false) and queues the company's
+/// users for an initial sync.
 pub async fn connect(
     settings: &Settings,
     company: CompanyId,
@@ -313,94 +311,54 @@ pub async fn connect(
     by: &str,
 ) -> Result<usize, StartupError> {
     let state = open_state(settings)?;
+    let connections = Connections {
+        state: &state,
+        plumm_database: &settings.plumm.database,
+        policy: &settings.policy,
+    };
     let graph = match verify {
-        true => {
-            let graph = graph_client(settings)?;
-            verify_tenant(&graph, &settings.sync.retry, tenant).await?;
-            Some(graph)
-        }
+        true => Some(graph_client(settings)?),
         false => None,
     };
-    let queued = record_connection(settings, &state, graph.as_deref(), company, tenant, by).await?;
-    let mut r = AuditRecord::new("connect", Outcome::Ok);
-    r.company = Some(company);
-    r.tenant = Some(tenant.clone());
-    r.detail = Some(format!(
-        "connected by {by}{}; {queued} users queued for the initial sync",
-        if verify {
-            " (token and Graph read verified)"
-        } else {
-            ""
+    let proof = match &graph {
+        Some(graph) => {
+            verify_tenant(graph, &settings.policy.retry, tenant).await?;
+            Proof::Verified {
+                graph,
+                how: "(token and Graph read verified)".into(),
+            }
         }
-    ));
-    state.append_audit(&r)?;
-    Ok(queued)
+        None => Proof::Unverified,
+    };
+    Ok(connections.connect(company, tenant, by, proof).await?)
 }
 
-/// Stops syncing a company; returns the number of pending changes dropped,
-/// or `None` when it was not connected.
+/// `entra-daemon disconnect`: stops syncing a company; the pending changes
+/// dropped, or `None` when it was not connected.
 pub fn disconnect(
     settings: &Settings,
     company: CompanyId,
     by: &str,
 ) -> Result<Option<usize>, StartupError> {
     let state = open_state(settings)?;
-    let tenant = state.connection(company)?.map(|c| c.tenant);
-    let dropped = state.disconnect(company)?;
-    if let Some(n) = dropped {
-        let mut r = AuditRecord::new("disconnect", Outcome::Ok);
-        r.company = Some(company);
-        r.tenant = tenant;
-        r.detail = Some(format!(
-            "disconnected by {by}; {n} pending changes dropped; nothing deleted in Entra"
-        ));
-        state.append_audit(&r)?;
-    }
-    Ok(dropped)
+    Ok(crate::connections::disconnect(&state, company, by)?)
 }
 
-/// Records the connection and queues the initial sync, in one state
-/// transaction. With a Graph client, one listing of the tenant first links
-/// the users Entra already has and marks the rest absent, instead of a
-/// lookup per user; without one (`--no-verify`), workers look each user up.
-pub async fn record_connection(
+/// The connect server's routes on their own (tests, the demo): its own
+/// state connection and Graph client, the settings' policy.
+pub fn connect_app(
     settings: &Settings,
-    state: &StateDb,
-    graph: Option<&GraphClient>,
-    company: CompanyId,
-    tenant: &TenantId,
-    by: &str,
-) -> Result<usize, StartupError> {
-    let plumm = std::sync::Mutex::new(open_plumm(settings)?);
-    if let Some(other) = state.tenant_holder(tenant)?.filter(|c| *c != company) {
-        return Err(StoreError::Conflict(format!(
-            "tenant {tenant} is already connected to company {other}; disconnect it there first"
-        ))
-        .into());
-    }
-    let listed = match graph {
-        Some(graph) => {
-            let m = Matcher {
-                graph,
-                state,
-                plumm: &plumm,
-                retry: &settings.sync.retry,
-                mapping: &settings.mapping,
-            }
-            .run(company, tenant)
-            .await
-            .map_err(|e| StartupError::Verify {
-                tenant: tenant.clone(),
-                reason: e.to_string(),
-            })?;
-            Some(m.linked)
+    public_base: String,
+) -> Result<Arc<crate::http::App>, StartupError> {
+    let state = open_state(settings)?;
+    let graph = graph_client(settings)?;
+    let policy = settings.policy.clone().fixed();
+    match connect_server(settings, state, graph, policy)? {
+        Some(parts) => Ok(crate::http::App::new(parts, public_base)),
+        None => Err(crate::configuration::ConfigError::Invalid {
+            key: "http",
+            reason: "the [http] section is missing".into(),
         }
-        None => None,
-    };
-    let plumm = plumm
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let initial = crate::engine::ingest::initial_sync(&plumm, company, listed.as_ref())?;
-    state.connect(company, tenant, Some(by), &initial)?;
-    Ok(initial.len())
+        .into()),
+    }
 }

@@ -1,0 +1,11 @@
+//! The command line: what `entra-daemon` accepts ([`opt`]) and each
+//! command, in words an operator can act on, with its exit code.
+pub mod commands;
+pub mod opt;
+pub mod resync;
+pub mod status;
+
+/// `run --once` exit code when some users were parked or must be retried.
+pub const EXIT_INCOMPLETE: u8 = 2;
+/// `status` exit code when something needs attention (1 is an error).
+pub const EXIT_ATTENTION: u8 = 2;

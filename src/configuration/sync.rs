@@ -1,0 +1,209 @@
+//! `[sync]`: the engine's pools and timings (fixed at start), the policy
+//! part of the reloadable [`Policy`], the brake and the resync schedule.
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::parse::{at_least_one, bounded, ms, secs};
+use super::ConfigError;
+use crate::engine::brake::BrakeSettings;
+use crate::engine::quarantine::ProbeSettings;
+use crate::engine::retry::RetrySettings;
+use crate::engine::{Policy, SyncSettings};
+use crate::graph::batch::BatchSettings;
+use crate::mapping::Mapping;
+use crate::plan::OnDelete;
+use crate::resync::ResyncSettings;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSync {
+    on_delete: OnDelete,
+    revoke_sessions_on_suspend: bool,
+    upn_domain: String,
+    realtime_workers_per_tenant: usize,
+    bulk_workers_per_tenant: usize,
+    retry_initial: String,
+    retry_max: String,
+    retry_attempts: usize,
+    requeue_max: String,
+    replication_timeout: String,
+    drain_timeout: String,
+    batch: bool,
+    batch_linger: String,
+    quarantine_probe_first: String,
+    quarantine_probe_max: String,
+    reconcile_schedule: String,
+    max_deprovision_count: u64,
+    max_deprovision_percent: u64,
+    brake_window: String,
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        Self {
+            on_delete: OnDelete::Suspend,
+            revoke_sessions_on_suspend: true,
+            upn_domain: String::new(),
+            realtime_workers_per_tenant: 8,
+            bulk_workers_per_tenant: 40,
+            retry_initial: "500ms".into(),
+            retry_max: "60s".into(),
+            retry_attempts: 6,
+            requeue_max: "5m".into(),
+            replication_timeout: "3m".into(),
+            drain_timeout: "10s".into(),
+            batch: true,
+            batch_linger: "250ms".into(),
+            quarantine_probe_first: "30s".into(),
+            quarantine_probe_max: "1h".into(),
+            // Nightly at 03:00 UTC (seconds, minutes, hours, day, month, weekday).
+            reconcile_schedule: "0 0 3 * * *".into(),
+            max_deprovision_count: 10,
+            max_deprovision_percent: 20,
+            brake_window: "10m".into(),
+        }
+    }
+}
+
+/// `[sync]` validated, split by who reads it.
+pub(super) struct Sync {
+    pub(super) settings: SyncSettings,
+    pub(super) policy: Policy,
+    pub(super) resync: ResyncSettings,
+}
+
+impl RawSync {
+    /// `mapping` and `audit_retention` come from their own sections and
+    /// join the policy here.
+    pub(super) fn validate(
+        self,
+        mapping: Mapping,
+        audit_retention: Duration,
+    ) -> Result<Sync, ConfigError> {
+        let upn_domain = self.upn_domain()?;
+        let policy = Policy {
+            mapping,
+            on_delete: self.on_delete,
+            revoke_sessions_on_suspend: self.revoke_sessions_on_suspend,
+            upn_domain,
+            retry: self.retry()?,
+            replication_timeout: bounded(
+                "sync.replication_timeout",
+                &self.replication_timeout,
+                ms(10),
+                secs(3600),
+            )?,
+            brake: self.brake()?,
+            audit_retention,
+        };
+        let schedule =
+            crate::resync::schedule::parse(&self.reconcile_schedule).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "sync.reconcile_schedule",
+                    reason,
+                }
+            })?;
+        Ok(Sync {
+            settings: self.engine()?,
+            policy,
+            resync: ResyncSettings {
+                reconcile_schedule: schedule,
+            },
+        })
+    }
+
+    fn upn_domain(&self) -> Result<Option<String>, ConfigError> {
+        let d = self.upn_domain.trim().to_string();
+        if !d.is_empty() && (!d.contains('.') || d.contains('@')) {
+            return Err(ConfigError::Invalid {
+                key: "sync.upn_domain",
+                reason: format!("'{d}' is not a domain name like contoso.onmicrosoft.com"),
+            });
+        }
+        Ok((!d.is_empty()).then_some(d))
+    }
+
+    fn engine(&self) -> Result<SyncSettings, ConfigError> {
+        for (key, n) in [
+            (
+                "sync.realtime_workers_per_tenant",
+                self.realtime_workers_per_tenant,
+            ),
+            ("sync.bulk_workers_per_tenant", self.bulk_workers_per_tenant),
+        ] {
+            if !(1..=256).contains(&n) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{n} is outside 1..=256"),
+                });
+            }
+        }
+        let batch = match self.batch {
+            false => None,
+            true => Some(BatchSettings {
+                linger: bounded("sync.batch_linger", &self.batch_linger, ms(0), secs(10))?,
+                in_flight: 4,
+            }),
+        };
+        Ok(SyncSettings {
+            realtime_workers_per_tenant: self.realtime_workers_per_tenant,
+            bulk_workers_per_tenant: self.bulk_workers_per_tenant,
+            drain_timeout: bounded("sync.drain_timeout", &self.drain_timeout, ms(0), secs(3600))?,
+            batch,
+            probes: ProbeSettings {
+                first: bounded(
+                    "sync.quarantine_probe_first",
+                    &self.quarantine_probe_first,
+                    ms(10),
+                    secs(86_400),
+                )?,
+                max: bounded(
+                    "sync.quarantine_probe_max",
+                    &self.quarantine_probe_max,
+                    ms(10),
+                    secs(7 * 86_400),
+                )?,
+            },
+        })
+    }
+
+    fn retry(&self) -> Result<RetrySettings, ConfigError> {
+        if self.retry_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sync.retry_attempts",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let retry = RetrySettings {
+            initial: bounded("sync.retry_initial", &self.retry_initial, ms(1), secs(600))?,
+            max: bounded("sync.retry_max", &self.retry_max, ms(1), secs(3600))?,
+            max_attempts: self.retry_attempts,
+            requeue_max: bounded("sync.requeue_max", &self.requeue_max, ms(1), secs(86_400))?,
+        };
+        if retry.initial > retry.max {
+            return Err(ConfigError::Invalid {
+                key: "sync.retry_initial",
+                reason: format!(
+                    "{} is longer than sync.retry_max ({})",
+                    self.retry_initial, self.retry_max
+                ),
+            });
+        }
+        Ok(retry)
+    }
+
+    fn brake(&self) -> Result<BrakeSettings, ConfigError> {
+        if self.max_deprovision_percent > 100 {
+            return Err(ConfigError::Invalid {
+                key: "sync.max_deprovision_percent",
+                reason: format!("{} is outside 0..=100", self.max_deprovision_percent),
+            });
+        }
+        Ok(BrakeSettings {
+            max_count: at_least_one("sync.max_deprovision_count", self.max_deprovision_count)?,
+            max_percent: self.max_deprovision_percent,
+            window: bounded("sync.brake_window", &self.brake_window, ms(0), secs(86_400))?,
+        })
+    }
+}

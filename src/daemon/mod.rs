@@ -1,0 +1,6 @@
+//! The daemon as a process: builds its parts from the settings and runs
+//! them ([`startup`]) and lives under systemd ([`service`]).
+pub mod service;
+pub mod startup;
+
+pub use startup::*;

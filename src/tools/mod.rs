@@ -1,0 +1,4 @@
+//! Tools beside the daemon: the demo and the benchmark, both against the
+//! built-in emulator.
+pub mod bench;
+pub mod demo;
