@@ -65,3 +65,92 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     let (status, out) = daemon.exit().await;
     assert_eq!(status.code(), Some(0), "{out}");
 }
+
+/// The reload contract (`engine::Policy`): one `SIGHUP` reaches every
+/// consumer of the policy, not only the workers: the resync the running
+/// daemon plans (asked by `entra-daemon resync --dry-run`, or by `SIGUSR1`)
+/// and the mass-deprovision brake use the new `on_delete`, `[mapping]` and
+/// thresholds at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sighup_reaches_the_workers_the_resync_and_the_brake() {
+    let app = OpsApp::spawn().await;
+    app.connect(CONTOSO, T1).await;
+    for p in ["one@contoso.com", "two@contoso.com", "three@contoso.com"] {
+        app.hire(CONTOSO, p);
+    }
+    let daemon = app.start();
+    app.converged().await;
+    let job = |upn: &str| app.entra(T1, upn)[0].job_title.clone();
+    assert_eq!(job("two@contoso.com").as_deref(), Some("Engineer"));
+
+    // New policy: deletions delete, the job title comes from the
+    // department, and a single deprovision trips the brake (the default,
+    // 10 people and 20 %, would let one through).
+    let mapping = "[mapping]\ndisplayName = \"{first_name} {last_name}\"\n\
+                   jobTitle = \"{department}\"\ndepartment = \"{department}\"\n\
+                   officeLocation = \"{location}\"\nusageLocation = \"{country}\"\n";
+    let sync = "[sync]\non_delete = \"delete\"\nmax_deprovision_count = 1\n\
+                max_deprovision_percent = 0\n";
+    let config = app.config_text().replace("[sync]\n", sync);
+    app.write_config(&format!("{config}{mapping}"));
+    daemon.signal("HUP");
+    daemon.wait_output("configuration reloaded").await;
+
+    // The workers' brake holds a deletion the old thresholds let through.
+    app.plumm("DELETE FROM users WHERE email = 'one@contoso.com'");
+    wait_for("the brake to hold", Duration::from_secs(15), || {
+        app.state()
+            .brake(entra_daemon::domain::CompanyId(CONTOSO))
+            .expect("brake")
+            .is_some_and(|b| b.is_held())
+    })
+    .await;
+    assert!(enabled(&app, "one@contoso.com"), "held, not applied");
+
+    // The daemon's resync plans with the new mapping and on_delete.
+    let out = app
+        .cli(&["resync", "--dry-run", "--json", "--company", "1"])
+        .await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let plan: serde_json::Value = serde_json::from_str(&text).expect("json plan");
+    let items = plan[0]["items"].as_array().expect("items").clone();
+    let action = |email: &str| {
+        items
+            .iter()
+            .find(|i| i["email"] == email)
+            .map(|i| i["action"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        action("one@contoso.com").as_deref(),
+        Some("delete"),
+        "{text}"
+    );
+    for p in ["two@contoso.com", "three@contoso.com"] {
+        assert_eq!(action(p).as_deref(), Some("update"), "{text}");
+    }
+    let change = &items
+        .iter()
+        .find(|i| i["email"] == "two@contoso.com")
+        .expect("two")["changes"];
+    assert_eq!(change[0]["property"], "jobTitle", "{text}");
+    assert_eq!(change[0]["new"], "Engineering", "{text}");
+    assert_eq!(
+        plan[0]["outcome"], "held",
+        "the brake holds the plan's deletion: {text}"
+    );
+
+    // SIGUSR1: the same policy, applied. The updates land; the deletion
+    // stays held until an admin releases the brake.
+    daemon.signal("USR1");
+    wait_for("the new job titles", Duration::from_secs(15), || {
+        job("two@contoso.com").as_deref() == Some("Engineering")
+            && job("three@contoso.com").as_deref() == Some("Engineering")
+    })
+    .await;
+    assert!(enabled(&app, "one@contoso.com"), "still held");
+    assert!(!app.entra(T1, "one@contoso.com")[0].deleted);
+
+    daemon.signal("TERM");
+    let (status, out) = daemon.exit().await;
+    assert!(status.code().is_some(), "{out}");
+}
