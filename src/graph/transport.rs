@@ -90,21 +90,19 @@ impl Transport {
                 client_request_id: crid,
             })
             .collect();
+        // The envelope is as urgent as its most urgent item.
         let urgent = requests.iter().any(|(_, p)| *p == Priority::Realtime);
+        let priority = if urgent {
+            Priority::Realtime
+        } else {
+            Priority::Bulk
+        };
         let builder = self
             .http
             .post(format!("{}/$batch", self.base))
             .bearer_auth(token.expose_secret())
             .header("client-request-id", &batch_crid)
-            .header(
-                "x-ms-throttle-priority",
-                if urgent {
-                    Priority::Realtime
-                } else {
-                    Priority::Bulk
-                }
-                .header_value(),
-            )
+            .header("x-ms-throttle-priority", priority.header_value())
             .timeout(self.timeout)
             .json(&encode_batch(&items));
         let started = Instant::now();
@@ -116,11 +114,7 @@ impl Transport {
         // each user for it. 401, 429 and 5xx apply to every item alike.
         if status != 200 && !(status == 401 || status == 429 || status >= 500) {
             tracing::warn!(%tenant, status, "a $batch was refused as a whole; sending its items one by one");
-            let mut out = Vec::with_capacity(requests.len());
-            for (r, priority) in requests {
-                out.push(self.send(tenant, r, *priority).await?);
-            }
-            return Ok(out);
+            return self.send_each(tenant, requests).await;
         }
         if status != 200 {
             let h = |name: &str| header_value(&headers, name);
@@ -153,6 +147,18 @@ impl Transport {
                 client_request_id: crid,
                 duration,
             });
+        }
+        Ok(out)
+    }
+
+    async fn send_each(
+        &self,
+        tenant: &TenantId,
+        requests: &[(GraphRequest, Priority)],
+    ) -> Result<Vec<Sent>, CallError> {
+        let mut out = Vec::with_capacity(requests.len());
+        for (r, priority) in requests {
+            out.push(self.send(tenant, r, *priority).await?);
         }
         Ok(out)
     }

@@ -11,7 +11,7 @@ use super::report::CompanyReport;
 use super::run::{Action, Planned};
 use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
 use crate::engine::matching::listed_props;
-use crate::store::resync::plumm_users_by_ids;
+use crate::store::resync::{plumm_users_by_ids, LinkBrief};
 use crate::store::{Intent, PlummDb, StateDb, StoreError};
 
 /// What planning one page needs.
@@ -22,6 +22,21 @@ pub(super) struct PageCtx<'a> {
     pub(super) tenant: &'a TenantId,
     pub(super) policy: &'a Rules<'a>,
     pub(super) select: &'a [String],
+}
+
+/// The batched reads for one page.
+struct PageRows {
+    links: HashMap<String, LinkBrief>,
+    by_id: HashMap<PlummUserId, PlummUser>,
+    by_email: HashMap<String, PlummUser>,
+}
+
+/// A listed user's UPN or mail, lowercased.
+fn key(l: &Listed, p: &str) -> Option<String> {
+    l.props
+        .get(p)
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
 }
 
 impl PageCtx<'_> {
@@ -44,92 +59,105 @@ impl PageCtx<'_> {
                 })
             })
             .collect();
+        let rows = self.read_rows(&listed)?;
+        for l in &listed {
+            match rows.links.get(&l.id) {
+                Some(b) => self.plan_linked(l, b, &rows, planned, report),
+                None => self.plan_unlinked(l, &rows, planned, report)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_rows(&self, listed: &[Listed]) -> Result<PageRows, StoreError> {
         let ids: Vec<String> = listed.iter().map(|l| l.id.clone()).collect();
         let links = self.state.links_by_entra_ids(self.tenant, &ids)?;
-        let key = |l: &Listed, p: &str| {
-            l.props
-                .get(p)
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-        };
         let keys: Vec<String> = listed
             .iter()
             .filter(|l| !links.contains_key(&l.id))
             .flat_map(|l| [key(l, "userPrincipalName"), key(l, "mail")])
             .flatten()
             .collect();
-        let (by_id, by_email) = {
-            let mut g = self.plumm.lock().unwrap_or_else(PoisonError::into_inner);
-            let wanted: Vec<PlummUserId> = links.values().map(|b| b.user).collect();
-            let by_id = plumm_users_by_ids(g.connection(), &wanted)?;
-            let by_email: HashMap<String, PlummUser> = g
-                .company_users_by_email(self.company, &keys)?
-                .into_iter()
-                .map(|u| (u.email.trim().to_lowercase(), u))
-                .collect();
-            (by_id, by_email)
-        };
-        for l in &listed {
-            let mut orphan = false;
-            let mut user_row = None;
-            let known = match links.get(&l.id) {
-                Some(b) => match by_id.get(&b.user) {
-                    Some(u) if u.company_id == self.company => {
-                        user_row = Some(u);
-                        Known::Linked {
-                            user: u,
-                            upn_fallback: b.upn_fallback,
-                        }
-                    }
-                    Some(_) => Known::Elsewhere,
-                    None if b.company == self.company => {
-                        orphan = true;
-                        Known::Orphaned { user: b.user.0 }
-                    }
-                    None => Known::Elsewhere,
-                },
-                None => {
-                    let found = key(l, "userPrincipalName")
-                        .and_then(|k| by_email.get(&k))
-                        .or_else(|| key(l, "mail").and_then(|k| by_email.get(&k)));
-                    match found {
-                        Some(u) => {
-                            let other = self
-                                .state
-                                .link(u.id)?
-                                .filter(|k| k.tenant == *self.tenant && k.entra_id.0 != l.id)
-                                .map(|k| k.entra_id.0);
-                            planned_known(u, other, l, self.policy, planned, report);
-                            continue;
-                        }
-                        None => match self.intended(l)? {
-                            Some((intent, row)) => {
-                                let known = Known::Intended {
-                                    user: intent.user.0,
-                                    plumm: row.as_ref(),
-                                };
-                                if let Some(u) = &row {
-                                    // Reported, not created again under the new address.
-                                    planned.seen.insert(u.id);
-                                }
-                                let item = plan_listed(l, known, self.policy);
-                                if let Some(a) =
-                                    push(planned, report, item, l, row.as_ref(), row.is_none())
-                                {
-                                    a.intent = Some(intent.id);
-                                }
-                                continue;
-                            }
-                            None => Known::Stranger,
-                        },
-                    }
-                }
-            };
-            if let Some(u) = user_row {
-                planned.seen.insert(u.id);
+        let mut g = self.plumm.lock().unwrap_or_else(PoisonError::into_inner);
+        let wanted: Vec<PlummUserId> = links.values().map(|b| b.user).collect();
+        let by_id = plumm_users_by_ids(g.connection(), &wanted)?;
+        let by_email: HashMap<String, PlummUser> = g
+            .company_users_by_email(self.company, &keys)?
+            .into_iter()
+            .map(|u| (u.email.trim().to_lowercase(), u))
+            .collect();
+        Ok(PageRows {
+            links,
+            by_id,
+            by_email,
+        })
+    }
+
+    /// A listed user a link points at: the person, an orphan of a deleted
+    /// person, or another company's.
+    fn plan_linked(
+        &self,
+        l: &Listed,
+        b: &LinkBrief,
+        rows: &PageRows,
+        planned: &mut Planned,
+        report: &mut CompanyReport,
+    ) {
+        let (known, user_row, orphan) = match rows.by_id.get(&b.user) {
+            Some(u) if u.company_id == self.company => {
+                let known = Known::Linked {
+                    user: u,
+                    upn_fallback: b.upn_fallback,
+                };
+                (known, Some(u), false)
             }
-            let item = plan_listed(l, known, self.policy);
-            push(planned, report, item, l, user_row, orphan);
+            None if b.company == self.company => (Known::Orphaned { user: b.user.0 }, None, true),
+            _ => (Known::Elsewhere, None, false),
+        };
+        if let Some(u) = user_row {
+            planned.seen.insert(u.id);
+        }
+        let item = plan_listed(l, known, self.policy);
+        push(planned, report, item, l, user_row, orphan);
+    }
+
+    /// A listed user no link points at: found by email, made by a create
+    /// whose answer was lost, or a stranger.
+    fn plan_unlinked(
+        &self,
+        l: &Listed,
+        rows: &PageRows,
+        planned: &mut Planned,
+        report: &mut CompanyReport,
+    ) -> Result<(), StoreError> {
+        let found = key(l, "userPrincipalName")
+            .and_then(|k| rows.by_email.get(&k))
+            .or_else(|| key(l, "mail").and_then(|k| rows.by_email.get(&k)));
+        if let Some(u) = found {
+            let other = self
+                .state
+                .link(u.id)?
+                .filter(|k| k.tenant == *self.tenant && k.entra_id.0 != l.id)
+                .map(|k| k.entra_id.0);
+            planned_known(u, other, l, self.policy, planned, report);
+            return Ok(());
+        }
+        let Some((intent, row)) = self.intended(l)? else {
+            let item = plan_listed(l, Known::Stranger, self.policy);
+            push(planned, report, item, l, None, false);
+            return Ok(());
+        };
+        let known = Known::Intended {
+            user: intent.user.0,
+            plumm: row.as_ref(),
+        };
+        if let Some(u) = &row {
+            // Reported, not created again under the new address.
+            planned.seen.insert(u.id);
+        }
+        let item = plan_listed(l, known, self.policy);
+        if let Some(a) = push(planned, report, item, l, row.as_ref(), row.is_none()) {
+            a.intent = Some(intent.id);
         }
         Ok(())
     }

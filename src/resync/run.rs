@@ -278,7 +278,6 @@ impl Resync {
         planned: &Planned,
         held: bool,
     ) -> Result<u64, StoreError> {
-        let state = &self.state;
         let mut queue = Vec::new();
         let mut queued = 0;
         for a in &planned.actions {
@@ -289,94 +288,124 @@ impl Resync {
             let Some(user) = i.user.map(PlummUserId) else {
                 continue;
             };
-            let mut kind = PendingKind::Upsert;
-            let mut absent = false;
-            let mut snapshot = a.snapshot.clone();
-            if let Some(intent) = a.intent {
-                // The engine finds the account by the intent's identifiers,
-                // links it, and converges it (or deprovisions it).
-                state.reopen_intent(intent)?;
-                if state.has_pending(user)? {
-                    continue;
-                }
-                if a.orphan {
-                    kind = PendingKind::Remove;
-                    snapshot = orphan_snapshot(user, conn.company, &i.email);
-                }
-            } else {
-                match i.verdict {
-                    Verdict::Create => {
-                        if state.link(user)?.is_some() {
-                            continue; // created meanwhile by the real-time loop
-                        }
-                        absent = true;
-                    }
-                    Verdict::Recreate => {
-                        let Some(link) = state.link(user)? else {
-                            continue;
-                        };
-                        if Some(&link.entra_id.0) != i.entra_id.as_ref() {
-                            continue; // relinked meanwhile
-                        }
-                        state.remove_link(user)?;
-                        self.audit_user(
-                            conn,
-                            i,
-                            "link",
-                            format!(
-                        "Entra user {} was deleted in Entra; creating it again (found by a resync)",
-                        link.entra_id
-                    ),
-                        );
-                        absent = true;
-                    }
-                    Verdict::Link => {
-                        self.adopt(conn, a, user)?;
-                        if i.changes.is_empty() {
-                            continue;
-                        }
-                    }
-                    _ => {
-                        // Update, suspend, reactivate, delete: the worker diffs
-                        // against what Entra holds now. A user the engine is
-                        // already working on keeps its link as the worker
-                        // leaves it; the next resync sees what is left.
-                        if state.has_pending(user)? {
-                            continue;
-                        }
-                        let Some(mut link) = state.link(user)? else {
-                            continue;
-                        };
-                        if Some(&link.entra_id.0) != i.entra_id.as_ref() {
-                            continue;
-                        }
-                        if let Some(listed) = &a.listed {
-                            link.pushed = listed.clone();
-                            state.save_link(&link)?;
-                        }
-                        if a.orphan {
-                            kind = PendingKind::Remove;
-                            snapshot = orphan_snapshot(user, conn.company, &i.email);
-                        }
-                    }
-                }
-            }
-            queue.push(Enqueue {
-                user,
-                company: conn.company,
-                kind,
-                snapshot,
-                priority: Priority::Bulk,
-                absent,
-            });
+            let Some(entry) = self.pending_change(conn, a, user)? else {
+                continue;
+            };
+            queue.push(entry);
             queued += 1;
             if queue.len() >= 500 {
-                state.enqueue(&queue, None)?;
+                self.state.enqueue(&queue, None)?;
                 queue.clear();
             }
         }
-        state.enqueue(&queue, None)?;
+        self.state.enqueue(&queue, None)?;
         Ok(queued)
+    }
+
+    /// The bulk change that carries out one plan line, or `None` when the
+    /// real-time loop got there first (linked, relinked, already pending).
+    fn pending_change(
+        &self,
+        conn: &TenantConnection,
+        a: &Action,
+        user: PlummUserId,
+    ) -> Result<Option<Enqueue>, StoreError> {
+        let (state, i) = (&self.state, &a.item);
+        let mut entry = Enqueue {
+            user,
+            company: conn.company,
+            kind: PendingKind::Upsert,
+            snapshot: a.snapshot.clone(),
+            priority: Priority::Bulk,
+            absent: false,
+        };
+        let orphan = |e: &mut Enqueue| {
+            if a.orphan {
+                e.kind = PendingKind::Remove;
+                e.snapshot = orphan_snapshot(user, conn.company, &i.email);
+            }
+        };
+        if let Some(intent) = a.intent {
+            // The engine finds the account by the intent's identifiers,
+            // links it, and converges it (or deprovisions it).
+            state.reopen_intent(intent)?;
+            if state.has_pending(user)? {
+                return Ok(None);
+            }
+            orphan(&mut entry);
+            return Ok(Some(entry));
+        }
+        match i.verdict {
+            Verdict::Create => {
+                if state.link(user)?.is_some() {
+                    return Ok(None); // created meanwhile by the real-time loop
+                }
+                entry.absent = true;
+            }
+            Verdict::Recreate => {
+                if !self.forget_deleted(conn, i, user)? {
+                    return Ok(None);
+                }
+                entry.absent = true;
+            }
+            Verdict::Link => {
+                self.adopt(conn, a, user)?;
+                if i.changes.is_empty() {
+                    return Ok(None);
+                }
+            }
+            _ => {
+                if !self.refresh_link(a, user)? {
+                    return Ok(None);
+                }
+                orphan(&mut entry);
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    /// The link to an Entra user deleted in Entra is dropped, so the worker
+    /// creates the person again; false when it was relinked meanwhile.
+    fn forget_deleted(
+        &self,
+        conn: &TenantConnection,
+        i: &Item,
+        user: PlummUserId,
+    ) -> Result<bool, StoreError> {
+        let Some(link) = self.state.link(user)? else {
+            return Ok(false);
+        };
+        if Some(&link.entra_id.0) != i.entra_id.as_ref() {
+            return Ok(false);
+        }
+        self.state.remove_link(user)?;
+        let why = format!(
+            "Entra user {} was deleted in Entra; creating it again (found by a resync)",
+            link.entra_id
+        );
+        self.audit_user(conn, i, "link", why);
+        Ok(true)
+    }
+
+    /// Update, suspend, reactivate, delete: the worker diffs against what
+    /// Entra holds now, so the link's `pushed` becomes what the listing read.
+    /// A user the engine is already working on keeps its link as the worker
+    /// leaves it (false); the next resync sees what is left.
+    fn refresh_link(&self, a: &Action, user: PlummUserId) -> Result<bool, StoreError> {
+        if self.state.has_pending(user)? {
+            return Ok(false);
+        }
+        let Some(mut link) = self.state.link(user)? else {
+            return Ok(false);
+        };
+        if Some(&link.entra_id.0) != a.item.entra_id.as_ref() {
+            return Ok(false);
+        }
+        if let Some(listed) = &a.listed {
+            link.pushed = listed.clone();
+            self.state.save_link(&link)?;
+        }
+        Ok(true)
     }
 
     /// Links the listed Entra user to the Plumm user (unless either got

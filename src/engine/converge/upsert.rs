@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::lookup::ReadBack;
 use super::{age, Converged, Job};
 use crate::domain::EntraObjectId;
-use crate::graph::{request, Failure};
+use crate::engine::retry::CallFailed;
+use crate::graph::{request, Failure, Sent};
 use crate::mapping::DesiredUser;
 use crate::plan::{plan_update, props, Action};
 use crate::store::{now_text, IntentOutcome, Link, Outcome, StoreError};
@@ -217,73 +218,95 @@ impl Job<'_> {
             }
         }
         match result {
-            Ok((sent, n)) => {
-                let id = sent
-                    .reply
-                    .body
-                    .as_ref()
-                    .and_then(|b| b.get("id"))
-                    .and_then(Value::as_str);
-                let Some(id) = id else {
-                    let mut r = self.ctx.record(Action::Create, Outcome::Failed);
-                    r.http_status = Some(sent.reply.status);
-                    r.request_id = sent.reply.request_id.clone();
-                    r.error_message = Some("Graph's answer to the create carried no id".into());
-                    self.ctx.audit(&r);
-                    return Ok(Step::Finished(Converged::Deferred(
-                        "create answered without an id".into(),
-                    )));
-                };
-                // Keep the id the POST returned: lookups may not see the user for a while.
-                let link = Link {
-                    user: self.ctx.user,
-                    company: self.ctx.company,
-                    tenant: self.ctx.tenant.clone(),
-                    entra_id: EntraObjectId(id.to_string()),
-                    pushed: props(desired),
-                    upn_fallback: fallback,
-                    created_by_us: true,
-                    linked_at: now_text(),
-                    verify_first: false,
-                    revoke_owed: false,
-                };
-                self.state().save_created_link(&link)?;
-                let detail = format!("created Entra user {id} as {}", desired.user_principal_name);
-                self.done(Action::Create, &sent, n, Some(detail));
-                Ok(Step::Finished(Converged::Done))
+            Ok((sent, n)) => self.created(desired, fallback, &sent, n),
+            Err((f, n)) => self.create_refused(desired, fallback, f, n).await,
+        }
+    }
+
+    /// Graph created the user: keep the id the POST returned (lookups may
+    /// not see the user for a while) and link it.
+    fn created(
+        &self,
+        desired: &DesiredUser,
+        fallback: bool,
+        sent: &Sent,
+        n: u32,
+    ) -> Result<Step, StoreError> {
+        let id = sent
+            .reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("id"))
+            .and_then(Value::as_str);
+        let Some(id) = id else {
+            let mut r = self.ctx.record(Action::Create, Outcome::Failed);
+            r.http_status = Some(sent.reply.status);
+            r.request_id = sent.reply.request_id.clone();
+            r.error_message = Some("Graph's answer to the create carried no id".into());
+            self.ctx.audit(&r);
+            return Ok(Step::Finished(Converged::Deferred(
+                "create answered without an id".into(),
+            )));
+        };
+        // Keep the id the POST returned: lookups may not see the user for a while.
+        let link = Link {
+            user: self.ctx.user,
+            company: self.ctx.company,
+            tenant: self.ctx.tenant.clone(),
+            entra_id: EntraObjectId(id.to_string()),
+            pushed: props(desired),
+            upn_fallback: fallback,
+            created_by_us: true,
+            linked_at: now_text(),
+            verify_first: false,
+            revoke_owed: false,
+        };
+        self.state().save_created_link(&link)?;
+        let detail = format!("created Entra user {id} as {}", desired.user_principal_name);
+        self.done(Action::Create, sent, n, Some(detail));
+        Ok(Step::Finished(Converged::Done))
+    }
+
+    /// Graph refused the create: a conflict is waited for and linked, an
+    /// unverified domain tries the fallback or parks the user.
+    async fn create_refused(
+        &self,
+        desired: &DesiredUser,
+        fallback: bool,
+        f: CallFailed,
+        n: u32,
+    ) -> Result<Step, StoreError> {
+        match f.failure() {
+            Some(Failure::Conflict { property }) => {
+                // Uniqueness is immediate, visibility is not: the user may
+                // exist (created by us before a crash, or by someone else)
+                // and just not be readable yet. Look again until it shows.
+                let mut r = f.describe(self.ctx.record(Action::Create, Outcome::Retry));
+                r.attempt = Some(n);
+                r.detail = Some(format!(
+                "Entra already has this {property}; waiting for that user to become visible to link it"
+            ));
+                self.ctx.audit(&r);
+                self.await_visible(desired, property).await
             }
-            Err((f, n)) => match f.failure() {
-                Some(Failure::Conflict { property }) => {
-                    // Uniqueness is immediate, visibility is not: the user may
-                    // exist (created by us before a crash, or by someone else)
-                    // and just not be readable yet. Look again until it shows.
-                    let mut r = f.describe(self.ctx.record(Action::Create, Outcome::Retry));
-                    r.attempt = Some(n);
-                    r.detail = Some(format!(
-                        "Entra already has this {property}; waiting for that user to become visible to link it"
-                    ));
-                    self.ctx.audit(&r);
-                    self.await_visible(desired, property).await
-                }
-                Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
-                    Ok(Step::UseFallback(None))
-                }
-                Some(Failure::UnverifiedDomain) => {
-                    let domain = desired
-                        .user_principal_name
-                        .rsplit('@')
-                        .next()
-                        .unwrap_or_default();
-                    let reason = format!(
-                        "the domain '{domain}' of {} is not a verified domain of tenant {}: add and verify it in Entra \
-                         (Settings > Domain names), or set [sync] upn_domain to a verified domain",
-                        self.user.email, self.ctx.tenant
-                    );
-                    self.park(Action::Create, Some(&f), reason)
-                        .map(Step::Finished)
-                }
-                _ => self.failed(Action::Create, f, n).map(Step::Finished),
-            },
+            Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
+                Ok(Step::UseFallback(None))
+            }
+            Some(Failure::UnverifiedDomain) => {
+                let domain = desired
+                    .user_principal_name
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or_default();
+                let reason = format!(
+                "the domain '{domain}' of {} is not a verified domain of tenant {}: add and verify it in Entra \
+                 (Settings > Domain names), or set [sync] upn_domain to a verified domain",
+                self.user.email, self.ctx.tenant
+            );
+                self.park(Action::Create, Some(&f), reason)
+                    .map(Step::Finished)
+            }
+            _ => self.failed(Action::Create, f, n).map(Step::Finished),
         }
     }
 
