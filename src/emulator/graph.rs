@@ -152,7 +152,7 @@ pub(crate) fn throttled_dispatch(
     }
 }
 
-pub(crate) fn fault_response(status: u16, retry_after: Option<f64>) -> GraphResp {
+fn fault_response(status: u16, retry_after: Option<f64>) -> GraphResp {
     let mut r = GraphResp::error(status, code_for_status(status), message_for_status(status));
     if let Some(ra) = retry_after {
         r = r.header("Retry-After", format_seconds(ra));
