@@ -7,14 +7,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use serde_json::{json, Map, Value};
 
 use super::errors::{Body, GraphResp};
 use super::graph::{
-    self, fault_response, log, parse_json_body, parse_query, split_segments, Auth, LogCtx, RawReq,
+    self, inject, log, parse_json_body, parse_query, split_segments, Auth, Injected, LogCtx, RawReq,
 };
 use super::listener::ConnHandle;
 use super::state::Shared;
@@ -161,6 +161,46 @@ fn item_response(id: &str, r: &GraphResp, request_id: &str, crid: &str) -> Value
     Value::Object(o)
 }
 
+/// What every item of one batch shares.
+struct Batch<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a ConnHandle,
+    auth: &'a Auth,
+    /// The envelope's sequence number, which each item's log entry carries.
+    seq: u64,
+    raw: &'a RawReq,
+    outer_crid: &'a str,
+    items: &'a [Item],
+}
+
+/// Where an item goes, relative to `/v1.0` and in full.
+struct Target {
+    rel_path: String,
+    query: Option<String>,
+    full_path: String,
+}
+
+fn target(url: &str) -> Target {
+    let (rel_path, query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (url.to_string(), None),
+    };
+    let full_path = format!("/v1.0/{}", rel_path.trim_start_matches('/'));
+    Target {
+        rel_path,
+        query,
+        full_path,
+    }
+}
+
+/// The envelope's items in the order they run, or why the whole batch is refused.
+fn parse_batch(raw: &RawReq) -> Result<(Vec<Item>, Vec<usize>), GraphResp> {
+    let parsed = parse_json_body(&raw.headers, &raw.body)?.ok_or_else(invalid_payload)?;
+    let items = parse_items(&parsed)?;
+    let order = order(&items)?;
+    Ok((items, order))
+}
+
 pub(crate) async fn run(
     shared: &Arc<Shared>,
     conn: &ConnHandle,
@@ -169,126 +209,136 @@ pub(crate) async fn run(
     raw: &RawReq,
     outer_crid: &str,
 ) -> GraphResp {
-    let parsed = match parse_json_body(&raw.headers, &raw.body) {
-        Ok(Some(v)) => v,
-        Ok(None) => return invalid_payload(),
+    let (items, order) = match parse_batch(raw) {
+        Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    let items = match parse_items(&parsed) {
-        Ok(i) => i,
-        Err(e) => return e,
-    };
-    let order = match order(&items) {
-        Ok(o) => o,
-        Err(e) => return e,
+    let b = Batch {
+        shared,
+        conn,
+        auth,
+        seq: batch_seq,
+        raw,
+        outer_crid,
+        items: &items,
     };
     let mut statuses: Vec<Option<u16>> = vec![None; items.len()];
-    let mut lose_answer = false;
     let mut responses = Vec::with_capacity(items.len());
     for i in order {
-        let it = &items[i];
-        let request_id = new_guid();
-        let crid_in = item_header(&it.headers, "client-request-id").map(str::to_string);
-        let crid = crid_in.clone().unwrap_or_else(|| outer_crid.to_string());
-        let (rel_path, query) = match it.url.split_once('?') {
-            Some((p, q)) => (p.to_string(), Some(q.to_string())),
-            None => (it.url.clone(), None),
-        };
-        let full_path = format!("/v1.0/{}", rel_path.trim_start_matches('/'));
-        let (seq, fault) = {
-            let mut inner = shared.lock();
-            let seq = inner.next_seq();
-            let fault = inner.take_fault(Some(&auth.tenant_id), &it.method, &full_path);
-            (seq, fault)
-        };
-        let mut body_for_log = it.body.clone();
-        if let Some(b) = body_for_log.as_mut() {
-            redact(b);
-        }
-        let mut lc = LogCtx {
-            seq,
-            auth: Some(auth),
-            method: &it.method,
-            path: &full_path,
-            query: query.as_deref(),
-            client_request_id: crid_in.as_deref(),
-            request_id: &request_id,
-            priority: item_header(&it.headers, "x-ms-throttle-priority")
-                .or_else(|| graph::header(&raw.headers, "x-ms-throttle-priority")),
-            batch: Some((batch_seq, &it.id)),
-            body: body_for_log,
-            fault: None,
-        };
-        let failed_dep = it.depends_on.iter().any(|d| {
-            items
-                .iter()
-                .position(|o| o.id.eq_ignore_ascii_case(d))
-                .and_then(|j| statuses[j])
-                .is_some_and(|s| !(200..300).contains(&s))
-        });
-        let resp = if failed_dep {
-            GraphResp::error(
-                424,
-                "FailedDependency",
-                "The request could not be processed because a request it depends on failed.",
-            )
-        } else {
-            let mut early = None;
-            match fault {
-                Some(FaultKind::DropAfter) => lose_answer = true,
-                Some(FaultKind::Drop) => {
-                    conn.kill();
-                    lc.fault = Some("drop".into());
-                    log(shared, lc, 0);
-                    return GraphResp::empty(0);
-                }
-                Some(FaultKind::Delay { ms }) => {
-                    lc.fault = Some(format!("delay {ms}ms"));
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                }
-                Some(FaultKind::Status {
-                    status,
-                    retry_after,
-                }) => {
-                    lc.fault = Some(format!("status {status}"));
-                    early = Some(fault_response(status, retry_after));
-                }
-                None => {}
-            }
-            match early {
-                Some(r) => r,
-                None => {
-                    let segments = split_segments(&rel_path);
-                    let q = parse_query(query.as_deref());
-                    if segments.first().is_some_and(|s| s == "$batch") {
-                        bad("Nested batch requests are not supported.")
-                    } else {
-                        let call = Call {
-                            method: &it.method,
-                            segments: &segments,
-                            query: &q,
-                            eventual: item_header(&it.headers, "ConsistencyLevel")
-                                .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
-                            body: it.body.as_ref(),
-                        };
-                        let mut inner = shared.lock();
-                        graph::throttled_dispatch(&mut inner, shared, auth, &call, Instant::now())
-                    }
-                }
-            }
-        };
-        statuses[i] = Some(resp.status);
-        responses.push(item_response(&it.id, &resp, &request_id, &crid));
-        if lose_answer {
-            // Applied, and then the connection goes: no answer of the batch arrives.
-            conn.kill();
-            lc.fault = Some("answer lost".into());
-            log(shared, lc, resp.status);
+        let Some((status, response)) = run_item(&b, &items[i], &statuses).await else {
             return GraphResp::empty(0);
-        }
-        log(shared, lc, resp.status);
+        };
+        statuses[i] = Some(status);
+        responses.push(response);
     }
     // "Individual responses might appear in a different order than the requests."
     responses.shuffle(&mut rand::thread_rng());
     GraphResp::json(200, json!({ "responses": responses }))
+}
+
+/// Runs and logs one item: its status and answer, or `None` once the
+/// connection has gone with it.
+async fn run_item(b: &Batch<'_>, it: &Item, statuses: &[Option<u16>]) -> Option<(u16, Value)> {
+    let request_id = new_guid();
+    let crid_in = item_header(&it.headers, "client-request-id").map(str::to_string);
+    let crid = crid_in.clone().unwrap_or_else(|| b.outer_crid.to_string());
+    let t = target(&it.url);
+    let (seq, fault) = {
+        let mut inner = b.shared.lock();
+        let seq = inner.next_seq();
+        let fault = inner.take_fault(Some(&b.auth.tenant_id), &it.method, &t.full_path);
+        (seq, fault)
+    };
+    let mut body_for_log = it.body.clone();
+    if let Some(body) = body_for_log.as_mut() {
+        redact(body);
+    }
+    let mut lc = LogCtx {
+        seq,
+        auth: Some(b.auth),
+        method: &it.method,
+        path: &t.full_path,
+        query: t.query.as_deref(),
+        client_request_id: crid_in.as_deref(),
+        request_id: &request_id,
+        priority: item_header(&it.headers, "x-ms-throttle-priority")
+            .or_else(|| graph::header(&b.raw.headers, "x-ms-throttle-priority")),
+        batch: Some((b.seq, &it.id)),
+        body: body_for_log,
+        fault: None,
+    };
+    let Some((resp, lose_answer)) = answer_item(b, it, &t, fault, statuses, &mut lc).await else {
+        log(b.shared, lc, 0);
+        return None;
+    };
+    let response = item_response(&it.id, &resp, &request_id, &crid);
+    if lose_answer {
+        // Applied, and then the connection goes: no answer of the batch arrives.
+        b.conn.kill();
+        lc.fault = Some("answer lost".into());
+        log(b.shared, lc, resp.status);
+        return None;
+    }
+    log(b.shared, lc, resp.status);
+    Some((resp.status, response))
+}
+
+/// An item's answer and whether it is then lost; `None` when a fault
+/// dropped the connection. A failed dependency is answered before any fault.
+async fn answer_item(
+    b: &Batch<'_>,
+    it: &Item,
+    t: &Target,
+    fault: Option<FaultKind>,
+    statuses: &[Option<u16>],
+    lc: &mut LogCtx<'_>,
+) -> Option<(GraphResp, bool)> {
+    if failed_dependency(b.items, statuses, it) {
+        let failed = GraphResp::error(
+            424,
+            "FailedDependency",
+            "The request could not be processed because a request it depends on failed.",
+        );
+        return Some((failed, false));
+    }
+    let lose_answer = matches!(fault, Some(FaultKind::DropAfter));
+    let injected = match fault {
+        Some(f) => inject(f, b.conn, lc).await,
+        None => Injected::Proceed,
+    };
+    match injected {
+        Injected::Dropped => None,
+        Injected::Answer(r) => Some((r, lose_answer)),
+        Injected::Proceed => Some((dispatch_item(b, it, t), lose_answer)),
+    }
+}
+
+/// Whether an item depends on one that has already answered outside 2xx.
+fn failed_dependency(items: &[Item], statuses: &[Option<u16>], it: &Item) -> bool {
+    it.depends_on.iter().any(|d| {
+        items
+            .iter()
+            .position(|o| o.id.eq_ignore_ascii_case(d))
+            .and_then(|j| statuses[j])
+            .is_some_and(|s| !(200..300).contains(&s))
+    })
+}
+
+/// Graph's own handling of one item; a batch inside a batch is refused.
+fn dispatch_item(b: &Batch<'_>, it: &Item, t: &Target) -> GraphResp {
+    let segments = split_segments(&t.rel_path);
+    let q = parse_query(t.query.as_deref());
+    if segments.first().is_some_and(|s| s == "$batch") {
+        return bad("Nested batch requests are not supported.");
+    }
+    let call = Call {
+        method: &it.method,
+        segments: &segments,
+        query: &q,
+        eventual: item_header(&it.headers, "ConsistencyLevel")
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+        body: it.body.as_ref(),
+    };
+    let mut inner = b.shared.lock();
+    graph::throttled_dispatch(&mut inner, b.shared, b.auth, &call, Instant::now())
 }

@@ -52,6 +52,95 @@ fn b64url(s: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(s).ok()
 }
 
+fn malformed() -> Refusal {
+    refuse(50027, "JWT token is invalid or malformed.")
+}
+
+/// A compact JWS, decoded.
+struct Jws {
+    header: Value,
+    claims: Value,
+    signature: Vec<u8>,
+    /// `header.payload` as sent: what the signature covers.
+    signed: String,
+}
+
+fn decode(assertion: &str) -> Result<Jws, Refusal> {
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let header: Value = b64url(h)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(malformed)?;
+    let claims: Value = b64url(p)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(malformed)?;
+    let signature = b64url(s).ok_or_else(malformed)?;
+    Ok(Jws {
+        header,
+        claims,
+        signature,
+        signed: format!("{h}.{p}"),
+    })
+}
+
+impl Registered {
+    /// Whether this certificate's key made the signature, under the `alg` the header names.
+    fn signed(&self, jws: &Jws) -> bool {
+        let alg = match jws.header.get("alg").and_then(Value::as_str) {
+            Some("PS256") => &RSA_PSS_2048_8192_SHA256,
+            Some("RS256") => &RSA_PKCS1_2048_8192_SHA256,
+            _ => return false,
+        };
+        UnparsedPublicKey::new(alg, &self.key)
+            .verify(jws.signed.as_bytes(), &jws.signature)
+            .is_ok()
+    }
+}
+
+/// Audience, issuer and subject, validity window and a jti; returns the
+/// jti and its expiry for the replay check.
+fn check_claims(
+    claims: &Value,
+    client_id: &str,
+    token_url: &str,
+    now: i64,
+) -> Result<(String, i64), Refusal> {
+    let claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+    if !claim("aud").eq_ignore_ascii_case(token_url) {
+        return Err(refuse(
+            700212,
+            format!("The audience '{}' of the client assertion is not valid: it must be the token endpoint '{token_url}'.", claim("aud")),
+        ));
+    }
+    if !claim("iss").eq_ignore_ascii_case(client_id)
+        || !claim("sub").eq_ignore_ascii_case(client_id)
+    {
+        return Err(refuse(
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.",
+        ));
+    }
+    let num = |k: &str| claims.get(k).and_then(Value::as_i64);
+    let (Some(exp), nbf) = (num("exp"), num("nbf")) else {
+        return Err(malformed());
+    };
+    if exp <= now || nbf.is_some_and(|n| n > now) {
+        return Err(refuse(
+            700024,
+            format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid from {}, expiry time of assertion {exp}.", nbf.unwrap_or(0)),
+        ));
+    }
+    let jti = claim("jti");
+    if jti.is_empty() {
+        return Err(malformed());
+    }
+    Ok((jti.to_string(), exp))
+}
+
 impl CertificateRegistry {
     /// Registers a PEM certificate on an app; returns its `x5t#S256`.
     pub(crate) fn register(&mut self, client_id: &str, pem: &str) -> Result<String, String> {
@@ -83,21 +172,9 @@ impl CertificateRegistry {
         assertion: &str,
         now: i64,
     ) -> Result<(), Refusal> {
-        let malformed = || refuse(50027, "JWT token is invalid or malformed.");
-        let mut parts = assertion.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed());
-        };
-        let header: Value = b64url(h)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(malformed)?;
-        let claims: Value = b64url(p)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(malformed)?;
-        let signature = b64url(s).ok_or_else(malformed)?;
-        let thumbprint = header
+        let jws = decode(assertion)?;
+        let thumbprint = jws
+            .header
             .get("x5t#S256")
             .and_then(Value::as_str)
             .unwrap_or_default();
@@ -111,53 +188,15 @@ impl CertificateRegistry {
                 format!("Client assertion failed signature validation. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"),
             ));
         };
-        let signed = format!("{h}.{p}");
-        let valid = match header.get("alg").and_then(Value::as_str) {
-            Some("PS256") => UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &cert.key)
-                .verify(signed.as_bytes(), &signature)
-                .is_ok(),
-            Some("RS256") => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &cert.key)
-                .verify(signed.as_bytes(), &signature)
-                .is_ok(),
-            _ => false,
-        };
-        if !valid {
+        if !cert.signed(&jws) {
             return Err(refuse(
                 700027,
                 "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]",
             ));
         }
-        let claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-        if !claim("aud").eq_ignore_ascii_case(token_url) {
-            return Err(refuse(
-                700212,
-                format!("The audience '{}' of the client assertion is not valid: it must be the token endpoint '{token_url}'.", claim("aud")),
-            ));
-        }
-        if !claim("iss").eq_ignore_ascii_case(client_id)
-            || !claim("sub").eq_ignore_ascii_case(client_id)
-        {
-            return Err(refuse(
-                700021,
-                "Client assertion application identifier doesn't match 'client_id' parameter.",
-            ));
-        }
-        let num = |k: &str| claims.get(k).and_then(Value::as_i64);
-        let (Some(exp), nbf) = (num("exp"), num("nbf")) else {
-            return Err(malformed());
-        };
-        if exp <= now || nbf.is_some_and(|n| n > now) {
-            return Err(refuse(
-                700024,
-                format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid from {}, expiry time of assertion {exp}.", nbf.unwrap_or(0)),
-            ));
-        }
-        let jti = claim("jti");
-        if jti.is_empty() {
-            return Err(malformed());
-        }
+        let (jti, exp) = check_claims(&jws.claims, client_id, token_url, now)?;
         self.used.retain(|_, e| *e > now);
-        if self.used.insert(jti.to_string(), exp).is_some() {
+        if self.used.insert(jti, exp).is_some() {
             return Err(refuse(
                 700027,
                 "Client assertion failed validation: the assertion (jti) was already used.",

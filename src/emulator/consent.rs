@@ -303,57 +303,45 @@ pub(crate) async fn handle(
     resp
 }
 
-fn respond(
-    shared: &Shared,
-    post: bool,
-    tenant_seg: &str,
-    r: &Req,
-) -> (u16, Response<HttpBody>, String) {
+/// Status, response, and the tenant the log entry names.
+type Answer = (u16, Response<HttpBody>, String);
+
+/// What the store knows of the request, read under one lock.
+struct Known {
+    /// The tenant the URL names (`None` when it names none, as `organizations`).
+    path_tenant: Option<String>,
+    app: bool,
+    redirect_registered: bool,
+    default_account: Option<String>,
+}
+
+fn known(shared: &Shared, tenant_seg: &str, r: &Req) -> Known {
+    let inner = shared.lock();
+    let path_tenant = inner
+        .tenant_index(tenant_seg)
+        .map(|i| inner.tenants[i].spec.id.clone());
+    let app = inner.apps.contains_key(&r.client_id.to_lowercase());
+    let redirect_registered = inner
+        .consent
+        .redirect_uris
+        .get(&r.client_id.to_lowercase())
+        .is_some_and(|l| l.iter().any(|u| u == &r.redirect_uri));
+    Known {
+        path_tenant,
+        app,
+        redirect_registered,
+        default_account: inner.consent.default_account.clone(),
+    }
+}
+
+fn respond(shared: &Shared, post: bool, tenant_seg: &str, r: &Req) -> Answer {
     let seg = tenant_seg.to_string();
-    let fail = |code, msg: &str| (400, error_page(code, msg), seg.clone());
-    let organizations = tenant_seg.eq_ignore_ascii_case("organizations");
-    let (path_tenant, known_app, registered, default_account) = {
-        let inner = shared.lock();
-        let pt = inner
-            .tenant_index(tenant_seg)
-            .map(|i| inner.tenants[i].spec.id.clone());
-        let app = inner.apps.contains_key(&r.client_id.to_lowercase());
-        let reg = inner
-            .consent
-            .redirect_uris
-            .get(&r.client_id.to_lowercase())
-            .is_some_and(|l| l.iter().any(|u| u == &r.redirect_uri));
-        (pt, app, reg, inner.consent.default_account.clone())
-    };
-    if !organizations && path_tenant.is_none() {
-        return fail(90002, &format!("Tenant '{tenant_seg}' not found."));
-    }
-    if r.client_id.is_empty() {
-        return fail(
-            900144,
-            "The request body must contain the following parameter: 'client_id'.",
-        );
-    }
-    if !known_app {
-        return fail(
-            700016,
-            &format!(
-                "Application with identifier '{}' was not found in the directory.",
-                r.client_id
-            ),
-        );
-    }
-    if !registered {
-        return fail(50011, &format!("The redirect URI '{}' specified in the request does not match the redirect URIs configured for the application '{}'.", r.redirect_uri, r.client_id));
-    }
-    if r.scope.is_empty() {
-        return fail(
-            900144,
-            "The request body must contain the following parameter: 'scope'.",
-        );
+    let k = known(shared, tenant_seg, r);
+    if let Some((code, msg)) = refusal(tenant_seg, r, &k) {
+        return (400, error_page(code, &msg), seg);
     }
     if !post {
-        let account = default_account.unwrap_or_default();
+        let account = k.default_account.unwrap_or_default();
         return (
             200,
             html(200, consent_form(tenant_seg, r, &account, None)),
@@ -377,6 +365,47 @@ fn respond(
             seg,
         );
     }
+    accept(shared, tenant_seg, r, k.path_tenant.as_deref())
+}
+
+/// Why the request gets an error page rather than a form (code, message);
+/// checked in this order whether the page is shown or submitted.
+fn refusal(tenant_seg: &str, r: &Req, k: &Known) -> Option<(u32, String)> {
+    let organizations = tenant_seg.eq_ignore_ascii_case("organizations");
+    if !organizations && k.path_tenant.is_none() {
+        return Some((90002, format!("Tenant '{tenant_seg}' not found.")));
+    }
+    if r.client_id.is_empty() {
+        return Some((
+            900144,
+            "The request body must contain the following parameter: 'client_id'.".into(),
+        ));
+    }
+    if !k.app {
+        return Some((
+            700016,
+            format!(
+                "Application with identifier '{}' was not found in the directory.",
+                r.client_id
+            ),
+        ));
+    }
+    if !k.redirect_registered {
+        return Some((50011, format!("The redirect URI '{}' specified in the request does not match the redirect URIs configured for the application '{}'.", r.redirect_uri, r.client_id)));
+    }
+    if r.scope.is_empty() {
+        return Some((
+            900144,
+            "The request body must contain the following parameter: 'scope'.".into(),
+        ));
+    }
+    None
+}
+
+/// Accept: the account's domain picks the tenant, and only an admin's
+/// accept records the consent.
+fn accept(shared: &Shared, tenant_seg: &str, r: &Req, path_tenant: Option<&str>) -> Answer {
+    let seg = tenant_seg.to_string();
     let account = r.account.trim().to_lowercase();
     let domain = account.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     let (account_tenant, is_admin) = {
@@ -397,7 +426,7 @@ fn respond(
     let Some(tenant) = account_tenant else {
         return stay(format!("AADSTS50034: The user account {} does not exist in the directory. To sign into this application, the account must be added to the directory.", r.account));
     };
-    if path_tenant.as_ref().is_some_and(|p| p != &tenant) {
+    if path_tenant.is_some_and(|p| p != tenant) {
         return stay(format!("AADSTS50020: User account '{}' from identity provider does not exist in tenant '{tenant_seg}' and cannot access the application in that tenant.", r.account));
     }
     if !is_admin {
@@ -417,7 +446,7 @@ fn respond(
         );
     }
     if let Err(e) = grant(shared, &tenant) {
-        return fail(90002, &e.to_string());
+        return (400, error_page(90002, &e.to_string()), seg);
     }
     let scope = r.scope.clone();
     (

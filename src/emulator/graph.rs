@@ -152,7 +152,7 @@ pub(crate) fn throttled_dispatch(
     }
 }
 
-pub(crate) fn fault_response(status: u16, retry_after: Option<f64>) -> GraphResp {
+fn fault_response(status: u16, retry_after: Option<f64>) -> GraphResp {
     let mut r = GraphResp::error(status, code_for_status(status), message_for_status(status));
     if let Some(ra) = retry_after {
         r = r.header("Retry-After", format_seconds(ra));
@@ -277,6 +277,62 @@ pub(crate) fn log(shared: &Shared, c: LogCtx, status: u16) {
     shared.lock().push_log(entry, cap);
 }
 
+/// What a queued fault leaves of a request.
+pub(super) enum Injected {
+    /// The connection was closed without an answer.
+    Dropped,
+    /// Answered with the fault's status; the request is not carried out.
+    Answer(GraphResp),
+    /// Carried out as usual, after any delay (a `DropAfter` loses the answer
+    /// once the request is done).
+    Proceed,
+}
+
+/// Applies a queued fault and notes it in the request's log entry.
+pub(super) async fn inject(fault: FaultKind, conn: &ConnHandle, lc: &mut LogCtx<'_>) -> Injected {
+    match fault {
+        FaultKind::DropAfter => Injected::Proceed,
+        FaultKind::Drop => {
+            conn.kill();
+            lc.fault = Some("drop".into());
+            Injected::Dropped
+        }
+        FaultKind::Delay { ms } => {
+            lc.fault = Some(format!("delay {ms}ms"));
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Injected::Proceed
+        }
+        FaultKind::Status {
+            status,
+            retry_after,
+        } => {
+            lc.fault = Some(format!("status {status}"));
+            Injected::Answer(fault_response(status, retry_after))
+        }
+    }
+}
+
+/// Background faults apply only to requests no fault was queued for.
+async fn inject_random(shared: &Shared, lc: &mut LogCtx<'_>) -> Injected {
+    match random_noise(shared).await {
+        Some(s) => {
+            lc.fault = Some(format!("random {s}"));
+            Injected::Answer(fault_response(s, None))
+        }
+        None => Injected::Proceed,
+    }
+}
+
+/// Sequence number, authentication and the queued fault, taken under one lock.
+fn admit(shared: &Shared, raw: &RawReq) -> (u64, Result<Auth, GraphResp>, Option<FaultKind>) {
+    let mut inner = shared.lock();
+    let seq = inner.next_seq();
+    let auth = authenticate(&inner, &raw.headers, Instant::now());
+    let tenant = auth.as_ref().ok().map(|a| a.tenant_id.clone());
+    let fault = inner.take_fault(tenant.as_deref(), &raw.method, &raw.path);
+    (seq, auth, fault)
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: ConnHandle,
@@ -287,14 +343,7 @@ pub(crate) async fn handle(
     // Graph echoes its own request-id when the client sent none.
     let crid_out = crid_in.clone().unwrap_or_else(|| request_id.clone());
     let priority = header(&raw.headers, "x-ms-throttle-priority").map(str::to_string);
-    let (seq, auth, fault) = {
-        let mut inner = shared.lock();
-        let seq = inner.next_seq();
-        let auth = authenticate(&inner, &raw.headers, Instant::now());
-        let tenant = auth.as_ref().ok().map(|a| a.tenant_id.clone());
-        let fault = inner.take_fault(tenant.as_deref(), &raw.method, &raw.path);
-        (seq, auth, fault)
-    };
+    let (seq, auth, fault) = admit(&shared, &raw);
     let mut lc = LogCtx {
         seq,
         auth: auth.as_ref().ok(),
@@ -311,67 +360,18 @@ pub(crate) async fn handle(
     // A lost answer: the request is carried out, the connection then closes.
     let lose_answer =
         matches!(fault, Some(FaultKind::DropAfter)) || lost_at_random(&shared, &raw.method);
-    let early: Option<GraphResp> = match fault {
-        Some(FaultKind::DropAfter) => None,
-        Some(FaultKind::Drop) => {
-            conn.kill();
-            lc.fault = Some("drop".into());
+    let injected = match fault {
+        Some(f) => inject(f, &conn, &mut lc).await,
+        None => inject_random(&shared, &mut lc).await,
+    };
+    let resp = match (injected, &auth) {
+        (Injected::Dropped, _) => {
             log(&shared, lc, 0);
             return Response::new(HttpBody::empty());
         }
-        Some(FaultKind::Delay { ms }) => {
-            lc.fault = Some(format!("delay {ms}ms"));
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            None
-        }
-        Some(FaultKind::Status {
-            status,
-            retry_after,
-        }) => {
-            lc.fault = Some(format!("status {status}"));
-            Some(fault_response(status, retry_after))
-        }
-        None => match random_noise(&shared).await {
-            Some(s) => {
-                lc.fault = Some(format!("random {s}"));
-                Some(fault_response(s, None))
-            }
-            None => None,
-        },
-    };
-    let resp = match (early, &auth) {
-        (Some(r), _) => r,
-        (None, Err(r)) => r.clone(),
-        (None, Ok(a)) => {
-            let rel = raw.path.get("/v1.0".len()..).unwrap_or("");
-            let segments = split_segments(rel);
-            let query = parse_query(raw.query.as_deref());
-            let is_batch = segments.len() == 1 && segments[0] == "$batch";
-            if is_batch && raw.method.eq_ignore_ascii_case("POST") {
-                let r = batch::run(&shared, &conn, a, seq, &raw, &crid_out).await;
-                if lose_answer {
-                    conn.kill();
-                    lc.fault = Some("answer lost".into());
-                }
-                log(&shared, lc, r.status);
-                return to_http(&r, &request_id, &crid_out);
-            }
-            match parse_json_body(&raw.headers, &raw.body) {
-                Err(e) => e,
-                Ok(body) => {
-                    let call = Call {
-                        method: &raw.method,
-                        segments: &segments,
-                        query: &query,
-                        eventual: header(&raw.headers, "consistencylevel")
-                            .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
-                        body: body.as_ref(),
-                    };
-                    let mut inner = shared.lock();
-                    throttled_dispatch(&mut inner, &shared, a, &call, Instant::now())
-                }
-            }
-        }
+        (Injected::Answer(r), _) => r,
+        (Injected::Proceed, Err(r)) => r.clone(),
+        (Injected::Proceed, Ok(a)) => serve(&shared, &conn, a, seq, &raw, &crid_out).await,
     };
     if lose_answer {
         conn.kill();
@@ -379,6 +379,39 @@ pub(crate) async fn handle(
     }
     log(&shared, lc, resp.status);
     to_http(&resp, &request_id, &crid_out)
+}
+
+/// An authenticated request past its faults: a `$batch`, or one call.
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: &ConnHandle,
+    auth: &Auth,
+    seq: u64,
+    raw: &RawReq,
+    crid_out: &str,
+) -> GraphResp {
+    let rel = raw.path.get("/v1.0".len()..).unwrap_or("");
+    let segments = split_segments(rel);
+    let query = parse_query(raw.query.as_deref());
+    let is_batch = segments.len() == 1 && segments[0] == "$batch";
+    if is_batch && raw.method.eq_ignore_ascii_case("POST") {
+        return batch::run(shared, conn, auth, seq, raw, crid_out).await;
+    }
+    match parse_json_body(&raw.headers, &raw.body) {
+        Err(e) => e,
+        Ok(body) => {
+            let call = Call {
+                method: &raw.method,
+                segments: &segments,
+                query: &query,
+                eventual: header(&raw.headers, "consistencylevel")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+                body: body.as_ref(),
+            };
+            let mut inner = shared.lock();
+            throttled_dispatch(&mut inner, shared, auth, &call, Instant::now())
+        }
+    }
 }
 
 /// Whether a write's answer is lost at random (`random_faults.lost_answer_rate`).

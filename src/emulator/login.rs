@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::client_assertion;
+use super::config::{AppRegistration, TenantSpec};
 use super::errors::login_error;
 use super::graph::{header, random_noise};
 use super::listener::ConnHandle;
@@ -79,14 +80,78 @@ struct Issued {
     lifetime: Duration,
 }
 
+/// A form parameter, when present and not empty.
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+fn one_method_only() -> Failure {
+    fail(
+        400,
+        "invalid_request",
+        90023,
+        "The request must use only one client authentication method.",
+    )
+}
+
+fn unavailable(status: u16) -> Failure {
+    fail(
+        status,
+        "temporarily_unavailable",
+        90006,
+        "The service is temporarily unavailable.",
+    )
+}
+
+/// AADSTS700016 names the requested client id and the tenant's GUID.
+fn not_in_tenant(client_id: &str, tenant_id: &str) -> Failure {
+    fail(
+        400,
+        "unauthorized_client",
+        700016,
+        format!("Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
+    )
+}
+
+/// The grant's rules in the order the endpoint refuses: request shape,
+/// client, scope, tenant and app, credential, consent.
 fn issue(
     shared: &Shared,
     tenant_seg: &str,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<Issued, Failure> {
-    let p = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let grant = p("grant_type").ok_or_else(|| missing("grant_type"))?;
+    let grant = param(params, "grant_type").ok_or_else(|| missing("grant_type"))?;
+    check_endpoint(tenant_seg, grant)?;
+    let (client_id, secret) = client_id_and_secret(headers, params)?;
+    check_scope(param(params, "scope").ok_or_else(|| missing("scope"))?)?;
+    let (tenant, app) = tenant_and_app(shared, tenant_seg, &client_id)?;
+    check_credential(shared, tenant_seg, params, &client_id, &app, secret)?;
+    // Without admin consent the multi-tenant app has no service principal in
+    // the tenant (AADSTS700016: "not installed by the administrator of the
+    // tenant or consented to by any user in the tenant"); a fresh consent
+    // counts only once it has propagated.
+    let propagated = shared
+        .lock()
+        .consent
+        .is_effective(&tenant.id, Instant::now());
+    if !tenant.consented || !propagated {
+        return Err(not_in_tenant(&client_id, &tenant.id));
+    }
+    let lifetime = shared.scaled(Duration::from_secs(shared.cfg.token_lifetime_secs));
+    Ok(Issued {
+        tenant_id: tenant.id.clone(),
+        client_id: app.client_id.clone(),
+        token: format!("emu.{}", random_hex(32)),
+        lifetime,
+    })
+}
+
+/// The tenant segment must name one tenant, and the grant must be client credentials.
+fn check_endpoint(tenant_seg: &str, grant: &str) -> Result<(), Failure> {
     let t = tenant_seg.to_ascii_lowercase();
     if t == "common" || t == "consumers" {
         return Err(fail(
@@ -114,19 +179,22 @@ fn issue(
             format!("The app requested an unsupported grant type '{grant}'."),
         ));
     }
+    Ok(())
+}
+
+/// The client id, and the secret if one was sent, from HTTP Basic or the body.
+fn client_id_and_secret(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<(String, Option<String>), Failure> {
     let basic = basic_credentials(headers);
-    if basic.is_some() && p("client_secret").is_some() {
+    if basic.is_some() && param(params, "client_secret").is_some() {
         // RFC 6749 2.3: no more than one authentication method per request.
-        return Err(fail(
-            400,
-            "invalid_request",
-            90023,
-            "The request must use only one client authentication method.",
-        ));
+        return Err(one_method_only());
     }
-    let (client_id, secret) = match basic {
+    match basic {
         Some((id, secret)) => {
-            if p("client_id").is_some_and(|b| !b.eq_ignore_ascii_case(&id)) {
+            if param(params, "client_id").is_some_and(|b| !b.eq_ignore_ascii_case(&id)) {
                 return Err(fail(
                     400,
                     "invalid_request",
@@ -134,36 +202,49 @@ fn issue(
                     "The client_id in the request body does not match the client credentials.",
                 ));
             }
-            (id, Some(secret))
+            Ok((id, Some(secret)))
         }
         None => {
-            let id = p("client_id")
+            let id = param(params, "client_id")
                 .ok_or_else(|| missing("client_id"))?
                 .to_string();
-            (id, p("client_secret").map(str::to_string))
+            Ok((id, param(params, "client_secret").map(str::to_string)))
         }
-    };
-    let scope = p("scope").ok_or_else(|| missing("scope"))?;
+    }
+}
+
+/// Client credentials take the resource's `/.default` scope and nothing else.
+fn check_scope(scope: &str) -> Result<(), Failure> {
     let valid_scope = [GRAPH_RESOURCE, GRAPH_APP_ID].iter().any(|r| {
         scope.eq_ignore_ascii_case(&format!("{r}/.default"))
             || scope.eq_ignore_ascii_case(&format!("{r}//.default"))
     });
-    if !valid_scope {
-        if !scope.contains("/.default") && !scope.contains(' ') {
-            return Err(fail(
-                400,
-                "invalid_scope",
-                1002012,
-                format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
-            ));
-        }
+    if valid_scope {
+        return Ok(());
+    }
+    if !scope.contains("/.default") && !scope.contains(' ') {
         return Err(fail(
             400,
             "invalid_scope",
-            70011,
-            format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+            1002012,
+            format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
         ));
     }
+    Err(fail(
+        400,
+        "invalid_scope",
+        70011,
+        format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+    ))
+}
+
+/// The tenant the URL names and the app registration, read under one lock
+/// that is released before the credential checks take it again.
+fn tenant_and_app(
+    shared: &Shared,
+    tenant_seg: &str,
+    client_id: &str,
+) -> Result<(TenantSpec, AppRegistration), Failure> {
     let inner = shared.lock();
     let Some(ti) = inner.tenant_index(tenant_seg) else {
         return Err(fail(
@@ -174,85 +255,154 @@ fn issue(
         ));
     };
     let tenant = inner.tenants[ti].spec.clone();
-    let not_in_tenant = || {
-        fail(
-            400,
-            "unauthorized_client",
-            700016,
-            format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", tenant.id),
-        )
-    };
     let Some(app) = inner.apps.get(&client_id.to_lowercase()).cloned() else {
-        return Err(not_in_tenant());
+        return Err(not_in_tenant(client_id, &tenant.id));
     };
-    // Assertion checks and the consent check below take the lock again.
-    drop(inner);
-    match (secret, p("client_assertion")) {
-        (Some(_), Some(_)) => {
-            return Err(fail(
-                400,
-                "invalid_request",
-                90023,
-                "The request must use only one client authentication method.",
-            ))
-        }
-        (None, None) => {
-            return Err(fail(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            ))
-        }
-        (Some(secret), None) => {
-            if secret != app.client_secret {
-                return Err(fail(
-                    401,
-                    "invalid_client",
-                    7000215,
-                    format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
-                ));
-            }
-        }
+    Ok((tenant, app))
+}
+
+/// Exactly one credential, a secret or a certificate assertion, and it must be the app's.
+fn check_credential(
+    shared: &Shared,
+    tenant_seg: &str,
+    params: &HashMap<String, String>,
+    client_id: &str,
+    app: &AppRegistration,
+    secret: Option<String>,
+) -> Result<(), Failure> {
+    match (secret, param(params, "client_assertion")) {
+        (Some(_), Some(_)) => Err(one_method_only()),
+        (None, None) => Err(fail(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )),
+        (Some(secret), None) if secret != app.client_secret => Err(fail(
+            401,
+            "invalid_client",
+            7000215,
+            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+        )),
+        (Some(_), None) => Ok(()),
         (None, Some(assertion)) => {
-            if p("client_assertion_type") != Some(client_assertion::JWT_BEARER) {
-                return Err(fail(
-                    400,
-                    "invalid_request",
-                    50027,
-                    format!("client_assertion_type must be '{}'.", client_assertion::JWT_BEARER),
-                ));
+            check_assertion(shared, tenant_seg, params, client_id, assertion)
+        }
+    }
+}
+
+fn check_assertion(
+    shared: &Shared,
+    tenant_seg: &str,
+    params: &HashMap<String, String>,
+    client_id: &str,
+    assertion: &str,
+) -> Result<(), Failure> {
+    if param(params, "client_assertion_type") != Some(client_assertion::JWT_BEARER) {
+        return Err(fail(
+            400,
+            "invalid_request",
+            50027,
+            format!(
+                "client_assertion_type must be '{}'.",
+                client_assertion::JWT_BEARER
+            ),
+        ));
+    }
+    // The audience is the token URL the request was sent to.
+    let token_url = format!("{}/{tenant_seg}/oauth2/v2.0/token", shared.base_url);
+    let now = Utc::now().timestamp();
+    shared
+        .lock()
+        .certificates
+        .verify(client_id, &token_url, assertion, now)
+        .map_err(|r| fail(401, "invalid_client", r.code, r.description))
+}
+
+fn form_params(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The log never holds secrets or assertions.
+fn logged_params(params: &HashMap<String, String>) -> serde_json::Map<String, Value> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "client_secret" || k == "client_assertion" {
+                "***"
+            } else {
+                v.as_str()
+            };
+            (k.clone(), json!(v))
+        })
+        .collect()
+}
+
+/// Queued and background faults come before the endpoint's own checks.
+/// Returns the outcome and the fault the log notes.
+async fn attempt(
+    shared: &Shared,
+    conn: &ConnHandle,
+    fault: Option<FaultKind>,
+    method: &str,
+    tenant_seg: &str,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> (Result<Issued, Failure>, Option<String>) {
+    match fault {
+        Some(FaultKind::Drop) => {
+            conn.kill();
+            (Err(fail(0, "", 0, "")), Some("drop".to_string()))
+        }
+        Some(FaultKind::Status { status, .. }) => {
+            (Err(unavailable(status)), Some(format!("status {status}")))
+        }
+        other => {
+            let mut note = None;
+            if let Some(FaultKind::Delay { ms }) = other {
+                note = Some(format!("delay {ms}ms"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            // The audience is the token URL the request was sent to.
-            let token_url = format!("{}/{tenant_seg}/oauth2/v2.0/token", shared.base_url);
-            let now = Utc::now().timestamp();
-            let checked = shared
-                .lock()
-                .certificates
-                .verify(&client_id, &token_url, assertion, now);
-            if let Err(r) = checked {
-                return Err(fail(401, "invalid_client", r.code, r.description));
+            match random_noise(shared).await {
+                Some(s) => (Err(unavailable(s)), Some(format!("random {s}"))),
+                None if !method.eq_ignore_ascii_case("POST") => (
+                    Err(fail(
+                        400,
+                        "invalid_request",
+                        900561,
+                        format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request."),
+                    )),
+                    note,
+                ),
+                None => (issue(shared, tenant_seg, headers, params), note),
             }
         }
     }
-    // Without admin consent the multi-tenant app has no service principal in
-    // the tenant (AADSTS700016: "not installed by the administrator of the
-    // tenant or consented to by any user in the tenant"); a fresh consent
-    // counts only once it has propagated.
-    let propagated = shared
-        .lock()
-        .consent
-        .is_effective(&tenant.id, Instant::now());
-    if !tenant.consented || !propagated {
-        return Err(not_in_tenant());
-    }
-    let lifetime = shared.scaled(Duration::from_secs(shared.cfg.token_lifetime_secs));
-    Ok(Issued {
-        tenant_id: tenant.id.clone(),
-        client_id: app.client_id.clone(),
-        token: format!("emu.{}", random_hex(32)),
-        lifetime,
-    })
+}
+
+/// Records the token for Graph's bearer check, then answers with it.
+fn hand_out(shared: &Shared, iss: Issued) -> Response<HttpBody> {
+    let mut inner = shared.lock();
+    let now = Instant::now();
+    inner.prune_tokens(now);
+    inner.tokens.insert(
+        iss.token.clone(),
+        TokenRecord {
+            tenant_id: iss.tenant_id,
+            client_id: iss.client_id,
+            expires_at: now + iss.lifetime,
+        },
+    );
+    let secs = iss.lifetime.as_secs_f64().ceil() as u64;
+    let body = json!({
+        "token_type": "Bearer",
+        "expires_in": secs,
+        "ext_expires_in": secs,
+        "access_token": iss.token,
+    });
+    reply(200, &body)
 }
 
 pub(crate) async fn handle(
@@ -265,21 +415,8 @@ pub(crate) async fn handle(
     body: &[u8],
 ) -> Response<HttpBody> {
     let request_id = new_guid();
-    let params: HashMap<String, String> = url::form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    // The log never holds secrets or assertions.
-    let logged: serde_json::Map<String, Value> = params
-        .iter()
-        .map(|(k, v)| {
-            let v = if k == "client_secret" || k == "client_assertion" {
-                "***"
-            } else {
-                v.as_str()
-            };
-            (k.clone(), json!(v))
-        })
-        .collect();
+    let params = form_params(body);
+    let logged = logged_params(&params);
     let (seq, fault) = {
         let mut inner = shared.lock();
         (
@@ -287,68 +424,14 @@ pub(crate) async fn handle(
             inner.take_fault(Some(tenant_seg), method, path),
         )
     };
-    let mut fault_note = None;
-    let outcome: Result<Issued, Failure> = match fault {
-        Some(FaultKind::Drop) => {
-            conn.kill();
-            fault_note = Some("drop".to_string());
-            Err(fail(0, "", 0, ""))
-        }
-        Some(FaultKind::Status { status, .. }) => {
-            fault_note = Some(format!("status {status}"));
-            Err(fail(
-                status,
-                "temporarily_unavailable",
-                90006,
-                "The service is temporarily unavailable.",
-            ))
-        }
-        other => {
-            if let Some(FaultKind::Delay { ms }) = other {
-                fault_note = Some(format!("delay {ms}ms"));
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            match random_noise(&shared).await {
-                Some(s) => {
-                    fault_note = Some(format!("random {s}"));
-                    Err(fail(s, "temporarily_unavailable", 90006, "The service is temporarily unavailable."))
-                }
-                None if !method.eq_ignore_ascii_case("POST") => Err(fail(
-                    400,
-                    "invalid_request",
-                    900561,
-                    format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request."),
-                )),
-                None => issue(&shared, tenant_seg, headers, &params),
-            }
-        }
-    };
+    let (outcome, fault_note) =
+        attempt(&shared, &conn, fault, method, tenant_seg, headers, &params).await;
     let client_id = params
         .get("client_id")
         .cloned()
         .or_else(|| basic_credentials(headers).map(|b| b.0));
     let (status, resp) = match outcome {
-        Ok(iss) => {
-            let mut inner = shared.lock();
-            let now = Instant::now();
-            inner.prune_tokens(now);
-            inner.tokens.insert(
-                iss.token.clone(),
-                TokenRecord {
-                    tenant_id: iss.tenant_id,
-                    client_id: iss.client_id,
-                    expires_at: now + iss.lifetime,
-                },
-            );
-            let secs = iss.lifetime.as_secs_f64().ceil() as u64;
-            let body = json!({
-                "token_type": "Bearer",
-                "expires_in": secs,
-                "ext_expires_in": secs,
-                "access_token": iss.token,
-            });
-            (200, reply(200, &body))
-        }
+        Ok(iss) => (200, hand_out(&shared, iss)),
         Err(f) if f.status == 0 => (0, Response::new(HttpBody::empty())),
         Err(f) => (
             f.status,

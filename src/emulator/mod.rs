@@ -18,6 +18,7 @@ mod login;
 mod state;
 mod throttle;
 mod types;
+mod user_list;
 mod user_props;
 mod users;
 mod util;

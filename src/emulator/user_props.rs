@@ -208,135 +208,177 @@ pub(crate) fn apply(
                 format!("Property '{key}' is read-only and cannot be set."),
             ));
         }
-        match key {
-            "accountEnabled" => match v {
-                Value::Bool(b) => u.account_enabled = *b,
-                Value::Null => return Err(invalid_value(key)),
-                other => return Err(not_convertible(other, "Edm.Boolean")),
-            },
-            // displayName "cannot be cleared during updates" (user-update).
-            "displayName" => u.display_name = string_or_null(v, key, false)?,
-            "givenName" => u.given_name = string_or_null(v, key, true)?,
-            "surname" => u.surname = string_or_null(v, key, true)?,
-            "jobTitle" => u.job_title = string_or_null(v, key, true)?,
-            "department" => u.department = string_or_null(v, key, true)?,
-            "officeLocation" => u.office_location = string_or_null(v, key, true)?,
-            "employeeId" => u.employee_id = string_or_null(v, key, true)?,
-            "mobilePhone" => u.mobile_phone = string_or_null(v, key, true)?,
-            "preferredLanguage" => u.preferred_language = string_or_null(v, key, true)?,
-            "passwordPolicies" => u.password_policies = string_or_null(v, key, true)?,
-            "usageLocation" => {
-                // "Not nullable" (user-update); ISO 3166 alpha-2.
-                let s = string_or_null(v, key, false)?.unwrap_or_default();
-                validate::usage_location(&s).map_err(|_| invalid_value(key))?;
-                u.usage_location = Some(s);
-            }
-            "mail" => {
-                let m = string_or_null(v, key, true)?;
-                if let Some(m) = &m {
-                    validate::mail(m).map_err(|_| invalid_value(key))?;
-                }
-                u.mail = m;
-            }
-            "userPrincipalName" => {
-                let s = string_or_null(v, key, false)?.unwrap_or_default();
-                validate::upn(&s, domains).map_err(upn_error)?;
-                u.upn = s;
-            }
-            "mailNickname" => {
-                let s = string_or_null(v, key, false)?.unwrap_or_default();
-                validate::mail_nickname(&s).map_err(|_| invalid_value(key))?;
-                u.mail_nickname = s;
-            }
-            "businessPhones" => {
-                // "only one number can be set for this property" (user-update).
-                let l = string_list(v, key)?;
-                if l.len() > 1 {
-                    return Err(invalid_value(key));
-                }
-                u.business_phones = l;
-            }
-            "otherMails" => {
-                let l = string_list(v, key)?;
-                if l.iter().any(|m| validate::mail(m).is_err()) {
-                    return Err(invalid_value(key));
-                }
-                u.other_mails = l;
-            }
-            "userType" => match v {
-                Value::String(s) if s == "Member" || s == "Guest" => {}
-                _ => return Err(invalid_value(key)),
-            },
-            "passwordProfile" => {
-                let Value::Object(pp) = v else {
-                    return Err(invalid_value(key));
-                };
-                for (pk, pv) in pp {
-                    match (pk.as_str(), pv) {
-                        ("password", Value::String(p)) => new_password = Some(p.clone()),
-                        ("password", Value::Null) => {}
-                        ("forceChangePasswordNextSignIn", Value::Bool(_))
-                        | ("forceChangePasswordNextSignInWithMfa", Value::Bool(_)) => {}
-                        ("@odata.type", _) => {}
-                        _ => return Err(invalid_value(key)),
-                    }
-                }
-                if new_password.is_none() && creating {
-                    return Err(required_missing("passwordProfile.password"));
-                }
-            }
-            k if OTHER_STRINGS.contains(&k) => {
-                let s = string_or_null(v, key, true)?;
-                match s {
-                    Some(s) => u.other.insert(k.to_string(), Value::String(s)),
-                    None => u.other.insert(k.to_string(), Value::Null),
-                };
-            }
-            _ => {
-                return Err(GraphResp::error(
-                    400,
-                    "BadRequest",
-                    format!(
-                    "Property '{key}' does not exist as a declared property or extension property."
-                ),
-                ))
-            }
+        if key == "passwordProfile" {
+            new_password = password_profile(v, key, creating)?;
+        } else {
+            set_property(&mut u, key, v, domains)?;
         }
     }
     if creating {
-        for p in [
-            "accountEnabled",
-            "displayName",
-            "mailNickname",
-            "passwordProfile",
-            "userPrincipalName",
-        ] {
-            let missing = match body.get(p) {
-                None | Some(Value::Null) => true,
-                Some(Value::String(s)) => s.is_empty(),
-                _ => false,
-            };
-            if missing {
-                return Err(required_missing(p));
-            }
-        }
+        check_required(body)?;
     }
     if let Some(p) = new_password {
-        let strong = !u
-            .password_policies
-            .as_deref()
-            .is_some_and(|pp| pp.contains("DisableStrongPassword"));
-        validate::password(&p, strong).map_err(|_| {
-            GraphResp::error(
-                400,
-                "Request_BadRequest",
-                "The specified password does not comply with password complexity requirements. Please provide a different password.",
-            )
-        })?;
-        u.password_set_count += 1;
-        u.last_password = Some(p);
+        set_password(&mut u, p)?;
     }
     Ok(u)
+}
+
+/// One property of the body other than `passwordProfile`, checked and set.
+fn set_property(
+    u: &mut UserRecord,
+    key: &str,
+    v: &Value,
+    domains: &[String],
+) -> Result<(), GraphResp> {
+    match key {
+        "accountEnabled" => match v {
+            Value::Bool(b) => u.account_enabled = *b,
+            Value::Null => return Err(invalid_value(key)),
+            other => return Err(not_convertible(other, "Edm.Boolean")),
+        },
+        // displayName "cannot be cleared during updates" (user-update).
+        "displayName" => u.display_name = string_or_null(v, key, false)?,
+        "givenName" => u.given_name = string_or_null(v, key, true)?,
+        "surname" => u.surname = string_or_null(v, key, true)?,
+        "jobTitle" => u.job_title = string_or_null(v, key, true)?,
+        "department" => u.department = string_or_null(v, key, true)?,
+        "officeLocation" => u.office_location = string_or_null(v, key, true)?,
+        "employeeId" => u.employee_id = string_or_null(v, key, true)?,
+        "mobilePhone" => u.mobile_phone = string_or_null(v, key, true)?,
+        "preferredLanguage" => u.preferred_language = string_or_null(v, key, true)?,
+        "passwordPolicies" => u.password_policies = string_or_null(v, key, true)?,
+        "usageLocation" => u.usage_location = Some(usage_location(v, key)?),
+        "mail" => u.mail = mail(v, key)?,
+        "userPrincipalName" => u.upn = upn(v, key, domains)?,
+        "mailNickname" => u.mail_nickname = mail_nickname(v, key)?,
+        "businessPhones" => u.business_phones = business_phones(v, key)?,
+        "otherMails" => u.other_mails = other_mails(v, key)?,
+        "userType" => match v {
+            Value::String(s) if s == "Member" || s == "Guest" => {}
+            _ => return Err(invalid_value(key)),
+        },
+        k if OTHER_STRINGS.contains(&k) => {
+            let s = string_or_null(v, key, true)?;
+            match s {
+                Some(s) => u.other.insert(k.to_string(), Value::String(s)),
+                None => u.other.insert(k.to_string(), Value::Null),
+            };
+        }
+        _ => {
+            return Err(GraphResp::error(
+                400,
+                "BadRequest",
+                format!(
+                    "Property '{key}' does not exist as a declared property or extension property."
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn usage_location(v: &Value, key: &str) -> Result<String, GraphResp> {
+    // "Not nullable" (user-update); ISO 3166 alpha-2.
+    let s = string_or_null(v, key, false)?.unwrap_or_default();
+    validate::usage_location(&s).map_err(|_| invalid_value(key))?;
+    Ok(s)
+}
+
+fn mail(v: &Value, key: &str) -> Result<Option<String>, GraphResp> {
+    let m = string_or_null(v, key, true)?;
+    if let Some(m) = &m {
+        validate::mail(m).map_err(|_| invalid_value(key))?;
+    }
+    Ok(m)
+}
+
+fn upn(v: &Value, key: &str, domains: &[String]) -> Result<String, GraphResp> {
+    let s = string_or_null(v, key, false)?.unwrap_or_default();
+    validate::upn(&s, domains).map_err(upn_error)?;
+    Ok(s)
+}
+
+fn mail_nickname(v: &Value, key: &str) -> Result<String, GraphResp> {
+    let s = string_or_null(v, key, false)?.unwrap_or_default();
+    validate::mail_nickname(&s).map_err(|_| invalid_value(key))?;
+    Ok(s)
+}
+
+fn business_phones(v: &Value, key: &str) -> Result<Vec<String>, GraphResp> {
+    // "only one number can be set for this property" (user-update).
+    let l = string_list(v, key)?;
+    if l.len() > 1 {
+        return Err(invalid_value(key));
+    }
+    Ok(l)
+}
+
+fn other_mails(v: &Value, key: &str) -> Result<Vec<String>, GraphResp> {
+    let l = string_list(v, key)?;
+    if l.iter().any(|m| validate::mail(m).is_err()) {
+        return Err(invalid_value(key));
+    }
+    Ok(l)
+}
+
+/// The new password, if any; it is checked once the whole body has been
+/// read, since `passwordPolicies` decides how strong it must be.
+fn password_profile(v: &Value, key: &str, creating: bool) -> Result<Option<String>, GraphResp> {
+    let Value::Object(pp) = v else {
+        return Err(invalid_value(key));
+    };
+    let mut new_password = None;
+    for (pk, pv) in pp {
+        match (pk.as_str(), pv) {
+            ("password", Value::String(p)) => new_password = Some(p.clone()),
+            ("password", Value::Null) => {}
+            ("forceChangePasswordNextSignIn", Value::Bool(_))
+            | ("forceChangePasswordNextSignInWithMfa", Value::Bool(_)) => {}
+            ("@odata.type", _) => {}
+            _ => return Err(invalid_value(key)),
+        }
+    }
+    if new_password.is_none() && creating {
+        return Err(required_missing("passwordProfile.password"));
+    }
+    Ok(new_password)
+}
+
+fn check_required(body: &Map<String, Value>) -> Result<(), GraphResp> {
+    for p in [
+        "accountEnabled",
+        "displayName",
+        "mailNickname",
+        "passwordProfile",
+        "userPrincipalName",
+    ] {
+        let missing = match body.get(p) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            _ => false,
+        };
+        if missing {
+            return Err(required_missing(p));
+        }
+    }
+    Ok(())
+}
+
+fn set_password(u: &mut UserRecord, p: String) -> Result<(), GraphResp> {
+    let strong = !u
+        .password_policies
+        .as_deref()
+        .is_some_and(|pp| pp.contains("DisableStrongPassword"));
+    validate::password(&p, strong).map_err(|_| {
+        GraphResp::error(
+            400,
+            "Request_BadRequest",
+            "The specified password does not comply with password complexity requirements. Please provide a different password.",
+        )
+    })?;
+    u.password_set_count += 1;
+    u.last_password = Some(p);
+    Ok(())
 }
 
 fn upn_error(e: Invalid) -> GraphResp {

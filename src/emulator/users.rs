@@ -1,4 +1,5 @@
-//! /users handlers: create, get, list, update, delete, revokeSignInSessions.
+//! /users handlers: create, get, update, delete, revokeSignInSessions (the
+//! list, with its query options and paging, is in `user_list`).
 
 use std::time::{Duration, Instant};
 
@@ -6,13 +7,10 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::errors::{Body, GraphResp};
-use super::filter;
 use super::state::{Inner, Tenant, UserRecord};
+use super::user_list::list;
 use super::user_props::{self, DEFAULT_PROPS};
 use super::util::new_guid;
-
-/// Graph's default page size for users.
-const DEFAULT_PAGE: usize = 100;
 
 pub(crate) struct Call<'a> {
     pub method: &'a str,
@@ -68,7 +66,7 @@ pub(crate) fn segment_not_found(seg: &str) -> GraphResp {
     )
 }
 
-fn q<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
+pub(super) fn q<'a>(call: &'a Call, name: &str) -> Option<&'a str> {
     call.query
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -122,7 +120,7 @@ fn find<'a>(tenant: &'a mut Tenant, key: &str, now: Instant) -> Option<&'a mut U
 }
 
 /// `$select`, validated against the user type.
-fn selection(call: &Call) -> Result<Option<Vec<&'static str>>, GraphResp> {
+pub(super) fn selection(call: &Call) -> Result<Option<Vec<&'static str>>, GraphResp> {
     let Some(sel) = q(call, "$select") else {
         return Ok(None);
     };
@@ -142,7 +140,7 @@ fn selection(call: &Call) -> Result<Option<Vec<&'static str>>, GraphResp> {
     Ok(Some(out))
 }
 
-fn context(env: &Env, sel: &Option<Vec<&str>>, entity: bool) -> String {
+pub(super) fn context(env: &Env, sel: &Option<Vec<&str>>, entity: bool) -> String {
     let mut s = format!("{}/$metadata#users", env.graph_base);
     if let Some(sel) = sel {
         s.push_str(&format!("({})", sel.join(",")));
@@ -187,166 +185,6 @@ fn count(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
         headers: Vec::new(),
         body: Body::Text(n.to_string()),
     }
-}
-
-fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
-    // Query options per https://learn.microsoft.com/graph/api/user-list
-    for (k, _) in call.query {
-        let k = k.to_ascii_lowercase();
-        match k.as_str() {
-            "$select" | "$filter" | "$top" | "$skiptoken" | "$count" | "$orderby" => {}
-            "$skip" => {
-                return GraphResp::error(400, "Request_BadRequest", "'$skip' is not supported by the service.")
-            }
-            "$search" if !call.eventual => {
-                return GraphResp::error(
-                    400,
-                    "Request_UnsupportedQuery",
-                    "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
-                )
-            }
-            "$search" | "$expand" => {
-                return GraphResp::error(400, "Request_UnsupportedQuery", "Unsupported Query.")
-            }
-            k if k.starts_with('$') => {
-                return GraphResp::error(
-                    400,
-                    "BadRequest",
-                    format!("Query option '{k}' is not supported."),
-                )
-            }
-            _ => {}
-        }
-    }
-    let sel = match selection(call) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let page = match q(call, "$top") {
-        None => DEFAULT_PAGE,
-        Some(t) => match t.trim().parse::<usize>() {
-            Ok(n) if (1..=999).contains(&n) => n,
-            _ => {
-                return GraphResp::error(
-                    400,
-                    "Request_BadRequest",
-                    format!(
-                        "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
-                    ),
-                )
-            }
-        },
-    };
-    let count_requested = q(call, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
-    let advanced = call.eventual && count_requested;
-    let expr = match q(call, "$filter") {
-        None => None,
-        Some(f) => match filter::parse(f, advanced) {
-            Ok(e) => Some(e),
-            Err(e) => return e,
-        },
-    };
-    let mut users: Vec<&UserRecord> = tenant
-        .users
-        .iter()
-        .filter(|u| u.is_visible(env.now))
-        .filter(|u| match &expr {
-            None => true,
-            Some(e) => filter::eval(e, &|p| user_props::filter_value(u, p)),
-        })
-        .collect();
-    if let Some(ob) = q(call, "$orderby") {
-        // displayName and userPrincipalName sort by default; with $filter
-        // only in advanced queries (aad-advanced-queries, sorting table).
-        let mut parts = ob.split_whitespace();
-        let prop = parts.next().and_then(user_props::canonical);
-        let desc = matches!(parts.next(), Some(d) if d.eq_ignore_ascii_case("desc"));
-        match prop {
-            Some(p @ ("displayName" | "userPrincipalName")) if expr.is_none() || advanced => {
-                users.sort_by_key(|u| user_props::get(u, p).as_str().map(str::to_lowercase));
-                if desc {
-                    users.reverse();
-                }
-            }
-            _ => return GraphResp::error(400, "Request_UnsupportedQuery", "Unsupported Query."),
-        }
-    } else {
-        users.sort_by_key(|u| u.seq);
-    }
-    let total = users.len();
-    let start = match q(call, "$skiptoken") {
-        None => 0,
-        Some(tok) => match decode_skiptoken(tok) {
-            Some(n) if n <= total => n,
-            _ => {
-                return GraphResp::error(
-                    400,
-                    "Directory_ExpiredPageToken",
-                    "The specified page token value has expired and can no longer be included in your request.",
-                )
-            }
-        },
-    };
-    let end = (start + page).min(total);
-    let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
-    let value: Vec<Value> = users[start..end]
-        .iter()
-        .map(|u| Value::Object(user_props::project(u, &props)))
-        .collect();
-    let mut obj = Map::new();
-    obj.insert("@odata.context".into(), json!(context(env, &sel, false)));
-    if advanced {
-        obj.insert("@odata.count".into(), json!(total));
-    }
-    if end < total {
-        obj.insert("@odata.nextLink".into(), json!(next_link(env, call, end)));
-    }
-    obj.insert("value".into(), Value::Array(value));
-    GraphResp::json(200, Value::Object(obj))
-}
-
-/// Opaque to clients; carries the offset into the (stable) result order.
-fn encode_skiptoken(offset: usize) -> String {
-    let raw = format!("emu1:{offset}:{}", &new_guid()[..8]);
-    raw.bytes().map(|b| format!("{b:02X}")).collect()
-}
-
-fn decode_skiptoken(tok: &str) -> Option<usize> {
-    if tok.len() & 1 == 1 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..tok.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(tok.get(i..i + 2)?, 16).ok())
-        .collect();
-    let s = String::from_utf8(bytes?).ok()?;
-    let mut parts = s.split(':');
-    if parts.next()? != "emu1" {
-        return None;
-    }
-    parts.next()?.parse().ok()
-}
-
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn next_link(env: &Env, call: &Call, offset: usize) -> String {
-    let mut parts: Vec<String> = call
-        .query
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-        .map(|(k, v)| format!("{}={}", k, encode_component(v)))
-        .collect();
-    parts.push(format!("$skiptoken={}", encode_skiptoken(offset)));
-    format!("{}/users?{}", env.graph_base, parts.join("&"))
 }
 
 fn body_object<'a>(call: &'a Call) -> Result<&'a Map<String, Value>, GraphResp> {
@@ -454,17 +292,4 @@ fn revoke(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
             "value": true
         }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skiptoken_roundtrip() {
-        let t = encode_skiptoken(250);
-        assert_eq!(decode_skiptoken(&t), Some(250));
-        assert_eq!(decode_skiptoken("zz"), None);
-        assert_eq!(decode_skiptoken("41"), None);
-    }
 }
