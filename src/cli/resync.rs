@@ -3,7 +3,6 @@
 //! the work itself and drains what it queued like `run --once`.
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -12,7 +11,7 @@ use crate::daemon;
 use crate::domain::CompanyId;
 use crate::resync::report::{table, CompanyReport, Trigger};
 use crate::resync::run::{Resync, RunOptions};
-use crate::resync::service::Answer;
+use crate::resync::service::ask;
 
 pub struct ResyncArgs {
     pub company: Option<i64>,
@@ -119,29 +118,7 @@ async fn ask_daemon(
     opts: RunOptions,
 ) -> anyhow::Result<Vec<CompanyReport>> {
     let state = daemon::open_state(settings)?;
-    let id = state.request_resync(
-        company.map(CompanyId),
-        opts.dry_run,
-        opts.allow_mass_deprovision,
-    )?;
-    loop {
-        if let Some((status, result)) = state.resync_request(id)? {
-            if status == "done" || status == "failed" {
-                let answer: Answer = serde_json::from_str(result.as_deref().unwrap_or("{}"))?;
-                if let Some(e) = answer.error {
-                    anyhow::bail!("{e}");
-                }
-                return Ok(answer.reports);
-            }
-        }
-        if try_lock(settings)?.is_some() {
-            // It may have answered just before it stopped.
-            if let Some((_, Some(result))) = state.resync_request(id)? {
-                let answer: Answer = serde_json::from_str(&result)?;
-                return Ok(answer.reports);
-            }
-            anyhow::bail!("the daemon stopped before it answered (request {id})");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let running = || try_lock(settings).map(|l| l.is_none());
+    let reports = ask(&state, company.map(CompanyId), opts, running).await?;
+    Ok(reports)
 }

@@ -13,10 +13,12 @@ use super::report::{CompanyReport, Trigger};
 use super::run::{Resync, RunOptions};
 use crate::domain::CompanyId;
 use crate::store::resync::ResyncRequest;
-use crate::store::{StoreError, TenantConnection};
+use crate::store::{StateDb, StoreError, TenantConnection};
 
 /// How often the daemon looks for requests from `entra-daemon resync`.
 const REQUEST_POLL: Duration = Duration::from_millis(100);
+/// How often `entra-daemon resync` looks for the daemon's answer.
+const ANSWER_POLL: Duration = Duration::from_millis(50);
 
 /// What the daemon writes back for a CLI request.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,19 +46,6 @@ impl Service {
             resync,
             running: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Companies being resynced now (for metrics and `status`).
-    pub fn runs_in_progress(&self) -> Vec<CompanyId> {
-        let mut v: Vec<CompanyId> = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        v.sort_by_key(|c| c.0);
-        v
     }
 
     /// Asks for a run of one company; its report arrives on the receiver.
@@ -257,5 +246,37 @@ pub async fn serve(
     drop(tick_tx);
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;
+    }
+}
+
+/// Asks the running daemon for a resync (through the state database) and
+/// waits for its answer. `daemon_running` says whether a daemon still holds
+/// the lock: one that stops before it answers is reported, not waited for.
+pub async fn ask(
+    state: &StateDb,
+    company: Option<CompanyId>,
+    opts: RunOptions,
+    daemon_running: impl Fn() -> anyhow::Result<bool>,
+) -> anyhow::Result<Vec<CompanyReport>> {
+    let id = state.request_resync(company, opts.dry_run, opts.allow_mass_deprovision)?;
+    loop {
+        if let Some((status, result)) = state.resync_request(id)? {
+            if status == "done" || status == "failed" {
+                let answer: Answer = serde_json::from_str(result.as_deref().unwrap_or("{}"))?;
+                if let Some(e) = answer.error {
+                    anyhow::bail!("{e}");
+                }
+                return Ok(answer.reports);
+            }
+        }
+        if !daemon_running()? {
+            // It may have answered just before it stopped.
+            if let Some((_, Some(result))) = state.resync_request(id)? {
+                let answer: Answer = serde_json::from_str(&result)?;
+                return Ok(answer.reports);
+            }
+            anyhow::bail!("the daemon stopped before it answered (request {id})");
+        }
+        tokio::time::sleep(ANSWER_POLL).await;
     }
 }

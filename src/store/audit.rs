@@ -32,10 +32,6 @@ impl Outcome {
             Outcome::Skipped => "skipped",
         }
     }
-
-    pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Retry | Outcome::Failed | Outcome::Parked)
-    }
 }
 
 /// A row to append. Build with `AuditRecord::new` and the setters.
