@@ -72,14 +72,7 @@ fn parse_items(v: &Value) -> Result<Vec<Item>, GraphResp> {
             Some(_) => return Err(invalid_payload()),
         };
         let body = r.get("body").filter(|b| !b.is_null()).cloned();
-        let has_ct = headers
-            .keys()
-            .any(|k| k.eq_ignore_ascii_case("content-type"));
-        if body.is_some() && !has_ct {
-            return Err(bad(format!(
-                "Write request id : {id} does not contain Content-Type header or body."
-            )));
-        }
+        check_write_item(&id, &method, &headers, body.as_ref())?;
         let depends_on = match r.get("dependsOn") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(a)) => a
@@ -97,17 +90,52 @@ fn parse_items(v: &Value) -> Result<Vec<Item>, GraphResp> {
             depends_on,
         });
     }
-    for it in &items {
+    check_dependencies(&items)?;
+    Ok(items)
+}
+
+/// A write item must carry a body and its `Content-Type`, even one that
+/// needs no body: "you must still specify the headers and body parameters
+/// where only body can be an empty object" (concepts/json-batching.md).
+/// Graph refuses the whole batch otherwise (msgraph-sdk-dotnet#1038,
+/// #2628: "Write request id : ... does not contain Content-Type header or
+/// body."). A body on any item needs its `Content-Type` too.
+fn check_write_item(
+    id: &str,
+    method: &str,
+    headers: &Map<String, Value>,
+    body: Option<&Value>,
+) -> Result<(), GraphResp> {
+    let has_ct = headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    let write = ["POST", "PATCH", "PUT"]
+        .iter()
+        .any(|m| method.eq_ignore_ascii_case(m));
+    if (body.is_some() || write) && !(has_ct && (body.is_some() || !write)) {
+        return Err(bad(format!(
+            "Write request id : {id} does not contain Content-Type header or body."
+        )));
+    }
+    Ok(())
+}
+
+/// `dependsOn` may name only items that come earlier in the batch: a
+/// forward (or self) reference is refused as a whole
+/// (msgraph-sdk-dotnet-core#891).
+fn check_dependencies(items: &[Item]) -> Result<(), GraphResp> {
+    for (i, it) in items.iter().enumerate() {
         for d in &it.depends_on {
-            if !seen.contains(&d.to_lowercase()) || d.eq_ignore_ascii_case(&it.id) {
+            let earlier = items[..i].iter().any(|e| e.id.eq_ignore_ascii_case(d));
+            if !earlier {
                 return Err(bad(format!(
-                    "Request '{}' depends on '{d}', which is not in the batch.",
+                    "Request '{}' depends on '{d}', which is not an earlier request in the batch.",
                     it.id
                 )));
             }
         }
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Dependency order, keeping request order among independent items.

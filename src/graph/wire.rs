@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use http::Method;
+
 use super::request::GraphRequest;
 use super::response::{parse_retry_after, Reply};
 use crate::pacing::Priority;
@@ -48,7 +50,12 @@ pub(crate) struct BatchItem<'a> {
 }
 
 /// The `$batch` body: items numbered from 1 in order, independent (no
-/// `dependsOn`). A write's JSON body goes with its `Content-Type`.
+/// `dependsOn`). A write item (POST, PATCH, PUT) always carries a body and
+/// its `Content-Type`, `{}` when the request has none (`revokeSignInSessions`):
+/// "you must still specify the headers and body parameters where only body
+/// can be an empty object" (concepts/json-batching.md); Graph refuses the
+/// whole batch otherwise ("Write request id : ... does not contain
+/// Content-Type header or body.", msgraph-sdk-dotnet#2628).
 pub(crate) fn encode_batch(items: &[BatchItem<'_>]) -> Value {
     let items: Vec<Value> = items
         .iter()
@@ -64,7 +71,9 @@ pub(crate) fn encode_batch(items: &[BatchItem<'_>]) -> Value {
                     "x-ms-throttle-priority": it.priority.header_value(),
                 },
             });
-            if let Some(body) = r.wire_body() {
+            let write = matches!(r.method, Method::POST | Method::PATCH | Method::PUT);
+            let body = r.wire_body().or_else(|| write.then(|| json!({})));
+            if let Some(body) = body {
                 item["body"] = body;
                 item["headers"]["Content-Type"] = json!("application/json");
             }
@@ -151,6 +160,21 @@ mod tests {
         assert_eq!(items[1]["method"], "DELETE");
         assert_eq!(items[1]["headers"]["client-request-id"], "b");
         assert!(items.iter().all(|i| i.get("dependsOn").is_none()));
+    }
+
+    #[test]
+    fn a_bodyless_write_goes_with_an_empty_body_and_its_content_type() {
+        let id = EntraObjectId("0f0f0f0f-0000-4000-8000-000000000001".into());
+        let revoke = request::revoke_sessions(&id);
+        let body = encode_batch(&[BatchItem {
+            request: &revoke,
+            priority: Priority::Realtime,
+            client_request_id: "a",
+        }]);
+        let item = &body["requests"][0];
+        assert_eq!(item["method"], "POST");
+        assert_eq!(item["body"], json!({}));
+        assert_eq!(item["headers"]["Content-Type"], "application/json");
     }
 
     #[test]

@@ -7,6 +7,7 @@
     clippy::panic,
     unreachable_pub
 )]
+mod batch_rules;
 mod batch_throttle;
 mod faults_log;
 mod helpers;

@@ -7,6 +7,7 @@
     clippy::panic,
     unreachable_pub
 )]
+mod batch_writes;
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
