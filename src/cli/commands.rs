@@ -50,7 +50,11 @@ pub async fn run(
         deferred = report.deferred,
         "entra-daemon stopped"
     );
-    Ok(if report.failed() {
+    // `run --once` says whether everything converged; a service that was
+    // asked to stop has done what it was asked (systemd would otherwise mark
+    // every ordinary stop or restart as a failure): what is left stays
+    // pending for the next start, and `status` shows it.
+    Ok(if once && report.failed() {
         ExitCode::from(EXIT_INCOMPLETE)
     } else {
         ExitCode::SUCCESS

@@ -83,3 +83,26 @@ async fn a_call_slower_than_the_drain_timeout_stays_pending_and_a_restart_conver
     }
     assert_eq!(app.not_done(), 0);
 }
+
+/// A service stop is not a failure: systemd marks a unit failed on any
+/// non-zero exit, so `systemctl stop` or `restart` exits 0 even when some
+/// user was parked during the daemon's life; `run --once` still says 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_exits_0_with_a_parked_user_and_run_once_still_says_2() {
+    let app = OpsApp::spawn().await;
+    app.connect(CONTOSO, T1).await;
+    app.hire(CONTOSO, "good@contoso.com");
+    // Parked with its reason (the status test's invalid record).
+    app.hire(CONTOSO, "bad+one@contoso.com");
+    let daemon = app.start();
+    app.converged().await;
+    let parked = app.state().parked(None).expect("parked");
+    assert_eq!(parked.len(), 1, "one user parked");
+    daemon.signal("TERM");
+    let (status, out) = daemon.exit().await;
+    assert_eq!(status.code(), Some(0), "{out}");
+
+    app.plumm("UPDATE users SET first_name = 'Bad' WHERE email = 'bad+one@contoso.com'");
+    let out = app.cli(&["run", "--once"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
