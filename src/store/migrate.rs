@@ -46,6 +46,11 @@ const STATE: &[Migration] = &[
         name: "fail_closed",
         sql: include_str!("../../migrations/state/0006_fail_closed.sql"),
     },
+    Migration {
+        version: 7,
+        name: "audit_guard",
+        sql: include_str!("../../migrations/state/0007_audit_guard.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

@@ -26,8 +26,18 @@ impl StateDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("pruning the audit log")?;
-        tx.execute("UPDATE audit_pruning SET active = 1 WHERE id = 1", [])
+        let guard = tx
+            .execute("UPDATE audit_pruning SET active = 1 WHERE id = 1", [])
             .ctx("pruning the audit log")?;
+        if guard != 1 {
+            // Without the guard row the delete trigger refuses every
+            // deletion: say so instead of pruning nothing in silence.
+            return Err(StoreError::Schema(
+                "audit retention cannot prune: the pruning guard (table audit_pruning, row id 1) \
+                 is missing; run `entra-daemon migrate` to restore it"
+                    .into(),
+            ));
+        }
         let n = tx
             .execute(
                 "DELETE FROM audit WHERE id IN
@@ -167,6 +177,61 @@ mod tests {
         assert!(del.unwrap_err().to_string().contains("append-only"));
         let upd = conn.execute("UPDATE audit SET outcome = 'failed'", []);
         assert!(upd.unwrap_err().to_string().contains("append-only"));
+    }
+
+    #[test]
+    fn the_pruning_guard_cannot_be_deleted_or_duplicated() {
+        let db = db();
+        let conn = db.lock();
+        let del = conn.execute("DELETE FROM audit_pruning", []);
+        assert!(
+            del.unwrap_err().to_string().contains("cannot be removed"),
+            "deleting the guard is refused"
+        );
+        let dup = conn.execute("INSERT INTO audit_pruning (id, active) VALUES (2, 0)", []);
+        assert!(dup.is_err(), "a second guard row is refused");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM audit_pruning", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test]
+    async fn retention_refuses_loudly_when_the_guard_is_gone() {
+        let db = db();
+        insert_at(&db, "2000-01-01T00:00:00.000Z", "ancient");
+        db.lock()
+            .execute_batch("DROP TRIGGER audit_pruning_guard_stays; DELETE FROM audit_pruning;")
+            .unwrap();
+        let err = db
+            .prune_audit(Duration::from_secs(86_400))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pruning guard") && err.contains("migrate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn migrate_puts_a_missing_guard_back() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate::migrate_state(&mut conn).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER audit_pruning_guard_stays; DELETE FROM audit_pruning;
+             DELETE FROM entra_daemon_migrations WHERE version = 7;",
+        )
+        .unwrap();
+        crate::store::migrate::migrate_state(&mut conn).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit_pruning WHERE active = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]
