@@ -3,33 +3,26 @@
 //! takes through the connect flow.
 use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
-use entra_daemon::configuration::Settings;
-use entra_daemon::daemon::{self, StartupError};
-use entra_daemon::emulator::{
-    self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, RunningEmulator,
-    SeedUser, TenantSize, TenantSpec,
-};
+use entra_daemon::daemon::{Started, StartupError};
+use entra_daemon::emulator::{SeedUser, TenantSpec};
 use entra_daemon::engine::RunReport;
 use entra_daemon::http::signed::sign_query;
 use entra_daemon::http::StoreKey;
-use entra_daemon::store::migrate::PLUMM_USERS_FIXTURE;
-use entra_daemon::store::{AuditFilter, AuditRow, PlummDb, StateDb};
+use entra_daemon::store::{AuditFilter, AuditRow};
+use entra_daemon::tools::world::tenant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-pub const CONTOSO: i64 = 1;
-pub const FABRIKAM: i64 = 2;
-pub const T1: &str = "11111111-1111-4111-8111-111111111111";
-pub const T2: &str = "22222222-2222-4222-8222-222222222222";
+use crate::common::{builder, with_connect_server, TestWorld};
+pub use crate::common::{wait_for, CONTOSO, CONTOSO_ADMIN, FABRIKAM, FABRIKAM_ADMIN, T1, T2};
+
 pub const SECRET: &str = "connect-test-secret~Vb7.qW3eR9tY1uI";
 pub const STORE_KEY: &str = "5f2b8c1e9a7d4036b1e8c2f4a6d9e0b3";
-pub const CONTOSO_ADMIN: &str = "admin@contoso.com";
-pub const FABRIKAM_ADMIN: &str = "admin@fabrikam.com";
 /// A Contoso user without an admin role.
 pub const CONTOSO_USER: &str = "ada.lovelace@contoso.com";
 
@@ -37,6 +30,10 @@ pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/connect/fixtures")
         .join(name)
+}
+
+fn read_fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).expect("fixture")
 }
 
 /// Everything the daemon and the emulator log, for the tests that check no
@@ -100,18 +97,22 @@ type Daemon = (
     JoinHandle<Result<RunReport, StartupError>>,
 );
 
+/// The world with two tenants nobody has consented for yet, and the daemon
+/// with its connect server in this process.
 pub struct ConnectApp {
-    _dir: tempfile::TempDir,
-    pub emu: RunningEmulator,
-    pub control: EmulatorControl,
-    pub settings: Settings,
-    pub config_path: PathBuf,
-    pub client_id: String,
+    world: TestWorld,
     pub base: String,
     pub key: StoreKey,
     pub http: reqwest::Client,
     daemon: Option<Daemon>,
     server: Option<entra_daemon::http::HttpServer>,
+}
+
+impl Deref for ConnectApp {
+    type Target = TestWorld;
+    fn deref(&self) -> &TestWorld {
+        &self.world
+    }
 }
 
 impl ConnectApp {
@@ -121,109 +122,43 @@ impl ConnectApp {
 
     pub async fn spawn_with(o: Options) -> Self {
         capture_logs();
-        let client_id = entra_daemon::new_guid();
-        let mut config = EmulatorConfig {
-            consent_propagation_ms: o.consent_propagation_ms,
-            admins: vec![CONTOSO_ADMIN.into(), FABRIKAM_ADMIN.into()],
-            ..EmulatorConfig::default()
+        // Nobody has consented yet: that is what the flow is for.
+        let unconsented = |id, domain| TenantSpec {
+            consented: false,
+            ..tenant(id, domain)
         };
-        config.apps.push(AppRegistration {
-            client_id: client_id.clone(),
-            client_secret: SECRET.into(),
-        });
-        for (id, domain) in [(T1, "contoso"), (T2, "fabrikam")] {
-            config.tenants.push(TenantSpec {
-                id: id.into(),
-                domains: vec![format!("{domain}.com"), format!("{domain}.onmicrosoft.com")],
-                size: TenantSize::Small,
-                // Nobody has consented yet: that is what the flow is for.
-                consented: false,
-            });
+        let mut world = builder()
+            .client_secret(SECRET)
+            .admin(CONTOSO_ADMIN)
+            .admin(FABRIKAM_ADMIN)
+            .tenant(unconsented(T1, "contoso.com"))
+            .tenant(unconsented(T2, "fabrikam.com"))
+            .emulator(|c| c.consent_propagation_ms = o.consent_propagation_ms)
+            .sync("retry_attempts = 3\ndrain_timeout = \"1s\"");
+        world = with_connect_server(world, STORE_KEY).http(&format!(
+            "store_return_url = \"{}\"\nstate_ttl = \"{}\"\nconsent_timeout = \"{}\"",
+            o.store_return_url, o.state_ttl, o.consent_timeout
+        ));
+        if let Some((cert, key)) = o.certificate {
+            world = world.certificate(&read_fixture(cert), &read_fixture(key));
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let emu = emulator::spawn(config, listener).await.expect("emulator");
-        let control = emu.control();
-        control
-            .add_app_certificate(
-                &client_id,
-                &std::fs::read_to_string(fixture("app-cert.pem")).expect("cert"),
-            )
+        let world = TestWorld::build(world.plumm_seed(seed_plumm)).await;
+        world
+            .control
+            .add_app_certificate(&world.client_id, &read_fixture("app-cert.pem"))
             .expect("register the certificate");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let credential = match o.certificate {
-            Some((cert, key)) => {
-                copy_private(&fixture(cert), &dir.path().join("cert.pem"));
-                copy_private(&fixture(key), &dir.path().join("key.pem"));
-                "client_certificate_file = \"cert.pem\"\nclient_certificate_key_file = \"key.pem\""
-                    .to_string()
-            }
-            None => {
-                write_private(&dir.path().join("client-secret"), SECRET);
-                "client_secret_file = \"client-secret\"".to_string()
-            }
-        };
-        write_private(&dir.path().join("store.key"), STORE_KEY);
-        let toml = format!(
-            r#"[plumm]
-database = "plumm.db"
-poll_interval = "2ms"
-[state]
-database = "state.db"
-[entra]
-client_id = "{client_id}"
-{credential}
-authority_host = "{authority}"
-graph_base_url = "{graph}"
-request_timeout = "2s"
-[sync]
-retry_initial = "20ms"
-retry_max = "200ms"
-retry_attempts = 3
-requeue_max = "500ms"
-replication_timeout = "5s"
-drain_timeout = "1s"
-[http]
-listen = "127.0.0.1:0"
-store_return_url = "{ret}"
-store_signing_key_file = "store.key"
-state_ttl = "{ttl}"
-consent_timeout = "{timeout}"
-consent_retry_interval = "20ms"
-"#,
-            authority = emu.authority_host(),
-            graph = emu.graph_base_url(),
-            ret = o.store_return_url,
-            ttl = o.state_ttl,
-            timeout = o.consent_timeout,
-        );
-        let config_path = dir.path().join("entra-daemon.toml");
-        std::fs::write(&config_path, toml).expect("config");
-        let settings = Settings::load(&config_path).expect("settings");
-        seed_plumm(&settings);
-        daemon::migrate(&settings).expect("migrate");
-        let (tx, rx) = watch::channel(false);
-        let started = daemon::start(daemon::Run::new(settings.clone(), rx))
-            .await
-            .expect("start the daemon");
-        let server = started.http.expect("the connect server runs");
-        let base = server.public_base.clone();
-        control.add_redirect_uri(&client_id, &format!("{base}/oauth/callback"));
+        let (tx, started) = world.start_daemon().await.expect("start the daemon");
+        let Started { http, daemon } = started;
+        let server = http.expect("the connect server runs");
         Self {
-            _dir: dir,
-            emu,
-            control,
-            settings,
-            config_path,
-            client_id,
-            base,
+            world,
+            base: server.public_base.clone(),
             key: StoreKey::new(STORE_KEY).expect("key"),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
-            daemon: Some((tx, started.daemon)),
+            daemon: Some((tx, daemon)),
             server: Some(server),
         }
     }
@@ -311,10 +246,6 @@ consent_retry_interval = "20ms"
         Landing::from(location(&r))
     }
 
-    pub fn state(&self) -> StateDb {
-        StateDb::open(&self.settings.state.database).expect("state")
-    }
-
     pub fn sql_count(&self, sql: &str) -> i64 {
         let conn = rusqlite::Connection::open(&self.settings.state.database).expect("state");
         conn.query_row(sql, [], |r| r.get(0)).expect("count")
@@ -326,21 +257,6 @@ consent_retry_interval = "20ms"
             .expect("audit")
             .into_iter()
             .filter(|r| r.action == action)
-            .collect()
-    }
-
-    pub fn plumm(&self, sql: &str) {
-        let conn = rusqlite::Connection::open(&self.settings.plumm.database).expect("plumm");
-        conn.busy_timeout(Duration::from_secs(5)).expect("busy");
-        conn.execute_batch(&format!("BEGIN; {sql}; COMMIT;"))
-            .expect("plumm sql");
-    }
-
-    pub fn users(&self, tenant: &str) -> Vec<EmulatedUser> {
-        self.control
-            .users(tenant)
-            .into_iter()
-            .filter(|u| !u.deleted)
             .collect()
     }
 
@@ -356,17 +272,6 @@ consent_retry_interval = "20ms"
                 },
             )
             .expect("seed")
-    }
-
-    /// Waits until the outbox is consumed and nothing is pending.
-    pub async fn converged(&self) {
-        let state = self.state();
-        let plumm = PlummDb::open(&self.settings.plumm.database).expect("plumm");
-        wait_for("nothing pending", Duration::from_secs(15), || {
-            plumm.outbox_depth().map(|d| d.0 == 0).unwrap_or(false)
-                && state.pending_total().map(|n| n == 0).unwrap_or(false)
-        })
-        .await;
     }
 }
 
@@ -409,31 +314,14 @@ pub const PEOPLE: &[(i64, &str, &str, &str)] = &[
     (FABRIKAM, "nestor.wilke@fabrikam.com", "Nestor", "Wilke"),
 ];
 
-fn seed_plumm(settings: &Settings) {
-    let conn = rusqlite::Connection::open(&settings.plumm.database).expect("plumm");
-    conn.execute_batch(PLUMM_USERS_FIXTURE)
-        .expect("users table");
+/// Plumm's people, there before the daemon was installed.
+fn seed_plumm(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
     for (company, email, first, last) in PEOPLE {
         conn.execute(
             "INSERT INTO users (company_id, email, first_name, last_name, role, department, location, country)
              VALUES (?1, ?2, ?3, ?4, 'Engineer', 'Engineering', 'London', 'GB')",
             rusqlite::params![company, email, first, last],
-        )
-        .expect("person");
+        )?;
     }
+    Ok(())
 }
-
-fn write_private(path: &std::path::Path, text: &str) {
-    std::fs::write(path, text).expect("write");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-}
-
-fn copy_private(from: &std::path::Path, to: &std::path::Path) {
-    write_private(to, &std::fs::read_to_string(from).expect("fixture"));
-}
-
-pub use crate::common::wait_for;

@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use entra_daemon::emulator::{
-    spawn, AppRegistration, EmulatorConfig, RunningEmulator, TenantSize, TenantSpec,
-};
+use entra_daemon::emulator::{EmulatorConfig, RunningEmulator, TenantSpec};
+use entra_daemon::tools::world::{self, tenant, World};
 use serde_json::{json, Value};
 
 pub const TENANT_A: &str = "11111111-1111-4111-8111-111111111111";
@@ -14,35 +13,22 @@ pub const CLIENT_ID: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 pub const SECRET: &str = "s3cret~Value.1";
 pub const GOOD_PASSWORD: &str = "xWwvJ]6NMw+bWH-d";
 
+/// The world's emulator alone: the app, Contoso (with its
+/// `.onmicrosoft.com` name) and Fabrikam (`fabrikam.com` only).
 pub fn config() -> EmulatorConfig {
-    EmulatorConfig {
-        apps: vec![AppRegistration {
-            client_id: CLIENT_ID.into(),
-            client_secret: SECRET.into(),
-        }],
-        tenants: vec![
-            TenantSpec {
-                id: TENANT_A.into(),
-                domains: vec!["contoso.com".into(), "contoso.onmicrosoft.com".into()],
-                size: TenantSize::Small,
-                consented: true,
-            },
-            TenantSpec {
-                id: TENANT_B.into(),
-                domains: vec!["fabrikam.com".into()],
-                size: TenantSize::Small,
-                consented: true,
-            },
-        ],
-        ..EmulatorConfig::default()
-    }
+    World::builder()
+        .client_id(CLIENT_ID)
+        .client_secret(SECRET)
+        .tenant(tenant(TENANT_A, "contoso.com"))
+        .tenant(TenantSpec {
+            domains: vec!["fabrikam.com".into()],
+            ..tenant(TENANT_B, "fabrikam.com")
+        })
+        .emulator_config()
 }
 
 pub async fn start(cfg: EmulatorConfig) -> RunningEmulator {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    spawn(cfg, listener).await.expect("spawn emulator")
+    world::serve(cfg).await.expect("spawn emulator")
 }
 
 pub fn http() -> reqwest::Client {

@@ -1,27 +1,22 @@
 //! A Plumm database, the Graph emulator and the daemon, wired on loopback
 //! with short timings, for tests that read like the behaviour they check.
-use std::path::PathBuf;
+use std::ops::Deref;
 
-use std::time::Duration;
-
-use entra_daemon::configuration::Settings;
 use entra_daemon::daemon;
-use entra_daemon::domain::{CompanyId, TenantId};
 use entra_daemon::emulator::{
-    self, AppRegistration, EmulatedUser, EmulatorConfig, EmulatorControl, Fault, FaultKind,
-    LoggedRequest, RunningEmulator, SeedUser, TenantSize, TenantSpec, ThrottleConfig,
+    EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser, ThrottleConfig,
 };
 use entra_daemon::engine::RunReport;
-use entra_daemon::store::{AuditFilter, AuditRow, PlummDb, StateDb};
+use entra_daemon::store::{AuditFilter, AuditRow};
+use entra_daemon::tools::world::tenant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub const CONTOSO: i64 = 1;
-pub const FABRIKAM: i64 = 2;
+use crate::common::{builder, TestWorld};
+pub use crate::common::{wait_for, CONTOSO, FABRIKAM, T1, T2};
+
 pub const UNCONNECTED: i64 = 3;
 pub const NORTHWIND: i64 = 4;
-pub const T1: &str = "11111111-1111-4111-8111-111111111111";
-pub const T2: &str = "22222222-2222-4222-8222-222222222222";
 /// A third tenant (northwind.com) for tests that need three.
 pub const T3: &str = "44444444-4444-4444-8444-444444444444";
 pub const SECRET: &str = "test-secret~Zq8.sN4uK2pW7vR1";
@@ -68,14 +63,17 @@ type RunningDaemon = (
     JoinHandle<Result<RunReport, daemon::StartupError>>,
 );
 
+/// The world with three consented tenants, and the daemon in this process.
 pub struct TestApp {
-    pub dir: tempfile::TempDir,
-    pub emu: RunningEmulator,
-    pub control: EmulatorControl,
-    pub settings: Settings,
-    pub config_path: PathBuf,
-    pub client_id: String,
+    world: TestWorld,
     daemon: Option<RunningDaemon>,
+}
+
+impl Deref for TestApp {
+    type Target = TestWorld;
+    fn deref(&self) -> &TestWorld {
+        &self.world
+    }
 }
 
 impl TestApp {
@@ -84,116 +82,40 @@ impl TestApp {
     }
 
     pub async fn spawn_with(o: Options) -> Self {
-        let client_id = entra_daemon::new_guid();
-        let mut config = EmulatorConfig {
-            replication_delay_ms: o.replication_delay_ms,
-            time_scale: o.time_scale,
-            ..EmulatorConfig::default()
-        };
-        config.random_faults.lost_answer_rate = o.lost_answer_rate;
-        config.random_faults.error_rate = o.error_rate;
-        if let Some(t) = o.emulator_throttle.clone() {
-            config.throttling = t;
-        }
-        config.apps.push(AppRegistration {
-            client_id: client_id.clone(),
-            client_secret: SECRET.into(),
-        });
-        for (id, domain) in [
-            (T1, "contoso.com"),
-            (T2, "fabrikam.com"),
-            (T3, "northwind.com"),
-        ] {
-            config.tenants.push(TenantSpec {
-                id: id.into(),
-                domains: vec![
-                    domain.into(),
-                    format!("{}.onmicrosoft.com", &domain[..domain.len() - 4]),
-                ],
-                size: TenantSize::Small,
-                consented: true,
-            });
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let emu = emulator::spawn(config, listener).await.expect("emulator");
-        let control = emu.control();
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("client-secret"), SECRET).expect("secret");
-        let upn_domain = o.upn_domain;
-        let toml = format!(
-            r#"[plumm]
-database = "plumm.db"
-poll_interval = "2ms"
-[state]
-database = "state.db"
-[entra]
-client_id = "{client_id}"
-client_secret_file = "client-secret"
-authority_host = "{authority}"
-graph_base_url = "{graph}"
-request_timeout = "{timeout}"
-[sync]
-on_delete = "{on_delete}"
-revoke_sessions_on_suspend = {revoke}
-upn_domain = "{upn_domain}"
-retry_initial = "20ms"
-retry_max = "400ms"
-retry_attempts = 4
-requeue_max = "1s"
-replication_timeout = "5s"
-drain_timeout = "2s"
-{extra}
-{extra_toml}
-"#,
-            authority = emu.authority_host(),
-            graph = emu.graph_base_url(),
-            timeout = o.request_timeout,
-            on_delete = o.on_delete,
-            revoke = o.revoke,
-            extra = o.extra_sync,
-            extra_toml = o.extra_toml,
-        );
-        let config_path = dir.path().join("entra-daemon.toml");
-        std::fs::write(&config_path, toml).expect("config");
-        let settings = Settings::load(&config_path).expect("settings");
-        crate::common::prepare_databases(&settings);
+        let world = builder()
+            .client_secret(SECRET)
+            .tenant(tenant(T1, "contoso.com"))
+            .tenant(tenant(T2, "fabrikam.com"))
+            .tenant(tenant(T3, "northwind.com"))
+            .emulator(|c| {
+                c.replication_delay_ms = o.replication_delay_ms;
+                c.time_scale = o.time_scale;
+                c.random_faults.lost_answer_rate = o.lost_answer_rate;
+                c.random_faults.error_rate = o.error_rate;
+                if let Some(t) = o.emulator_throttle.clone() {
+                    c.throttling = t;
+                }
+            })
+            .config(
+                "entra",
+                &format!("request_timeout = \"{}\"", o.request_timeout),
+            )
+            .sync(&format!(
+                "on_delete = \"{}\"\nrevoke_sessions_on_suspend = {}\nupn_domain = \"{}\"\n\
+                 retry_max = \"400ms\"\nrequeue_max = \"1s\"",
+                o.on_delete, o.revoke, o.upn_domain
+            ))
+            .sync(&o.extra_sync)
+            .toml(&o.extra_toml);
         Self {
-            dir,
-            emu,
-            control,
-            settings,
-            config_path,
-            client_id,
+            world: TestWorld::build(world).await,
             daemon: None,
         }
-    }
-
-    /// Connects a company through the CLI's code path (token + Graph read verified).
-    pub async fn connect(&self, company: i64, tenant: &str) {
-        daemon::connect(
-            &self.settings,
-            CompanyId(company),
-            &TenantId::parse(tenant).expect("tenant"),
-            true,
-            "test",
-        )
-        .await
-        .expect("connect");
     }
 
     pub async fn connect_both(&self) {
         self.connect(CONTOSO, T1).await;
         self.connect(FABRIKAM, T2).await;
-    }
-
-    /// Runs SQL in Plumm's database, as Plumm's app would (one transaction).
-    pub fn plumm(&self, sql: &str) {
-        let conn = rusqlite::Connection::open(&self.settings.plumm.database).expect("plumm");
-        conn.busy_timeout(Duration::from_secs(5)).expect("busy");
-        conn.execute_batch(&format!("BEGIN; {sql}; COMMIT;"))
-            .expect("plumm sql");
     }
 
     pub fn hire(&self, company: i64, email: &str, first: &str, last: &str, role: &str) {
@@ -209,10 +131,6 @@ drain_timeout = "2s"
             r.get(0)
         })
         .expect("user id")
-    }
-
-    pub fn state(&self) -> StateDb {
-        StateDb::open(&self.settings.state.database).expect("state")
     }
 
     pub fn start_daemon(&mut self) {
@@ -234,29 +152,6 @@ drain_timeout = "2s"
         daemon::run_once(daemon::Run::new(self.settings.clone(), rx))
             .await
             .expect("run --once")
-    }
-
-    /// Waits until the outbox is consumed and nothing is pending.
-    pub async fn converged(&self) {
-        let state = self.state();
-        let plumm = PlummDb::open(&self.settings.plumm.database).expect("plumm");
-        wait_for(
-            "the outbox to drain and nothing to be pending",
-            Duration::from_secs(15),
-            || {
-                plumm.outbox_depth().map(|d| d.0 == 0).unwrap_or(false)
-                    && state.pending_total().map(|n| n == 0).unwrap_or(false)
-            },
-        )
-        .await;
-    }
-
-    pub fn users(&self, tenant: &str) -> Vec<EmulatedUser> {
-        self.control
-            .users(tenant)
-            .into_iter()
-            .filter(|u| !u.deleted)
-            .collect()
     }
 
     pub fn entra(&self, tenant: &str, upn: &str) -> Option<EmulatedUser> {
@@ -335,8 +230,6 @@ drain_timeout = "2s"
             .expect("seed")
     }
 }
-
-pub use crate::common::wait_for;
 
 pub fn body(r: &LoggedRequest) -> serde_json::Value {
     r.body.clone().unwrap_or(serde_json::Value::Null)

@@ -1,21 +1,14 @@
 //! One benchmark setup: an emulator with Microsoft's documented limits (on
 //! a time scale), a Plumm database, a config, and the daemon as a separate
 //! process so its memory and CPU are its own.
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::configuration::Settings;
-use crate::domain::{CompanyId, TenantId};
-use crate::emulator::{
-    self, AppRegistration, EmulatorConfig, EmulatorControl, RunningEmulator, TenantSize, TenantSpec,
-};
-use crate::store::migrate::PLUMM_USERS_FIXTURE;
-use crate::store::{PlummDb, StateDb};
-use crate::support::scratch;
-use crate::{daemon, new_guid};
+use crate::emulator::{TenantSize, TenantSpec};
+use crate::new_guid;
+use crate::tools::world::{poll, World};
 
 pub(super) struct TenantPlan {
     pub company: i64,
@@ -24,13 +17,9 @@ pub(super) struct TenantPlan {
     pub size: TenantSize,
 }
 
+/// The benchmark's world; it serves until the rig is dropped.
 pub(super) struct Rig {
-    _scratch: tempfile::TempDir,
-    /// Serves until the rig is dropped.
-    _emu: RunningEmulator,
-    pub control: EmulatorControl,
-    pub settings: Settings,
-    pub config_path: PathBuf,
+    pub world: World,
 }
 
 /// Tenant ids for the benchmark: deterministic, valid GUIDs.
@@ -38,87 +27,55 @@ pub(super) fn tenant_id(i: usize) -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", 0xbe00 + i, i + 1)
 }
 
+/// How often the rig looks whether the daemon is idle.
+const IDLE_EVERY: Duration = Duration::from_millis(20);
+/// How often a probe looks whether Entra shows its change: often, since
+/// the look bounds the latency it measures.
+const PROBE_EVERY: Duration = Duration::from_millis(1);
+
 impl Rig {
     pub(super) async fn new(
         tenants: &[TenantPlan],
         time_scale: f64,
         latency_ms: (u64, u64),
     ) -> anyhow::Result<Self> {
-        let scratch = scratch("entra-daemon-bench")?;
-        let client_id = new_guid();
-        let secret = format!("bench~{}", new_guid());
-        let mut config = EmulatorConfig {
-            time_scale,
-            // Counts come from running totals; the log only needs a tail.
-            log_capacity: 10_000,
-            ..EmulatorConfig::default()
-        };
-        config.random_faults.latency_ms_min = latency_ms.0;
-        config.random_faults.latency_ms_max = latency_ms.1;
-        config.apps.push(AppRegistration {
-            client_id: client_id.clone(),
-            client_secret: secret.clone(),
-        });
-        for t in tenants {
-            config.tenants.push(TenantSpec {
-                id: t.tenant.clone(),
-                domains: vec![t.domain.clone()],
-                size: t.size,
-                consented: true,
-            });
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let emu = emulator::spawn(config, listener).await?;
-        let control = emu.control();
-        let dir = scratch.path();
-        std::fs::write(dir.join("client-secret"), &secret)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(
-                dir.join("client-secret"),
-                std::fs::Permissions::from_mode(0o600),
-            )?;
-        }
-        let mut pacing = format!("[pacing]\ntime_scale = {time_scale:?}\n");
+        let mut world = World::builder()
+            .scratch("entra-daemon-bench")
+            .client_secret(&format!("bench~{}", new_guid()))
+            .emulator(|c| {
+                c.time_scale = time_scale;
+                // Counts come from running totals; the log only needs a tail.
+                c.log_capacity = 10_000;
+                c.random_faults.latency_ms_min = latency_ms.0;
+                c.random_faults.latency_ms_max = latency_ms.1;
+            })
+            .sync("retry_initial = \"50ms\"\nretry_max = \"5s\"")
+            .pacing(&format!("time_scale = {time_scale:?}"));
         for t in tenants {
             let size = match t.size {
                 TenantSize::Small => "small",
                 TenantSize::Medium => "medium",
                 TenantSize::Large => "large",
             };
-            pacing.push_str(&format!(
-                "[pacing.tenants.\"{}\"]\nsize = \"{size}\"\n",
-                t.tenant
-            ));
+            world = world
+                .tenant(TenantSpec {
+                    id: t.tenant.clone(),
+                    domains: vec![t.domain.clone()],
+                    size: t.size,
+                    consented: true,
+                })
+                .config(
+                    &format!("pacing.tenants.\"{}\"", t.tenant),
+                    &format!("size = \"{size}\""),
+                );
         }
-        let toml = format!(
-            "[plumm]\ndatabase = \"plumm.db\"\n[state]\ndatabase = \"state.db\"\n\
-             [entra]\nclient_id = \"{client_id}\"\nclient_secret_file = \"client-secret\"\n\
-             authority_host = \"{}\"\ngraph_base_url = \"{}\"\n\
-             [sync]\nretry_initial = \"50ms\"\nretry_max = \"5s\"\n{pacing}[log]\nlevel = \"warn\"\n",
-            emu.authority_host(),
-            emu.graph_base_url()
-        );
-        let config_path = dir.join("entra-daemon.toml");
-        std::fs::write(&config_path, toml)?;
-        let settings = Settings::load(&config_path)?;
-        let conn = rusqlite::Connection::open(&settings.plumm.database)?;
-        conn.execute_batch(PLUMM_USERS_FIXTURE)?;
-        drop(conn);
-        daemon::migrate(&settings)?;
-        Ok(Self {
-            _scratch: scratch,
-            _emu: emu,
-            control,
-            settings,
-            config_path,
-        })
+        let world = world.log("level = \"warn\"").build().await?;
+        Ok(Self { world })
     }
 
     /// `n` people of `company`, emails `p{i}@{domain}`.
     pub(super) fn seed(&self, company: i64, domain: &str, n: usize) -> anyhow::Result<()> {
-        let mut conn = rusqlite::Connection::open(&self.settings.plumm.database)?;
+        let mut conn = rusqlite::Connection::open(&self.world.settings.plumm.database)?;
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -137,24 +94,15 @@ impl Rig {
         Ok(())
     }
 
-    pub(super) fn plumm_exec(&self, sql: &str) -> anyhow::Result<()> {
-        let conn = rusqlite::Connection::open(&self.settings.plumm.database)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(sql)?;
-        Ok(())
-    }
-
     pub(super) async fn connect(&self, company: i64, tenant: &str) -> anyhow::Result<()> {
-        let tenant = TenantId::parse(tenant)?;
-        daemon::connect(&self.settings, CompanyId(company), &tenant, true, "bench").await?;
-        Ok(())
+        self.world.connect(company, tenant, "bench").await
     }
 
     pub(super) fn spawn_daemon(&self) -> anyhow::Result<tokio::process::Child> {
         let exe = std::env::current_exe().context("locating the entra-daemon binary")?;
         tokio::process::Command::new(exe)
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(&self.world.config_path)
             .arg("run")
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
@@ -166,18 +114,7 @@ impl Rig {
 
     /// Waits until the daemon has nothing pending and Plumm's outbox is empty.
     pub(super) async fn wait_idle(&self, timeout: Duration) -> anyhow::Result<Duration> {
-        let state = StateDb::open(&self.settings.state.database)?;
-        let plumm = PlummDb::open(&self.settings.plumm.database)?;
-        let start = Instant::now();
-        loop {
-            if plumm.outbox_depth()?.0 == 0 && state.pending_total()? == 0 {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                anyhow::bail!("not idle after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.world.converged(timeout, IDLE_EVERY).await
     }
 
     /// Changes `email`'s role and waits until Entra shows it; the latency.
@@ -189,23 +126,14 @@ impl Rig {
         timeout: Duration,
     ) -> anyhow::Result<Option<Duration>> {
         let role = format!("Probe {n}");
-        self.plumm_exec(&format!(
+        self.world.plumm(&format!(
             "UPDATE users SET role = '{role}' WHERE email = '{email}'"
         ))?;
-        let start = Instant::now();
-        loop {
-            if self
-                .control
-                .find_user(tenant, email)
-                .is_some_and(|u| u.job_title.as_deref() == Some(role.as_str()))
-            {
-                return Ok(Some(start.elapsed()));
-            }
-            if start.elapsed() > timeout {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let shows = || {
+            let user = self.world.control.find_user(tenant, email);
+            Ok(user.is_some_and(|u| u.job_title.as_deref() == Some(role.as_str())))
+        };
+        poll(timeout, PROBE_EVERY, shows).await
     }
 }
 

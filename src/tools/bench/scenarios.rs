@@ -58,30 +58,32 @@ struct Latency {
     missed: usize,
 }
 
+fn plan(company: i64, tenant: &str, domain: &str, size: TenantSize) -> TenantPlan {
+    TenantPlan {
+        company,
+        tenant: tenant.into(),
+        domain: domain.into(),
+        size,
+    }
+}
+
+/// One change in the quiet tenant (40 people, taken in turn); its latency,
+/// or `None` when Entra did not show it within 10 s.
+async fn quiet_probe(rig: &Rig, quiet: &str, n: usize) -> anyhow::Result<Option<Duration>> {
+    let email = format!("p{}@quiet.example", n % 40);
+    rig.probe(quiet, &email, n, Duration::from_secs(10)).await
+}
+
 /// One tenant's initial sync of `o.users`, with real-time probes: idle,
 /// in a quiet tenant while it runs, and in the busy tenant itself.
 async fn one_tenant(o: &BenchOptions) -> anyhow::Result<(Bulk, Latency)> {
     let busy = tenant_id(0);
     let quiet = tenant_id(1);
-    let rig = Rig::new(
-        &[
-            TenantPlan {
-                company: 1,
-                tenant: busy.clone(),
-                domain: "busy.example".into(),
-                size: TenantSize::Large,
-            },
-            TenantPlan {
-                company: 2,
-                tenant: quiet.clone(),
-                domain: "quiet.example".into(),
-                size: TenantSize::Small,
-            },
-        ],
-        o.time_scale,
-        o.latency_ms,
-    )
-    .await?;
+    let plans = [
+        plan(1, &busy, "busy.example", TenantSize::Large),
+        plan(2, &quiet, "quiet.example", TenantSize::Small),
+    ];
+    let rig = Rig::new(&plans, o.time_scale, o.latency_ms).await?;
     let mut daemon = rig.spawn_daemon()?;
     let pid = daemon.id().context("daemon pid")?;
     rig.seed(1, "busy.example", o.users)?;
@@ -99,15 +101,7 @@ async fn one_tenant(o: &BenchOptions) -> anyhow::Result<(Bulk, Latency)> {
     };
     println!("[1/3] idle latency: 100 single changes in a quiet tenant");
     for n in 0..100 {
-        match rig
-            .probe(
-                &quiet,
-                &format!("p{}@quiet.example", n % 40),
-                n,
-                Duration::from_secs(10),
-            )
-            .await?
-        {
+        match quiet_probe(&rig, &quiet, n).await? {
             Some(d) => lat.idle.push(d),
             None => lat.missed += 1,
         }
@@ -117,40 +111,13 @@ async fn one_tenant(o: &BenchOptions) -> anyhow::Result<(Bulk, Latency)> {
         o.users
     );
     let cpu_before = process_usage(pid).map_or(0.0, |u| u.1);
-    let before = rig.control.traffic(&busy);
+    let before = rig.world.control.traffic(&busy);
     let start = Instant::now();
     rig.connect(1, &busy).await?;
-    let mut n = 1_000;
-    while rig.control.user_count(&busy) < o.users {
-        n += 1;
-        if let Some(d) = rig
-            .probe(
-                &quiet,
-                &format!("p{}@quiet.example", n % 40),
-                n,
-                Duration::from_secs(10),
-            )
-            .await?
-        {
-            lat.other_tenant.push(d);
-        }
-        // A user somewhere in the backlog: its change jumps the queue.
-        let target = format!("p{}@busy.example", (n * 7919) % o.users);
-        match rig
-            .probe(&busy, &target, n, Duration::from_secs(30))
-            .await?
-        {
-            Some(d) => lat.same_tenant.push(d),
-            None => lat.missed += 1,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if start.elapsed() > Duration::from_secs(3_600) {
-            anyhow::bail!("the initial sync did not finish in an hour");
-        }
-    }
+    probe_during_sync(&rig, o, (&busy, &quiet), start, &mut lat).await?;
     rig.wait_idle(Duration::from_secs(600)).await?;
     let seconds = start.elapsed().as_secs_f64();
-    let after = rig.control.traffic(&busy);
+    let after = rig.world.control.traffic(&busy);
     let (peak_rss_kib, cpu_after) = process_usage(pid).unwrap_or_default();
     let _ = daemon.start_kill();
     let _ = daemon.wait().await;
@@ -172,21 +139,41 @@ async fn one_tenant(o: &BenchOptions) -> anyhow::Result<(Bulk, Latency)> {
     ))
 }
 
+/// Until every user of the busy tenant is in Entra: a change in the quiet
+/// tenant, then one somewhere in the busy tenant's backlog, every 100 ms.
+async fn probe_during_sync(
+    rig: &Rig,
+    o: &BenchOptions,
+    (busy, quiet): (&str, &str),
+    start: Instant,
+    lat: &mut Latency,
+) -> anyhow::Result<()> {
+    let mut n = 1_000;
+    while rig.world.control.user_count(busy) < o.users {
+        n += 1;
+        if let Some(d) = quiet_probe(rig, quiet, n).await? {
+            lat.other_tenant.push(d);
+        }
+        // A user somewhere in the backlog: its change jumps the queue.
+        let target = format!("p{}@busy.example", (n * 7919) % o.users);
+        match rig.probe(busy, &target, n, Duration::from_secs(30)).await? {
+            Some(d) => lat.same_tenant.push(d),
+            None => lat.missed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if start.elapsed() > Duration::from_secs(3_600) {
+            anyhow::bail!("the initial sync did not finish in an hour");
+        }
+    }
+    Ok(())
+}
+
 /// Single changes, one at a time, against an emulator that answers at once:
 /// what the daemon itself adds between Plumm's commit and Graph's answer.
 async fn idle_latency(o: &BenchOptions) -> anyhow::Result<Vec<Duration>> {
     let quiet = tenant_id(1);
-    let rig = Rig::new(
-        &[TenantPlan {
-            company: 2,
-            tenant: quiet.clone(),
-            domain: "quiet.example".into(),
-            size: TenantSize::Small,
-        }],
-        o.time_scale,
-        (0, 0),
-    )
-    .await?;
+    let plans = [plan(2, &quiet, "quiet.example", TenantSize::Small)];
+    let rig = Rig::new(&plans, o.time_scale, (0, 0)).await?;
     let mut daemon = rig.spawn_daemon()?;
     rig.seed(2, "quiet.example", 40)?;
     rig.wait_idle(Duration::from_secs(60)).await?;
@@ -195,15 +182,7 @@ async fn idle_latency(o: &BenchOptions) -> anyhow::Result<Vec<Duration>> {
     println!("[0/3] idle latency without Graph latency: 200 single changes");
     let mut out = Vec::new();
     for n in 0..200 {
-        if let Some(d) = rig
-            .probe(
-                &quiet,
-                &format!("p{}@quiet.example", n % 40),
-                n,
-                Duration::from_secs(10),
-            )
-            .await?
-        {
+        if let Some(d) = quiet_probe(&rig, &quiet, n).await? {
             out.push(d);
         }
     }
@@ -215,17 +194,8 @@ async fn idle_latency(o: &BenchOptions) -> anyhow::Result<Vec<Duration>> {
 /// The baseline on the same initial sync, for `naive_seconds`, projected.
 async fn naive_one_tenant(o: &BenchOptions) -> anyhow::Result<NaiveStats> {
     let busy = tenant_id(0);
-    let rig = Rig::new(
-        &[TenantPlan {
-            company: 1,
-            tenant: busy.clone(),
-            domain: "busy.example".into(),
-            size: TenantSize::Large,
-        }],
-        o.time_scale,
-        o.latency_ms,
-    )
-    .await?;
+    let plans = [plan(1, &busy, "busy.example", TenantSize::Large)];
+    let rig = Rig::new(&plans, o.time_scale, o.latency_ms).await?;
     rig.seed(1, "busy.example", o.users)?;
     println!(
         "      naive baseline on the same sync for {} s",
@@ -234,7 +204,7 @@ async fn naive_one_tenant(o: &BenchOptions) -> anyhow::Result<NaiveStats> {
     let exe = std::env::current_exe()?;
     let out = tokio::process::Command::new(exe)
         .arg("--config")
-        .arg(&rig.config_path)
+        .arg(&rig.world.config_path)
         .args([
             "bench",
             "--naive-worker",
@@ -260,11 +230,9 @@ async fn naive_one_tenant(o: &BenchOptions) -> anyhow::Result<NaiveStats> {
 /// Every tenant's initial sync at once: the app-wide budget binds.
 async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
     let plans: Vec<TenantPlan> = (0..o.tenants)
-        .map(|i| TenantPlan {
-            company: i as i64 + 1,
-            tenant: tenant_id(10 + i),
-            domain: format!("t{i}.example"),
-            size: TenantSize::Large,
+        .map(|i| {
+            let domain = format!("t{i}.example");
+            plan(i as i64 + 1, &tenant_id(10 + i), &domain, TenantSize::Large)
         })
         .collect();
     let rig = Rig::new(&plans, o.time_scale, o.latency_ms).await?;
@@ -293,7 +261,7 @@ async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
     let _ = daemon.wait().await;
     let mut total = crate::emulator::Traffic::default();
     for p in &plans {
-        let t = rig.control.traffic(&p.tenant);
+        let t = rig.world.control.traffic(&p.tenant);
         total.operations += t.operations;
         total.round_trips += t.round_trips;
         total.writes += t.writes;
@@ -327,15 +295,30 @@ fn efficiency(minimum: f64, actual: f64) -> String {
 }
 
 fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: &Bulk) {
-    let share = |t: u64, n: u64| {
-        if n == 0 {
-            0.0
-        } else {
-            100.0 * t as f64 / n as f64
-        }
-    };
     let naive_rate = naive.done as f64 / naive.seconds.max(1e-9);
     let naive_projected = o.users as f64 / naive_rate.max(1e-9);
+    report_pacing(o, one, naive, naive_projected, app);
+    report_latency(o, lat, naive_projected);
+    report_costs(one, naive, app);
+}
+
+/// The share of `n` that `t` is, in percent (0 of nothing).
+fn share(t: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * t as f64 / n as f64
+    }
+}
+
+/// Section 1: how close each run came to the least time Graph allows.
+fn report_pacing(
+    o: &BenchOptions,
+    one: &Bulk,
+    naive: &NaiveStats,
+    naive_projected: f64,
+    app: &Bulk,
+) {
     println!("\n== 1. Pacing efficiency (theoretical minimum / actual) and 429 share");
     println!(
         "   one tenant, {} users:   daemon {} ({:.1} s for a minimum of {:.1} s), 429 {:.2}% | naive {} (projected {:.0} s from {} users in {:.0} s), 429 {:.2}%",
@@ -359,6 +342,10 @@ fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: 
         app.minimum,
         share(app.throttled, app.operations)
     );
+}
+
+/// Section 2: from Plumm's commit to Entra, idle and under load.
+fn report_latency(o: &BenchOptions, lat: &Latency, naive_projected: f64) {
     println!("\n== 2. Real-time change latency (Plumm commit -> visible in Entra)");
     println!(
         "   idle, Graph answering at once:     daemon {}",
@@ -388,6 +375,11 @@ fn report(o: &BenchOptions, one: &Bulk, lat: &Latency, naive: &NaiveStats, app: 
             lat.missed
         );
     }
+}
+
+/// Sections 3 and 4: what each converged change cost in requests, memory
+/// and CPU.
+fn report_costs(one: &Bulk, naive: &NaiveStats, app: &Bulk) {
     println!("\n== 3. Graph requests and writes per converged change (initial sync)");
     println!(
         "   daemon: {:.3} HTTP round trips, {:.3} Graph operations, {:.3} writes | naive: {:.3} round trips, {:.3} writes",

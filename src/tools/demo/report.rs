@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::Observer;
 use crate::configuration::Settings;
-use crate::domain::CompanyId;
-use crate::emulator::{EmulatedUser, EmulatorControl};
+use crate::domain::{CompanyId, PlummUser};
+use crate::emulator::EmulatedUser;
 use crate::mapping::{desired_user, UpnSource};
 use crate::plan::{diff, props, Props};
 use crate::store::{AuditFilter, AuditRow, StateDb};
+use crate::tools::world::{Observer, World};
 
 fn rows_after(state: &StateDb, seen: i64) -> anyhow::Result<Vec<AuditRow>> {
     Ok(state
@@ -103,9 +103,8 @@ fn entra_props(u: &EmulatedUser) -> Props {
 /// Prints Plumm next to Entra for every user; true when every valid user
 /// matches and only invalid ones are parked.
 pub(super) fn final_table(
-    settings: &Settings,
+    world: &World,
     obs: &Observer,
-    control: &EmulatorControl,
     tenants: &[(CompanyId, &str)],
 ) -> anyhow::Result<bool> {
     let parked: BTreeMap<i64, String> = obs
@@ -121,87 +120,116 @@ pub(super) fn final_table(
         "company", "Plumm email", "status", "Entra", "Entra jobTitle"
     );
     for (company, tenant) in tenants {
-        let entra = control.users(tenant);
+        let entra = world.control.users(tenant);
         let mut matched: HashSet<String> = HashSet::new();
         for user in obs.plumm.company_users(*company)? {
-            let link = obs.state.link(user.id)?;
-            let upn = match (
-                &settings.policy.upn_domain,
-                link.as_ref().is_some_and(|l| l.upn_fallback),
-            ) {
-                (Some(d), true) => UpnSource::Fallback(d),
-                _ => UpnSource::EmailDomain,
-            };
-            let status = format!("{:?}", user.status).to_lowercase();
-            let found = link
-                .as_ref()
-                .and_then(|l| entra.iter().find(|e| e.id == l.entra_id.0 && !e.deleted));
-            if let Some(e) = found {
-                matched.insert(e.id.clone());
+            let row = plumm_row(&world.settings, obs, &entra, &parked, &user)?;
+            if let Some(id) = row.entra_id {
+                matched.insert(id);
             }
-            let (state, title) = match found {
-                Some(e) => (
-                    if e.account_enabled {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
-                    e.job_title.clone().unwrap_or_default(),
-                ),
-                None => ("-", String::new()),
-            };
-            let result = match (desired_user(&user, &settings.policy.mapping, upn), found) {
-                (Err(_), None) if parked.contains_key(&user.id.0) => {
-                    format!("parked: {}", parked[&user.id.0])
-                }
-                (Err(invalid), _) => {
-                    ok = false;
-                    format!("MISMATCH: invalid ({invalid}) but not parked")
-                }
-                (Ok(_), None) => {
-                    ok = false;
-                    "MISMATCH: not in Entra".into()
-                }
-                (Ok(d), Some(e)) => {
-                    let delta = diff(&entra_props(e), &props(&d));
-                    if delta.is_empty() {
-                        "in sync".into()
-                    } else {
-                        ok = false;
-                        let names: Vec<&str> = delta.iter().map(|c| c.property.as_str()).collect();
-                        format!("MISMATCH: {}", names.join(", "))
-                    }
-                }
-            };
+            ok &= row.ok;
             println!(
                 "   {:<8} {:<32} {:<9} {:<9} {:<26} {}",
-                company.0, user.email, status, state, title, result
+                company.0, user.email, row.status, row.state, row.title, row.result
             );
         }
-        for e in entra
-            .iter()
-            .filter(|e| !matched.contains(&e.id) && !e.deleted)
-        {
-            println!(
-                "   {:<8} {:<32} {:<9} {:<9} {:<26} not in Plumm: {}",
-                company.0,
-                e.user_principal_name,
-                "-",
-                if e.account_enabled {
-                    "enabled"
-                } else {
-                    "disabled"
-                },
-                e.job_title.clone().unwrap_or_default(),
-                if e.created_via_graph {
-                    "deleted in Plumm, kept and suspended"
-                } else {
-                    "not managed by Plumm, untouched"
-                }
-            );
-        }
+        print_unmatched(*company, &entra, &matched);
     }
     Ok(ok)
+}
+
+/// One Plumm user's line of the table.
+struct Row {
+    status: String,
+    /// The linked Entra account's state and job title ("-" and "" without one).
+    state: &'static str,
+    title: String,
+    result: String,
+    /// The linked Entra account, when it exists.
+    entra_id: Option<String>,
+    ok: bool,
+}
+
+fn enabled(e: &EmulatedUser) -> &'static str {
+    if e.account_enabled {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+/// Compares one Plumm user with the Entra account linked to it.
+fn plumm_row(
+    settings: &Settings,
+    obs: &Observer,
+    entra: &[EmulatedUser],
+    parked: &BTreeMap<i64, String>,
+    user: &PlummUser,
+) -> anyhow::Result<Row> {
+    let link = obs.state.link(user.id)?;
+    let upn = match (
+        &settings.policy.upn_domain,
+        link.as_ref().is_some_and(|l| l.upn_fallback),
+    ) {
+        (Some(d), true) => UpnSource::Fallback(d),
+        _ => UpnSource::EmailDomain,
+    };
+    let found = link
+        .as_ref()
+        .and_then(|l| entra.iter().find(|e| e.id == l.entra_id.0 && !e.deleted));
+    let (state, title) = match found {
+        Some(e) => (enabled(e), e.job_title.clone().unwrap_or_default()),
+        None => ("-", String::new()),
+    };
+    let (ok, result) = match (desired_user(user, &settings.policy.mapping, upn), found) {
+        (Err(_), None) if parked.contains_key(&user.id.0) => {
+            (true, format!("parked: {}", parked[&user.id.0]))
+        }
+        (Err(invalid), _) => (
+            false,
+            format!("MISMATCH: invalid ({invalid}) but not parked"),
+        ),
+        (Ok(_), None) => (false, "MISMATCH: not in Entra".into()),
+        (Ok(d), Some(e)) => {
+            let delta = diff(&entra_props(e), &props(&d));
+            if delta.is_empty() {
+                (true, "in sync".into())
+            } else {
+                let names: Vec<&str> = delta.iter().map(|c| c.property.as_str()).collect();
+                (false, format!("MISMATCH: {}", names.join(", ")))
+            }
+        }
+    };
+    Ok(Row {
+        status: format!("{:?}", user.status).to_lowercase(),
+        state,
+        title,
+        result,
+        entra_id: found.map(|e| e.id.clone()),
+        ok,
+    })
+}
+
+/// The tenant's accounts no Plumm user is linked to, and why each is there.
+fn print_unmatched(company: CompanyId, entra: &[EmulatedUser], matched: &HashSet<String>) {
+    for e in entra
+        .iter()
+        .filter(|e| !matched.contains(&e.id) && !e.deleted)
+    {
+        println!(
+            "   {:<8} {:<32} {:<9} {:<9} {:<26} not in Plumm: {}",
+            company.0,
+            e.user_principal_name,
+            "-",
+            enabled(e),
+            e.job_title.clone().unwrap_or_default(),
+            if e.created_via_graph {
+                "deleted in Plumm, kept and suspended"
+            } else {
+                "not managed by Plumm, untouched"
+            }
+        );
+    }
 }
 
 pub(super) fn print_failures(state: &StateDb) -> anyhow::Result<()> {
