@@ -12,12 +12,14 @@ mod databases;
 mod entra;
 mod http;
 mod log;
+mod metrics;
 mod pacing;
 mod parse;
 mod sync;
 
 use crate::engine::{Policy, SyncSettings};
 use crate::graph::EntraSettings;
+use crate::http::health::MetricsSettings;
 use crate::http::HttpSettings;
 use crate::mapping::{Mapping, MappingError};
 use crate::pacing::PacingSettings;
@@ -74,6 +76,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The connect server; `None` runs the daemon without one.
     pub http: Option<HttpSettings>,
+    /// The private health and metrics listener; `None`: not served.
+    pub metrics: Option<MetricsSettings>,
 }
 
 /// The config file as written.
@@ -91,6 +95,7 @@ struct RawSettings {
     #[serde(default)]
     log: log::RawLog,
     http: Option<http::RawHttp>,
+    metrics: Option<metrics::RawMetrics>,
     #[serde(default)]
     audit: audit::RawAudit,
 }
@@ -133,6 +138,7 @@ impl Settings {
             pacing: raw.pacing.validate()?,
             log: raw.log.validate()?,
             http: raw.http.map(|h| h.validate(&resolve)).transpose()?,
+            metrics: raw.metrics.map(metrics::RawMetrics::validate).transpose()?,
         })
     }
 }

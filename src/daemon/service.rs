@@ -1,5 +1,5 @@
 //! Life under systemd (`Type=notify`, see deploy/entra-daemon.service):
-//! `READY=1` once the databases are open and migrated and the HTTP port is
+//! `READY=1` once the databases are open and migrated and the HTTP ports are
 //! bound, `WATCHDOG=1` while the state database answers, `STOPPING=1` when a
 //! shutdown begins. Outside systemd (`NOTIFY_SOCKET` unset) each
 //! notification is a no-op.
@@ -65,7 +65,7 @@ pub fn reload(path: &Path, running: &Settings) -> Result<(Policy, Vec<&'static s
     }
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    let fixed: [(&'static str, bool); 8] = [
+    let fixed: [(&'static str, bool); 9] = [
         ("[plumm]", differs(&new.plumm, &running.plumm)),
         ("[state]", differs(&new.state, &running.state)),
         ("[entra]", differs(&new.entra, &running.entra)),
@@ -80,6 +80,7 @@ pub fn reload(path: &Path, running: &Settings) -> Result<(Policy, Vec<&'static s
         ("[pacing]", differs(&new.pacing, &running.pacing)),
         ("[log]", differs(&new.log, &running.log)),
         ("[http]", differs(&new.http, &running.http)),
+        ("[metrics]", differs(&new.metrics, &running.metrics)),
     ];
     let changed = fixed.iter().filter(|(_, d)| *d).map(|(s, _)| *s).collect();
     Ok((new.policy, changed))

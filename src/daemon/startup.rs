@@ -12,6 +12,7 @@ use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
 use crate::engine::{Converger, Dispatcher, Ingestor, PolicyRx, RunReport};
 use crate::graph::{GraphClient, TokenProvider};
+use crate::http::health::Ops;
 use crate::pacing::Pacer;
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
 use crate::store::{PlummDb, StateDb, StoreError};
@@ -227,7 +228,7 @@ async fn run_with(
         pending = state.pending_total()?,
         "entra-daemon running"
     );
-    // The databases are open and migrated, and `start` bound the HTTP port
+    // The databases are open and migrated, and `start` bound the HTTP ports
     // before spawning this task.
     super::service::ready();
     let report = dispatcher.run(shutdown, false).await;
@@ -242,6 +243,8 @@ async fn run_with(
 pub struct Started {
     /// Where the connect server listens (known even for port 0).
     pub http: Option<crate::http::HttpServer>,
+    /// Where the private health and metrics listener listens.
+    pub metrics: Option<crate::http::HttpServer>,
     pub daemon: tokio::task::JoinHandle<Result<RunReport, StartupError>>,
 }
 
@@ -249,8 +252,8 @@ impl Started {
     /// Waits for the daemon to stop, then stops the connect server.
     pub async fn wait(self) -> Result<RunReport, StartupError> {
         let report = self.daemon.await;
-        if let Some(http) = self.http {
-            http.stop().await;
+        for server in [self.http, self.metrics].into_iter().flatten() {
+            server.stop().await;
         }
         match report {
             Ok(r) => r,
@@ -259,20 +262,36 @@ impl Started {
     }
 }
 
-/// Starts the connect server (if configured), then [`run`] in a task; both
-/// stop when `shutdown` turns true.
+/// Starts the private health and metrics listener and the connect server
+/// (each if configured), then [`run`] in a task; all stop when `shutdown`
+/// turns true.
 pub async fn start(run: Run) -> Result<Started, StartupError> {
     // Refuse early, before binding anything, if the databases are not ready.
     let state = open_state(&run.settings)?;
     // One Graph client (one pacer, one token cache) for the daemon and
     // the connect server: their requests share the tenants' budgets.
     let graph = graph_client(&run.settings)?;
+    let metrics = match &run.settings.metrics {
+        Some(m) => {
+            let ops = Ops::new(
+                state.clone(),
+                &run.settings.plumm.database,
+                run.shutdown.clone(),
+            )?;
+            Some(crate::http::health::start(m, ops).await?)
+        }
+        None => None,
+    };
     let http = match connect_server(&run.settings, state, graph.clone(), run.policy())? {
         Some(parts) => Some(crate::http::start(parts, run.shutdown.clone()).await?),
         None => None,
     };
     let daemon = tokio::spawn(run_with(run, false, Some(graph)));
-    Ok(Started { http, daemon })
+    Ok(Started {
+        http,
+        metrics,
+        daemon,
+    })
 }
 
 /// The connect server's parts, when `[http]` is configured.

@@ -1,10 +1,13 @@
-//! Probes and metrics for the operator's monitoring, on the same server as
-//! the connect flow:
+//! Probes and metrics for the operator's monitoring, on a private listener
+//! of their own (`[metrics] listen`), never on the public connect server:
+//! company ids and database errors stay off the internet, and a daemon
+//! without the connect server has them too.
 //!
 //! - `GET /healthz`: the process answers (liveness).
 //! - `GET /readyz`: both databases answer and no shutdown has begun
 //!   (readiness: a load balancer stops sending the Store's users here).
 //! - `GET /metrics`: Prometheus exposition ([`crate::metrics`]).
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -16,6 +19,14 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::store::{PlummDb, StateDb, StoreError};
+
+/// `[metrics]`: where the private listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// e.g. `127.0.0.1:9464` (Prometheus' customary port); `127.0.0.1:0`
+    /// picks a free port.
+    pub listen: SocketAddr,
+}
 
 /// What the probes look at.
 pub struct Ops {
@@ -104,4 +115,16 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
+}
+
+/// Binds `[metrics] listen` and serves the probes and `/metrics` until
+/// `shutdown` turns true.
+pub async fn start(
+    settings: &MetricsSettings,
+    ops: Arc<Ops>,
+) -> Result<super::HttpServer, super::ServeError> {
+    let shutdown = ops.shutdown.clone();
+    let server = super::serve("metrics.listen", settings.listen, router(ops), shutdown).await?;
+    tracing::info!(addr = %server.addr, "health and metrics listening");
+    Ok(server)
 }

@@ -36,7 +36,7 @@ use crate::connections::Connections;
 use crate::domain::{CompanyId, TenantId};
 use crate::engine::{Policy, PolicyRx};
 use crate::graph::GraphClient;
-use crate::store::{StateDb, StoreError};
+use crate::store::StateDb;
 use outcome::Failure;
 
 /// What the connect server is built from; the daemon hands it its parts.
@@ -61,15 +61,14 @@ pub struct Parts {
 /// Why the connect server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("config key http.listen: cannot listen on {addr}: {source}")]
+    #[error("config key {key}: cannot listen on {addr}: {source}")]
     Bind {
+        key: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("cannot read the address the connect server is bound to: {0}")]
     BoundAddress(std::io::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// What the routes share.
@@ -200,22 +199,46 @@ impl HttpServer {
     }
 }
 
-/// Binds `[http].listen` and serves until `shutdown` turns true, with the
-/// probes and metrics of [`health`] beside the connect flow.
+/// Binds `[http].listen` and serves the connect flow and the signed API
+/// until `shutdown` turns true (probes and metrics are on [`health`]'s
+/// private listener).
 pub async fn start(
     parts: Parts,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<HttpServer, ServeError> {
-    let addr = parts.http.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(ServeError::BoundAddress)?;
+    let listen = parts.http.listen;
+    let bound = bind("http.listen", listen).await?;
+    let addr = bound.local_addr().map_err(ServeError::BoundAddress)?;
     let public_base = parts.http.public_base(addr);
-    let ops = health::Ops::new(parts.state.clone(), &parts.plumm_database, shutdown.clone())?;
     let app = App::new(parts, public_base.clone());
     tracing::info!(%addr, redirect_uri = %app.redirect_uri(), "connect server listening");
-    let routes = router(app).merge(health::router(ops));
+    let mut server = run_server(bound, router(app), shutdown)?;
+    server.public_base = public_base;
+    Ok(server)
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { key, addr, source })
+}
+
+/// Binds `addr` and serves `routes` until `shutdown` turns true.
+async fn serve(
+    key: &'static str,
+    addr: SocketAddr,
+    routes: Router,
+    shutdown: watch::Receiver<bool>,
+) -> Result<HttpServer, ServeError> {
+    run_server(bind(key, addr).await?, routes, shutdown)
+}
+
+fn run_server(
+    listener: TcpListener,
+    routes: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<HttpServer, ServeError> {
+    let addr = listener.local_addr().map_err(ServeError::BoundAddress)?;
     let server = axum::serve(listener, routes).with_graceful_shutdown(async move {
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
@@ -225,12 +248,12 @@ pub async fn start(
     });
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
-            tracing::error!("connect server stopped: {e}");
+            tracing::error!("HTTP server on {addr} stopped: {e}");
         }
     });
     Ok(HttpServer {
         addr,
-        public_base,
+        public_base: format!("http://{addr}"),
         task,
     })
 }

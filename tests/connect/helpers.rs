@@ -148,7 +148,7 @@ impl ConnectApp {
             .add_app_certificate(&world.client_id, &read_fixture("app-cert.pem"))
             .expect("register the certificate");
         let (tx, started) = world.start_daemon().await.expect("start the daemon");
-        let Started { http, daemon } = started;
+        let Started { http, daemon, .. } = started;
         let server = http.expect("the connect server runs");
         Self {
             world,

@@ -26,6 +26,9 @@ pub struct Options {
     pub log_format: &'static str,
     /// Fabrikam has not consented yet (for the connect flow).
     pub fabrikam_consented: bool,
+    /// `[http]`: the public connect server (the private `[metrics]`
+    /// listener is always configured).
+    pub connect_server: bool,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             sync: "",
             log_format: "text",
             fabrikam_consented: true,
+            connect_server: true,
         }
     }
 }
@@ -68,9 +72,13 @@ impl OpsApp {
                 ..tenant(T2, "fabrikam.com")
             })
             .config("entra", "request_timeout = \"5s\"")
+            .config("metrics", "listen = \"127.0.0.1:0\"")
             .sync(o.sync);
-        let world =
-            with_connect_server(world, STORE_KEY).log(&format!("format = \"{}\"", o.log_format));
+        let world = match o.connect_server {
+            true => with_connect_server(world, STORE_KEY),
+            false => world,
+        };
+        let world = world.log(&format!("format = \"{}\"", o.log_format));
         Self {
             world: TestWorld::build(world).await,
             key: StoreKey::new(STORE_KEY).expect("key"),
@@ -198,12 +206,18 @@ impl Daemon {
 
     /// `http://127.0.0.1:PORT`, once the server says where it listens.
     pub async fn base(&self) -> String {
-        self.wait_output("connect server listening").await;
+        self.listening("connect server listening").await
+    }
+
+    /// The private health and metrics listener's `http://127.0.0.1:PORT`.
+    pub async fn metrics_base(&self) -> String {
+        self.listening("health and metrics listening").await
+    }
+
+    async fn listening(&self, what: &str) -> String {
+        self.wait_output(what).await;
         let out = self.output();
-        let line = out
-            .lines()
-            .find(|l| l.contains("connect server listening"))
-            .unwrap_or_default();
+        let line = out.lines().find(|l| l.contains(what)).unwrap_or_default();
         let at = line.find("127.0.0.1:").expect("a loopback address");
         let port: String = line[at + 10..]
             .chars()

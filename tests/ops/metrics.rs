@@ -24,7 +24,7 @@ async fn metrics_count_the_pushes_throttling_and_retries_of_a_known_workload() {
         },
     );
     let daemon = app.start();
-    let base = daemon.base().await;
+    let base = daemon.metrics_base().await;
     app.hire(CONTOSO, "ada@contoso.com");
     app.hire(CONTOSO, "grace@contoso.com");
     app.hire(FABRIKAM, "lidia@fabrikam.com");
@@ -67,4 +67,41 @@ async fn metrics_count_the_pushes_throttling_and_retries_of_a_known_workload() {
     daemon.signal("TERM");
     let (status, out) = daemon.exit().await;
     assert_eq!(status.code(), Some(0), "{out}");
+}
+
+/// Health and metrics are private: on their own listener, with or without
+/// the connect server, and never on the public one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_metrics_are_on_the_private_listener_only() {
+    let app = OpsApp::spawn().await;
+    app.connect(CONTOSO, T1).await;
+    let daemon = app.start();
+    let public = daemon.base().await;
+    let private = daemon.metrics_base().await;
+    assert_ne!(public, private);
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let r = http.get(format!("{public}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "the public server does not serve {path}");
+        let r = http.get(format!("{private}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "the private listener serves {path}");
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().await.0.code(), Some(0));
+
+    // Without [http]: no connect server, the probes still answer.
+    let app = OpsApp::spawn_with(Options {
+        connect_server: false,
+        ..Options::default()
+    })
+    .await;
+    let daemon = app.start();
+    let private = daemon.metrics_base().await;
+    let r = http.get(format!("{private}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = http.get(format!("{private}/metrics")).send().await.unwrap();
+    assert!(text.text().await.unwrap().contains("entra_tenants"));
+    assert!(!daemon.output().contains("connect server listening"));
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit().await.0.code(), Some(0));
 }
