@@ -12,6 +12,7 @@ use crate::domain::{CompanyId, TenantId};
 use crate::status::audit::audit_table;
 use crate::store::{time_text, AuditFilter};
 
+use super::opt::AuditArgs;
 use super::EXIT_INCOMPLETE;
 
 pub async fn run(
@@ -149,17 +150,6 @@ pub fn disconnect(settings: &Settings, company: i64) -> anyhow::Result<ExitCode>
             Ok(ExitCode::from(1))
         }
     }
-}
-
-pub struct AuditArgs {
-    pub company: Option<i64>,
-    pub email: Option<String>,
-    pub failed: bool,
-    pub since: Option<String>,
-    pub limit: usize,
-    pub json: bool,
-    /// Only the summary rows of full resyncs.
-    pub runs: bool,
 }
 
 pub fn audit(settings: &Settings, a: AuditArgs) -> anyhow::Result<()> {

@@ -4,9 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::commands::{self, AuditArgs};
+use super::commands;
 use super::opt::{Command, Opt};
-use super::resync::ResyncArgs;
 use crate::configuration::Settings;
 use crate::support::telemetry;
 
@@ -48,41 +47,9 @@ async fn daemon_command(
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Disconnect { company } => commands::disconnect(&settings, company),
-        Command::Audit {
-            company,
-            email,
-            failed,
-            since,
-            limit,
-            json,
-            runs,
-        } => {
-            let a = AuditArgs {
-                company,
-                email,
-                failed,
-                since,
-                limit,
-                json,
-                runs,
-            };
-            commands::audit(&settings, a).map(|_| ExitCode::SUCCESS)
-        }
+        Command::Audit(a) => commands::audit(&settings, a).map(|_| ExitCode::SUCCESS),
         Command::Status { json } => super::status::command(&settings, json),
-        Command::Resync {
-            company,
-            dry_run,
-            json,
-            allow_mass_deprovision,
-        } => {
-            let a = ResyncArgs {
-                company,
-                dry_run,
-                json,
-                allow_mass_deprovision,
-            };
-            super::resync::command(settings, a).await
-        }
+        Command::Resync(a) => super::resync::command(settings, a).await,
         Command::CheckConfig => {
             println!("{}: valid", config_path.display());
             Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::configuration::DEFAULT_CONFIG_PATH;
 
@@ -61,49 +61,12 @@ pub enum Command {
         company: i64,
     },
     /// Show the audit log: what was done in Entra, and why something was not.
-    Audit {
-        /// Only rows about this Plumm company id.
-        #[arg(long)]
-        company: Option<i64>,
-        /// Only rows about this email (case-insensitive).
-        #[arg(long)]
-        email: Option<String>,
-        /// Only failures: retries, failed attempts, parked users.
-        #[arg(long)]
-        failed: bool,
-        /// Only rows newer than this, e.g. 30m, 24h, 7d.
-        #[arg(long)]
-        since: Option<String>,
-        /// At most this many rows (the newest).
-        #[arg(long, default_value_t = 200)]
-        limit: usize,
-        /// One JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Only full resyncs: one summary row per run (trigger, counts,
-        /// duration, outcome).
-        #[arg(long)]
-        runs: bool,
-    },
+    Audit(AuditArgs),
     /// Full resync: make each connected company's Entra tenant match Plumm
     /// now (drift made in Entra included). Asks the running daemon, or does
     /// the work itself when none runs. Exit 2 when the mass-deprovision
     /// brake held suspensions or deletions back.
-    Resync {
-        /// Only this company (default: every connected company).
-        #[arg(long)]
-        company: Option<i64>,
-        /// Print the plan; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// The plan as JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Release the company's mass-deprovision brake and apply its
-        /// suspensions and deletions (needs --company).
-        #[arg(long)]
-        allow_mass_deprovision: bool,
-    },
+    Resync(ResyncArgs),
     /// Validate the configuration file and exit.
     CheckConfig,
     /// One line per connected company: tenant, state (connected, or
@@ -153,4 +116,49 @@ pub enum Command {
         #[arg(long, hide = true, default_value_t = 0.0)]
         seconds: f64,
     },
+}
+
+/// `entra-daemon audit`'s options.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only rows about this Plumm company id.
+    #[arg(long)]
+    pub company: Option<i64>,
+    /// Only rows about this email (case-insensitive).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Only failures: retries, failed attempts, parked users.
+    #[arg(long)]
+    pub failed: bool,
+    /// Only rows newer than this, e.g. 30m, 24h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many rows (the newest).
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only full resyncs: one summary row per run (trigger, counts,
+    /// duration, outcome).
+    #[arg(long)]
+    pub runs: bool,
+}
+
+/// `entra-daemon resync`'s options.
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// Only this company (default: every connected company).
+    #[arg(long)]
+    pub company: Option<i64>,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The plan as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Release the company's mass-deprovision brake and apply its
+    /// suspensions and deletions (needs --company).
+    #[arg(long)]
+    pub allow_mass_deprovision: bool,
 }

@@ -6,19 +6,13 @@ use std::process::ExitCode;
 
 use tokio::sync::watch;
 
+use super::opt::ResyncArgs;
 use crate::configuration::Settings;
 use crate::daemon;
 use crate::domain::CompanyId;
 use crate::resync::report::{table, CompanyReport, Trigger};
 use crate::resync::run::{Resync, RunOptions};
 use crate::resync::service::ask;
-
-pub struct ResyncArgs {
-    pub company: Option<i64>,
-    pub dry_run: bool,
-    pub json: bool,
-    pub allow_mass_deprovision: bool,
-}
 
 /// Exit code when the brake held suspensions or deletions back.
 pub const EXIT_HELD: u8 = 2;
