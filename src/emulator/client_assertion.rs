@@ -47,9 +47,11 @@ fn refuse(code: u32, description: impl Into<String>) -> Refusal {
     }
 }
 
-/// JWS segments are base64url without padding (RFC 7515 section 2).
+/// JWS segments are base64url (RFC 7515 section 2 says without padding,
+/// but Entra also takes the `=` padding some clients, azure-identity among
+/// them, send).
 fn b64url(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s).ok()
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
 }
 
 fn malformed() -> Refusal {
@@ -101,19 +103,41 @@ impl Registered {
     }
 }
 
+/// The token endpoint an assertion may name as its audience: the URL the
+/// request was sent to, or Microsoft's own for the same tenant segment,
+/// `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`, which the
+/// certificate-credentials page documents and Microsoft's SDKs put there.
+pub(crate) struct TokenUrl<'a> {
+    pub(crate) sent_to: &'a str,
+    pub(crate) tenant_segment: &'a str,
+}
+
+impl TokenUrl<'_> {
+    fn canonical(&self) -> String {
+        format!(
+            "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+            self.tenant_segment
+        )
+    }
+
+    fn matches(&self, aud: &str) -> bool {
+        aud.eq_ignore_ascii_case(self.sent_to) || aud.eq_ignore_ascii_case(&self.canonical())
+    }
+}
+
 /// Audience, issuer and subject, validity window and a jti; returns the
 /// jti and its expiry for the replay check.
 fn check_claims(
     claims: &Value,
     client_id: &str,
-    token_url: &str,
+    token_url: &TokenUrl<'_>,
     now: i64,
 ) -> Result<(String, i64), Refusal> {
     let claim = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-    if !claim("aud").eq_ignore_ascii_case(token_url) {
+    if !token_url.matches(claim("aud")) {
         return Err(refuse(
             700212,
-            format!("The audience '{}' of the client assertion is not valid: it must be the token endpoint '{token_url}'.", claim("aud")),
+            format!("The audience '{}' of the client assertion is not valid: it must be the token endpoint '{}'.", claim("aud"), token_url.canonical()),
         ));
     }
     if !claim("iss").eq_ignore_ascii_case(client_id)
@@ -168,7 +192,7 @@ impl CertificateRegistry {
     pub(crate) fn verify(
         &mut self,
         client_id: &str,
-        token_url: &str,
+        token_url: &TokenUrl<'_>,
         assertion: &str,
         now: i64,
     ) -> Result<(), Refusal> {

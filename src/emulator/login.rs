@@ -309,8 +309,12 @@ fn check_assertion(
             ),
         ));
     }
-    // The audience is the token URL the request was sent to.
-    let token_url = format!("{}/{tenant_seg}/oauth2/v2.0/token", shared.base_url);
+    // The audience is the token URL the request was sent to (or Microsoft's own).
+    let sent_to = format!("{}/{tenant_seg}/oauth2/v2.0/token", shared.base_url);
+    let token_url = client_assertion::TokenUrl {
+        sent_to: &sent_to,
+        tenant_segment: tenant_seg,
+    };
     let now = Utc::now().timestamp();
     shared
         .lock()

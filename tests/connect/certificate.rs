@@ -82,14 +82,25 @@ fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
 /// A client assertion built by hand (not with the daemon's code), so the
 /// emulator's checks are exercised one by one.
 fn assertion(key_file: &str, cert_file: &str, alg: &str, claims: Value) -> String {
+    encoded_assertion(key_file, cert_file, alg, claims, &URL_SAFE_NO_PAD)
+}
+
+/// The assertion with its segments in `b64` (with or without `=` padding).
+fn encoded_assertion(
+    key_file: &str,
+    cert_file: &str,
+    alg: &str,
+    claims: Value,
+    b64: &base64::engine::GeneralPurpose,
+) -> String {
     let cert_pem = std::fs::read_to_string(fixture(cert_file)).unwrap();
     let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
     let x5t = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.to_der().unwrap()));
     let header = json!({ "alg": alg, "typ": "JWT", "x5t#S256": x5t });
     let input = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
     );
     let key_pem = std::fs::read_to_string(fixture(key_file)).unwrap();
     let (_, der) = pem::decode_vec(key_pem.as_bytes()).unwrap();
@@ -106,7 +117,7 @@ fn assertion(key_file: &str, cert_file: &str, alg: &str, claims: Value) -> Strin
         &mut sig,
     )
     .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    format!("{input}.{}", b64.encode(sig))
 }
 
 async fn token_with(app: &ConnectApp, form: &[(&str, &str)]) -> (u16, Value) {
@@ -165,6 +176,28 @@ async fn the_emulator_checks_signature_audience_issuer_time_and_replay() {
         claims(&aud, &id, now, now + 600, "j2"),
     );
     assert_eq!(send(rs256).await.0, 200, "RS256 is still accepted");
+
+    // What Microsoft's SDKs send: the audience Microsoft documents (its own
+    // https token URL for the tenant), and base64url with `=` padding.
+    let documented = format!("https://login.microsoftonline.com/{T1}/oauth2/v2.0/token");
+    let sdk = assertion(
+        "app-key.pem",
+        "app-cert.pem",
+        "PS256",
+        claims(&documented, &id, now, now + 600, "j2a"),
+    );
+    let (status, body) = send(sdk).await;
+    assert_eq!(status, 200, "the documented https audience: {body}");
+    let padded = encoded_assertion(
+        "app-key.pem",
+        "app-cert.pem",
+        "PS256",
+        claims(&aud, &id, now, now + 600, "j2b"),
+        &base64::engine::general_purpose::URL_SAFE,
+    );
+    assert!(padded.contains('='), "the fixture pads: {padded}");
+    let (status, body) = send(padded).await;
+    assert_eq!(status, 200, "padded base64url: {body}");
 
     let cases = [
         (
