@@ -11,7 +11,8 @@
 //!   Tokens for the tenant are refused as not consented (AADSTS700016)
 //!   until `consent_propagation_ms` has passed.
 //! - Cancel: `redirect_uri?error=access_denied&error_subcode=cancel&
-//!   error_description=AADSTS65004...&state=...` (no tenant).
+//!   error_description=AADSTS65004...&admin_consent=True&state=...` (no
+//!   tenant).
 //! - Accept by an account without an admin role: Microsoft's "Need admin
 //!   approval" (AADSTS90094, see
 //!   https://learn.microsoft.com/troubleshoot/entra/entra-id/app-integration/troubleshoot-consent-issues);
@@ -353,6 +354,8 @@ fn respond(shared: &Shared, post: bool, tenant_seg: &str, r: &Req) -> Answer {
             302,
             back_to_app(
                 r,
+                // The doc's error response carries admin_consent=True too
+                // (v2-admin-consent, "Error response").
                 &[
                     ("error", "access_denied"),
                     ("error_subcode", "cancel"),
@@ -360,6 +363,7 @@ fn respond(shared: &Shared, post: bool, tenant_seg: &str, r: &Req) -> Answer {
                         "error_description",
                         "AADSTS65004: User declined to consent to access the app.",
                     ),
+                    ("admin_consent", "True"),
                 ],
             ),
             seg,

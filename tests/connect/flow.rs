@@ -171,6 +171,27 @@ async fn an_expired_state_is_refused_even_after_a_real_consent() {
     app.stop().await;
 }
 
+/// Microsoft's error response, as v2-admin-consent shows it: `error`,
+/// `error_description`, `admin_consent=True` and the `state`, no tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_consent_comes_back_as_microsoft_documents_it() {
+    let mut app = ConnectApp::spawn().await;
+    let consent = app.start_connect(CONTOSO).await;
+    let callback = app.answer_consent(&consent, CONTOSO_ADMIN, false).await;
+    let q: std::collections::HashMap<String, String> =
+        callback.query_pairs().into_owned().collect();
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"));
+    assert!(q
+        .get("error_description")
+        .is_some_and(|d| d.starts_with("AADSTS65004")));
+    assert_eq!(q.get("admin_consent").map(String::as_str), Some("True"));
+    assert!(q.get("state").is_some_and(|s| !s.is_empty()));
+    assert!(!q.contains_key("tenant"), "{callback}");
+    let landing = app.follow_callback(&callback).await;
+    assert_eq!(landing.get("reason"), "declined", "{landing:?}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declined_consent_returns_to_the_store_with_declined_and_connects_nothing() {
     let mut app = ConnectApp::spawn().await;
