@@ -10,6 +10,7 @@ mod client_assertion;
 mod config;
 mod consent;
 mod control;
+mod discovery;
 mod errors;
 mod filter;
 mod graph;
@@ -135,6 +136,11 @@ async fn front(shared: Arc<Shared>, conn: ConnHandle, req: Request) -> Response<
     if segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token" {
         let tenant = util::percent_decode(segs[0]);
         return login::handle(shared, conn, &method, &tenant, &path, &parts.headers, &body).await;
+    }
+    if segs.len() == 4 && segs[1] == "v2.0" && segs[2..] == [".well-known", "openid-configuration"]
+    {
+        let tenant = util::percent_decode(segs[0]);
+        return discovery::openid_configuration(&shared, &tenant);
     }
     if segs.len() == 3 && segs[1] == "v2.0" && segs[2] == "adminconsent" {
         let tenant = util::percent_decode(segs[0]);

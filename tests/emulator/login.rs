@@ -217,3 +217,53 @@ async fn secrets_are_not_logged_or_debug_printed() {
     let dbg = format!("{:?}", config().apps[0]);
     assert!(!dbg.contains(SECRET), "{dbg}");
 }
+
+/// MSAL-based clients read the OpenID configuration first, then post to the
+/// `token_endpoint` it names.
+#[tokio::test]
+async fn the_openid_configuration_names_a_token_endpoint_that_answers() {
+    let emu = start(config()).await;
+    let doc = |seg: &str| {
+        let url = format!(
+            "{}/{seg}/v2.0/.well-known/openid-configuration",
+            emu.authority_host()
+        );
+        async move { http().get(url).send().await.expect("GET") }
+    };
+    let r = doc(TENANT_A).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    let token_endpoint = v["token_endpoint"].as_str().expect("token_endpoint");
+    assert!(
+        v["issuer"]
+            .as_str()
+            .is_some_and(|i| i.ends_with(&format!("/{TENANT_A}/v2.0"))),
+        "{v}"
+    );
+    assert!(v["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|x| x == "private_key_jwt")));
+    let r = http()
+        .post(token_endpoint)
+        .form(&form(CLIENT_ID, SECRET, SCOPE))
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200, "the advertised token endpoint works");
+
+    let by_domain: Value = doc("contoso.com").await.json().await.expect("json");
+    assert_eq!(
+        by_domain["issuer"], v["issuer"],
+        "a domain names the same tenant"
+    );
+    let common: Value = doc("organizations").await.json().await.expect("json");
+    assert!(
+        common["issuer"]
+            .as_str()
+            .is_some_and(|i| i.contains("{tenantid}")),
+        "{common}"
+    );
+    let (status, err) = error_of(doc("nowhere.example").await).await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error_codes"][0], 90002, "{err}");
+}
