@@ -100,9 +100,9 @@ fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<Vec<i64>, St
         if done {
             continue;
         }
-        tx.execute_batch(m.sql).map_err(|source| StoreError::Sql {
+        tx.execute_batch(m.sql).map_err(|error| StoreError::Sql {
             context: "applying a migration",
-            source,
+            error,
         })?;
         tx.execute(
             "INSERT INTO entra_daemon_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",

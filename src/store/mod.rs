@@ -42,15 +42,17 @@ pub struct StateSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
+    // The SQLite error is in the message, not the source chain, so a
+    // report that prints the chain says SQLite's reason once.
+    #[error("database {path}: {error}")]
     Open {
         path: String,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Sql {
         context: &'static str,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("{0}")]
     Schema(String),
@@ -64,16 +66,16 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, rusqlite::Error> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sql { context, source })
+        self.map_err(|error| StoreError::Sql { context, error })
     }
 }
 
 /// WAL so Plumm's writers and the daemon's readers never block each other;
 /// a busy timeout so a brief lock is waited out, not reported.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
-    let err = |source| StoreError::Open {
+    let err = |error| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;

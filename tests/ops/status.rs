@@ -65,3 +65,21 @@ async fn status_exits_zero_when_all_is_well_and_two_when_something_needs_attenti
         text(&out.stdout)
     );
 }
+
+/// A state database that is not a database: the error names the file and
+/// says SQLite's reason once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_state_database_is_reported_once_with_its_path() {
+    let app = OpsApp::spawn().await;
+    let path = app.settings.state.database.clone();
+    std::fs::write(&path, vec![0x5a; 4096]).unwrap();
+    let out = app.cli(&["status"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(line.contains(&path.display().to_string()), "{err}");
+    assert_eq!(line.matches("not a database").count(), 1, "{err}");
+}
