@@ -96,16 +96,11 @@ impl Connections<'_> {
         tracing::info!(%company, %tenant, queued, "company connected by {by}");
         Ok(queued)
     }
-
-    /// Stops syncing a company; returns the number of pending changes
-    /// dropped, or `None` when it was not connected. Nothing in Entra is
-    /// deleted; links and history are kept for a later reconnect.
-    pub fn disconnect(&self, company: CompanyId, by: &str) -> Result<Option<usize>, StoreError> {
-        disconnect(self.state, company, by)
-    }
 }
 
-/// [`Connections::disconnect`], for callers without Plumm's database at hand.
+/// Stops syncing a company; returns the number of pending changes dropped,
+/// or `None` when it was not connected. Nothing in Entra is deleted; links
+/// and history are kept for a later reconnect.
 pub fn disconnect(
     state: &StateDb,
     company: CompanyId,

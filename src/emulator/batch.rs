@@ -112,7 +112,7 @@ fn check_write_item(
     let write = ["POST", "PATCH", "PUT"]
         .iter()
         .any(|m| method.eq_ignore_ascii_case(m));
-    if (body.is_some() || write) && !(has_ct && (body.is_some() || !write)) {
+    if (write && body.is_none()) || (body.is_some() && !has_ct) {
         return Err(bad(format!(
             "Write request id : {id} does not contain Content-Type header or body."
         )));

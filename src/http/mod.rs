@@ -58,7 +58,8 @@ pub struct Parts {
     pub policy: PolicyRx,
 }
 
-/// Why the connect server could not start.
+/// Why an HTTP listener (the connect server, the private metrics one)
+/// could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("config key {key}: cannot listen on {addr}: {source}")]
@@ -67,7 +68,7 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read the address the connect server is bound to: {0}")]
+    #[error("cannot read the address an HTTP listener is bound to: {0}")]
     BoundAddress(std::io::Error),
 }
 
@@ -106,7 +107,7 @@ impl App {
         self.parts.policy.borrow().clone()
     }
 
-    /// Connect and disconnect under `policy`.
+    /// Connecting under `policy`.
     fn connections<'a>(&'a self, policy: &'a Policy) -> Connections<'a> {
         Connections {
             state: &self.parts.state,
