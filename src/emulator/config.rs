@@ -20,7 +20,12 @@ pub struct EmulatorConfig {
     /// Access token lifetime. Microsoft issues 3599 s app-only tokens:
     /// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
     pub token_lifetime_secs: u64,
-    /// Delay before a newly created user becomes readable (eventual consistency).
+    /// Delay before a newly created user becomes readable (eventual
+    /// consistency). A few hundred ms by default: Microsoft documents that
+    /// a new object may not be readable at once ("Add a delay ... for
+    /// replication", graph/api/user-post-users and
+    /// concepts/best-practices#handling-expected-errors); 0 only where a test
+    /// asks for it.
     pub replication_delay_ms: u64,
     /// Maximum number of request-log entries kept (oldest dropped first).
     pub log_capacity: usize,
@@ -44,6 +49,12 @@ pub struct EmulatorConfig {
     /// Microsoft time between an admin's consent and the token endpoint
     /// honouring it; until then tokens are refused as not consented.
     pub consent_propagation_ms: u64,
+    /// Whether withdrawing consent also kills the access tokens already
+    /// issued. Off by default, as in Entra: "Existing access tokens will
+    /// continue to be valid for their lifetime"
+    /// (graph/api/oauth2permissiongrant-delete; security/zero-trust/develop/
+    /// secure-with-cae); the loss shows at the next token request.
+    pub revoke_tokens_with_consent: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -51,7 +62,7 @@ impl Default for EmulatorConfig {
         Self {
             time_scale: 1.0,
             token_lifetime_secs: 3599,
-            replication_delay_ms: 0,
+            replication_delay_ms: 300,
             log_capacity: 100_000,
             throttling: ThrottleConfig::default(),
             random_faults: RandomFaultConfig::default(),
@@ -63,6 +74,7 @@ impl Default for EmulatorConfig {
             admins: Vec::new(),
             default_account: None,
             consent_propagation_ms: 0,
+            revoke_tokens_with_consent: false,
         }
     }
 }
@@ -126,8 +138,9 @@ pub struct ThrottleConfig {
     pub tenant_writes: u32,
     pub tenant_writes_window_secs: f64,
     /// The throttling guidance says usage keeps being logged while a client is
-    /// throttled (https://learn.microsoft.com/graph/throttling); when true a
-    /// refused request is charged as well. Off by default.
+    /// throttled, so ignoring Retry-After prolongs the throttling
+    /// (https://learn.microsoft.com/graph/throttling): a refused request is
+    /// charged as well. On by default; off only for a test that needs it.
     pub charge_throttled_requests: bool,
 }
 
@@ -147,7 +160,7 @@ impl Default for ThrottleConfig {
             app_writes_window_secs: 300.0,
             tenant_writes: 18_000,
             tenant_writes_window_secs: 300.0,
-            charge_throttled_requests: false,
+            charge_throttled_requests: true,
         }
     }
 }
@@ -250,6 +263,15 @@ pub struct TenantSpec {
     /// Admin consent granted to the registered apps in this tenant.
     #[serde(default = "default_true")]
     pub consented: bool,
+    /// Application permissions (app roles on Microsoft Graph) the admin
+    /// granted; a token carries those granted when it was issued.
+    #[serde(default = "default_permissions")]
+    pub permissions: Vec<String>,
+}
+
+/// What the daemon's app registration asks for (README, "API permissions").
+pub fn default_permissions() -> Vec<String> {
+    vec!["User.ReadWrite.All".to_string()]
 }
 
 fn default_true() -> bool {

@@ -59,8 +59,9 @@ impl EmulatorControl {
             .collect()
     }
 
-    /// Withdrawing consent makes the token endpoint refuse the tenant and
-    /// every token already issued for it fail with 401.
+    /// Withdrawing consent makes the token endpoint refuse the tenant; the
+    /// tokens already issued keep working until they expire (see
+    /// [`Self::expire_tokens`]), unless `revoke_tokens_with_consent` is set.
     pub fn set_consent(&self, tenant: &str, consented: bool) -> Result<(), EmulatorError> {
         let mut inner = self.shared.lock();
         let t = inner
@@ -68,6 +69,29 @@ impl EmulatorControl {
             .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
         t.spec.consented = consented;
         Ok(())
+    }
+
+    /// The admin grants or removes application permissions: tokens issued
+    /// from now on carry these roles, those already issued keep theirs.
+    pub fn set_permissions(&self, tenant: &str, roles: Vec<String>) -> Result<(), EmulatorError> {
+        let mut inner = self.shared.lock();
+        let t = inner
+            .tenant_by_id_mut(tenant)
+            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
+        t.spec.permissions = roles;
+        Ok(())
+    }
+
+    /// The tenant's access tokens reach the end of their lifetime now (an
+    /// hour passing, for tests), so the next call needs a new token.
+    pub fn expire_tokens(&self, tenant: &str) {
+        let now = std::time::Instant::now();
+        let mut inner = self.shared.lock();
+        for t in inner.tokens.values_mut() {
+            if t.tenant_id.eq_ignore_ascii_case(tenant) {
+                t.expires_at = t.expires_at.min(now);
+            }
+        }
     }
 
     /// Registers (or replaces) an app.
@@ -337,6 +361,24 @@ async fn consent(State(c): Ctl, Path(t): Path<String>, Json(b): Json<ConsentBody
     done(c.set_consent(&t, b.consented))
 }
 
+#[derive(Deserialize)]
+struct PermissionsBody {
+    permissions: Vec<String>,
+}
+
+async fn permissions(
+    State(c): Ctl,
+    Path(t): Path<String>,
+    Json(b): Json<PermissionsBody>,
+) -> Response {
+    done(c.set_permissions(&t, b.permissions))
+}
+
+async fn expire_tokens(State(c): Ctl, Path(t): Path<String>) -> Response {
+    c.expire_tokens(&t);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn add_app(State(c): Ctl, Json(app): Json<AppRegistration>) -> Response {
     c.add_app(app);
     StatusCode::CREATED.into_response()
@@ -434,6 +476,11 @@ pub(crate) fn router(control: EmulatorControl) -> Router {
     Router::new()
         .route("/_emulator/tenants", get(list_tenants).post(add_tenant))
         .route("/_emulator/tenants/{tenant}/consent", put(consent))
+        .route("/_emulator/tenants/{tenant}/permissions", put(permissions))
+        .route(
+            "/_emulator/tenants/{tenant}/tokens/expire",
+            post(expire_tokens),
+        )
         .route("/_emulator/apps", post(add_app))
         .route(
             "/_emulator/tenants/{tenant}/users",

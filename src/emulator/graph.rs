@@ -11,6 +11,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::batch;
+use super::config::EmulatorConfig;
 use super::errors::{code_for_status, message_for_status, Body, GraphResp};
 use super::listener::ConnHandle;
 use super::state::{Inner, Shared};
@@ -32,6 +33,7 @@ pub(crate) struct RawReq {
 pub(crate) struct Auth {
     pub tenant_id: String,
     pub client_id: String,
+    pub roles: Vec<String>,
 }
 
 pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -45,10 +47,14 @@ fn unauthorized(message: &str) -> GraphResp {
     )
 }
 
-/// Bearer token check; a token only ever reaches its own tenant, and stops
-/// working when consent for the tenant is withdrawn.
+/// Bearer token check; a token only ever reaches its own tenant. A withdrawn
+/// consent does not stop a token already issued: "Existing access tokens
+/// will continue to be valid for their lifetime"
+/// (graph/api/oauth2permissiongrant-delete), unless the configuration asks
+/// for the stricter `revoke_tokens_with_consent`.
 pub(crate) fn authenticate(
     inner: &Inner,
+    cfg: &EmulatorConfig,
     headers: &HeaderMap,
     now: Instant,
 ) -> Result<Auth, GraphResp> {
@@ -72,13 +78,48 @@ pub(crate) fn authenticate(
     let consented = inner
         .tenant_by_id(&rec.tenant_id)
         .is_some_and(|t| t.spec.consented);
-    if !consented || !inner.apps.contains_key(&rec.client_id.to_lowercase()) {
+    let withdrawn = !consented && cfg.revoke_tokens_with_consent;
+    if withdrawn || !inner.apps.contains_key(&rec.client_id.to_lowercase()) {
         return Err(unauthorized("Access token validation failure."));
     }
     Ok(Auth {
         tenant_id: rec.tenant_id.clone(),
         client_id: rec.client_id.clone(),
+        roles: rec.roles.clone(),
     })
+}
+
+/// The app roles a call needs, from the permissions sections of
+/// graph/api/user-get, user-list, user-post-users, user-update, user-delete
+/// and user-revokesigninsessions: reads take any user-reading role, writes
+/// User.ReadWrite.All (or Directory.ReadWrite.All). A token without them is
+/// refused with 403 whatever the target.
+fn authorized(auth: &Auth, call: &Call) -> bool {
+    const READ: [&str; 4] = [
+        "User.Read.All",
+        "User.ReadWrite.All",
+        "Directory.Read.All",
+        "Directory.ReadWrite.All",
+    ];
+    const WRITE: [&str; 2] = ["User.ReadWrite.All", "Directory.ReadWrite.All"];
+    let revoke = call
+        .segments
+        .last()
+        .is_some_and(|s| s.to_ascii_lowercase().ends_with("revokesigninsessions"));
+    let needed: &[&str] = if call.method.eq_ignore_ascii_case("GET") {
+        &READ
+    } else if revoke {
+        &[
+            "User.RevokeSessions.All",
+            "User.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ]
+    } else {
+        &WRITE
+    };
+    auth.roles
+        .iter()
+        .any(|r| needed.iter().any(|n| n.eq_ignore_ascii_case(r)))
 }
 
 pub(crate) fn split_segments(path: &str) -> Vec<String> {
@@ -133,6 +174,11 @@ pub(crate) fn throttled_dispatch(
                 .header("x-ms-throttle-scope", t.scope)
                 .header("x-ms-throttle-information", t.information)
         }
+        Decision::Allowed { .. } if !authorized(auth, call) => GraphResp::error(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ),
         Decision::Allowed { limit_percentage } => {
             let env = Env {
                 tenant_id: &auth.tenant_id,
@@ -327,7 +373,7 @@ async fn inject_random(shared: &Shared, lc: &mut LogCtx<'_>) -> Injected {
 fn admit(shared: &Shared, raw: &RawReq) -> (u64, Result<Auth, GraphResp>, Option<FaultKind>) {
     let mut inner = shared.lock();
     let seq = inner.next_seq();
-    let auth = authenticate(&inner, &raw.headers, Instant::now());
+    let auth = authenticate(&inner, &shared.cfg, &raw.headers, Instant::now());
     let tenant = auth.as_ref().ok().map(|a| a.tenant_id.clone());
     let fault = inner.take_fault(tenant.as_deref(), &raw.method, &raw.path);
     (seq, auth, fault)

@@ -78,6 +78,9 @@ struct Issued {
     client_id: String,
     token: String,
     lifetime: Duration,
+    /// The app roles granted in the tenant now; the token keeps them for
+    /// its lifetime, whatever the admin changes meanwhile.
+    roles: Vec<String>,
 }
 
 /// A form parameter, when present and not empty.
@@ -147,6 +150,7 @@ fn issue(
         client_id: app.client_id.clone(),
         token: format!("emu.{}", random_hex(32)),
         lifetime,
+        roles: tenant.permissions.clone(),
     })
 }
 
@@ -397,6 +401,7 @@ fn hand_out(shared: &Shared, iss: Issued) -> Response<HttpBody> {
             tenant_id: iss.tenant_id,
             client_id: iss.client_id,
             expires_at: now + iss.lifetime,
+            roles: iss.roles,
         },
     );
     let secs = iss.lifetime.as_secs_f64().ceil() as u64;

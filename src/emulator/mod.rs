@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use config::default_permissions;
 pub use config::{
     AppCertificate, AppRegistration, ConfigSeedUser, EmulatorConfig, RandomFaultConfig,
     RedirectUri, TenantSize, TenantSpec, ThrottleConfig,

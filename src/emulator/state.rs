@@ -64,6 +64,8 @@ pub(crate) struct TokenRecord {
     pub tenant_id: String,
     pub client_id: String,
     pub expires_at: Instant,
+    /// App roles the token carries (the `roles` claim).
+    pub roles: Vec<String>,
 }
 
 pub(crate) struct Tenant {

@@ -181,6 +181,7 @@ impl Limiter {
         }
         let checks = self.checks(app, tenant, size, cost);
         let scale = self.time_scale;
+        let charge_refused = self.cfg.charge_throttled_requests;
         let mut refused: Option<Throttled> = None;
         for ch in &checks {
             let rate = ch.capacity / ch.window * scale;
@@ -192,7 +193,15 @@ impl Limiter {
             b.tokens = (b.tokens + elapsed * rate).min(ch.capacity);
             b.last = now.max(b.last);
             if b.tokens < ch.cost {
-                let wait = (ch.cost - b.tokens) / rate;
+                // A refused request that is charged as well must be paid
+                // for before the retry fits, so Retry-After covers both:
+                // a client that obeys it gets through at once.
+                let owed = if charge_refused {
+                    2.0 * ch.cost
+                } else {
+                    ch.cost
+                };
+                let wait = (owed - b.tokens) / rate;
                 match &mut refused {
                     None => {
                         refused = Some(Throttled {
@@ -205,12 +214,14 @@ impl Limiter {
                 }
             }
         }
-        let charge = refused.is_none() || self.cfg.charge_throttled_requests;
+        let charge = refused.is_none() || charge_refused;
         let mut max_share: f64 = 0.0;
         if charge {
             for ch in &checks {
                 if let Some(b) = self.buckets.get_mut(&ch.key) {
-                    b.tokens -= ch.cost;
+                    // A client that ignores Retry-After digs itself deeper,
+                    // at most one window's worth.
+                    b.tokens = (b.tokens - ch.cost).max(-ch.capacity);
                     max_share = max_share.max((ch.capacity - b.tokens) / ch.capacity);
                 }
             }
@@ -288,13 +299,22 @@ mod tests {
             panic!("expected throttling");
         };
         assert_eq!(th.scope, "Tenant_Application/ReadWrite/app/t");
+        // The refused request is charged too, and the wait covers it.
         assert!(
-            (th.retry_after_secs - 2.5).abs() < 1e-9,
+            (th.retry_after_secs - 5.0).abs() < 1e-9,
             "{}",
             th.retry_after_secs
         );
-        // Refused requests are not charged: after the advertised wait it fits.
-        let later = t0 + Duration::from_millis(2500);
+        let early = t0 + Duration::from_millis(2500);
+        assert!(matches!(
+            l.check(early, "app", "t", TenantSize::Small, READ),
+            Decision::Throttled(_)
+        ));
+        // Retrying early was charged as well: obeying its Retry-After fits.
+        let Decision::Throttled(th) = l.check(early, "app", "t", TenantSize::Small, READ) else {
+            panic!("expected throttling");
+        };
+        let later = early + Duration::from_secs_f64(th.retry_after_secs);
         assert!(matches!(
             l.check(later, "app", "t", TenantSize::Small, READ),
             Decision::Allowed { .. }
@@ -329,7 +349,8 @@ mod tests {
         };
         assert_eq!(th.scope, "Tenant_Application/Write/app/t");
         assert_eq!(th.information, "WriteLimitExceeded");
-        assert!((th.retry_after_secs - 50.0).abs() < 1e-9);
+        // Two writes' worth: the refused one is charged as well.
+        assert!((th.retry_after_secs - 100.0).abs() < 1e-9);
         // Reads still pass while writes are throttled.
         assert!(matches!(
             l.check(t0, "app", "t", TenantSize::Small, READ),
@@ -347,7 +368,7 @@ mod tests {
         let Decision::Throttled(th) = l.check(t0, "a", "t", TenantSize::Small, READ) else {
             panic!("expected throttling");
         };
-        assert!((th.retry_after_secs - 0.25).abs() < 1e-9);
+        assert!((th.retry_after_secs - 0.5).abs() < 1e-9);
     }
 
     #[test]

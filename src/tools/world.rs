@@ -14,7 +14,8 @@ use crate::configuration::Settings;
 use crate::daemon::{self, Started};
 use crate::domain::{CompanyId, TenantId};
 use crate::emulator::{
-    self, AppRegistration, EmulatorConfig, EmulatorControl, RunningEmulator, TenantSize, TenantSpec,
+    self, default_permissions, AppRegistration, EmulatorConfig, EmulatorControl, RunningEmulator,
+    TenantSize, TenantSpec,
 };
 use crate::store::migrate::PLUMM_USERS_FIXTURE;
 use crate::store::{PlummDb, StateDb};
@@ -36,6 +37,7 @@ pub fn tenant(id: &str, domain: &str) -> TenantSpec {
         domains: vec![domain.into(), format!("{label}.onmicrosoft.com")],
         size: TenantSize::Small,
         consented: true,
+        permissions: default_permissions(),
     }
 }
 

@@ -274,8 +274,10 @@ async fn tenants_are_isolated_tokens_users_and_failures() {
         .iter()
         .all(|u| u.ends_with("@fabrikam.com")));
 
-    // Fabrikam withdraws consent: its work fails, Contoso's goes on.
+    // Fabrikam withdraws consent (and its issued tokens run out): its work
+    // fails, Contoso's goes on.
     app.control.set_consent(T2, false).unwrap();
+    app.control.expire_tokens(T2);
     hire(&app, CONTOSO, "new.contoso@contoso.com");
     hire(&app, FABRIKAM, "new.fabrikam@fabrikam.com");
     wait_for("the Contoso hire", Duration::from_secs(10), || {

@@ -289,7 +289,22 @@ async fn http_control_mirrors_the_in_process_api() {
         .await
         .expect("send");
     assert_eq!(r.status(), 204);
+    // The token issued before the withdrawal lives on until it expires.
+    assert_eq!(g.get("/users").await.0, 200);
+    let r = c
+        .post(format!("{base}/tenants/{tenant}/tokens/expire"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
     assert_eq!(g.get("/users").await.0, 401);
+    let r = c
+        .put(format!("{base}/tenants/{tenant}/permissions"))
+        .json(&json!({"permissions": ["User.Read.All"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
     let r = c
         .delete(format!("{base}/requests"))
         .send()

@@ -1,7 +1,7 @@
 //! Token endpoint of the emulator.
 
 use crate::helpers::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -169,7 +169,7 @@ async fn token_errors() {
 }
 
 #[tokio::test]
-async fn consent_revocation_blocks_token_and_existing_tokens() {
+async fn a_withdrawn_consent_refuses_new_tokens_while_issued_ones_live_on() {
     let emu = start(config()).await;
     let g = Graph::new(&emu, TENANT_A).await;
     assert_eq!(g.get("/users").await.0, 200);
@@ -178,6 +178,10 @@ async fn consent_revocation_blocks_token_and_existing_tokens() {
         error_of(token_response(&emu, TENANT_A, &form(CLIENT_ID, SECRET, SCOPE)).await).await;
     assert_eq!(s, 400);
     assert_aad_error(&v, "unauthorized_client", 700016);
+    // As in Entra, the token already issued works until it expires...
+    assert_eq!(g.get("/users").await.0, 200);
+    emu.control().expire_tokens(TENANT_A);
+    // ...and then there is no new one.
     let (s, _, v) = g.get("/users").await;
     assert_eq!(s, 401);
     assert_eq!(error_code(&v), "InvalidAuthenticationToken");
@@ -185,7 +189,50 @@ async fn consent_revocation_blocks_token_and_existing_tokens() {
     let gb = Graph::new(&emu, TENANT_B).await;
     assert_eq!(gb.get("/users").await.0, 200);
     emu.control().set_consent(TENANT_A, true).expect("consent");
+    assert_eq!(Graph::new(&emu, TENANT_A).await.get("/users").await.0, 200);
+}
+
+#[tokio::test]
+async fn the_stricter_knob_kills_issued_tokens_with_the_consent() {
+    let mut cfg = config();
+    cfg.revoke_tokens_with_consent = true;
+    let emu = start(cfg).await;
+    let g = Graph::new(&emu, TENANT_A).await;
     assert_eq!(g.get("/users").await.0, 200);
+    emu.control().set_consent(TENANT_A, false).expect("consent");
+    assert_eq!(g.get("/users").await.0, 401);
+    emu.control().set_consent(TENANT_A, true).expect("consent");
+    assert_eq!(g.get("/users").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_removed_permission_is_403_with_new_tokens_and_old_ones_keep_theirs() {
+    let emu = start(config()).await;
+    let old = Graph::new(&emu, TENANT_A).await;
+    let body = json!({
+        "accountEnabled": true, "displayName": "Ann", "mailNickname": "ann",
+        "userPrincipalName": "ann@contoso.com",
+        "passwordProfile": {"password": GOOD_PASSWORD, "forceChangePasswordNextSignIn": true},
+    });
+    let (s, _, created) = old.post("/users", &body).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id");
+    // The admin leaves the app read access only.
+    emu.control()
+        .set_permissions(TENANT_A, vec!["User.Read.All".into()])
+        .expect("permissions");
+    let new = Graph::new(&emu, TENANT_A).await;
+    assert_eq!(new.get("/users").await.0, 200, "reads still pass");
+    let (s, _, v) = new
+        .patch(&format!("/users/{id}"), &json!({"accountEnabled": false}))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(error_code(&v), "Authorization_RequestDenied");
+    // The token issued before the change carries the old roles.
+    let (s, _, _) = old
+        .patch(&format!("/users/{id}"), &json!({"jobTitle": "Nurse"}))
+        .await;
+    assert_eq!(s, 204);
 }
 
 #[tokio::test]

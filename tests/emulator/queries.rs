@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use entra_daemon::emulator::SeedUser;
+use entra_daemon::emulator::{EmulatorConfig, SeedUser};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -124,9 +124,14 @@ async fn paging_over_250_users() {
 
 #[tokio::test]
 async fn replication_delay_hides_new_users_but_not_from_uniqueness() {
-    let emu = start(config()).await;
-    emu.control()
-        .set_replication_delay(Duration::from_millis(300));
+    // Microsoft's lag is the default: a few hundred ms.
+    let lag = EmulatorConfig::default().replication_delay_ms;
+    assert!((100..=1000).contains(&lag), "{lag}");
+    let emu = start(EmulatorConfig {
+        replication_delay_ms: lag,
+        ..config()
+    })
+    .await;
     let g = Graph::new(&emu, TENANT_A).await;
     let (s, _, v) = g.post("/users", &new_user("quinn", "contoso.com")).await;
     assert_eq!(s, 201);

@@ -336,6 +336,7 @@ async fn users_of_an_unconnected_company_are_not_pushed_until_it_connects() {
             domains: vec!["contoso.com".into()],
             size: entra_daemon::emulator::TenantSize::Small,
             consented: true,
+            permissions: entra_daemon::emulator::default_permissions(),
         })
         .unwrap();
     app.connect(UNCONNECTED, "33333333-3333-4333-8333-333333333333")

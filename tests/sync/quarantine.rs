@@ -17,8 +17,10 @@ async fn revoked_tenant() -> TestApp {
     app.start_daemon();
     app.hire(CONTOSO, "before@contoso.com", "Be", "Fore", "Staff");
     app.converged().await;
-    // An Entra admin withdraws the consent: tokens already issued stop working too.
+    // An Entra admin withdraws the consent. The token already issued works
+    // until it expires (an hour in Entra; here at once), then none is issued.
     app.control.set_consent(T1, false).unwrap();
+    app.control.expire_tokens(T1);
     app.hire(CONTOSO, "alice@contoso.com", "Alice", "Held", "Staff");
     app.hire(FABRIKAM, "bob@fabrikam.com", "Bob", "Free", "Staff");
     wait_for("Contoso to be quarantined", Duration::from_secs(10), || {

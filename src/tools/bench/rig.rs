@@ -63,6 +63,7 @@ impl Rig {
                     domains: vec![t.domain.clone()],
                     size: t.size,
                     consented: true,
+                    permissions: crate::emulator::default_permissions(),
                 })
                 .config(
                     &format!("pacing.tenants.\"{}\"", t.tenant),

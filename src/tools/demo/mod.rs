@@ -258,6 +258,7 @@ fn standalone_config() -> EmulatorConfig {
         domains: vec!["contoso.com".into(), "contoso.onmicrosoft.com".into()],
         size: TenantSize::Small,
         consented: true,
+        permissions: crate::emulator::default_permissions(),
     });
     c
 }
