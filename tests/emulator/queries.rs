@@ -1,7 +1,5 @@
 //! Graph /users queries of the emulator: $filter, paging, replication delay.
 
-use std::time::Duration;
-
 use crate::helpers::*;
 use entra_daemon::emulator::{EmulatorConfig, SeedUser};
 use serde_json::{json, Value};
