@@ -4,13 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
-use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::config::{AppRegistration, TenantSpec};
@@ -317,185 +311,23 @@ impl EmulatorControl {
         self.shared.lock().replication_delay = d;
     }
 
+    /// Replication catches up now (time passing, for tests): every user
+    /// created so far becomes readable and listed.
+    pub fn replicate_now(&self) {
+        let now = std::time::Instant::now();
+        let utc = chrono::Utc::now();
+        let mut inner = self.shared.lock();
+        for u in inner.tenants.iter_mut().flat_map(|t| t.users.iter_mut()) {
+            if u.visible_at > now {
+                u.visible_at = now;
+                u.visible_at_utc = utc;
+            }
+        }
+    }
+
     pub fn set_throttling_enabled(&self, enabled: bool) {
         self.shared.lock().limiter.set_enabled(enabled);
     }
 }
 
 // ---- HTTP twin ---------------------------------------------------------
-
-fn err(e: EmulatorError) -> Response {
-    let status = match e {
-        EmulatorError::UnknownTenant(_) | EmulatorError::UnknownUser(_) => StatusCode::NOT_FOUND,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    (status, Json(json!({ "error": e.to_string() }))).into_response()
-}
-
-fn done(r: Result<(), EmulatorError>) -> Response {
-    match r {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => err(e),
-    }
-}
-
-type Ctl = State<EmulatorControl>;
-
-async fn list_tenants(State(c): Ctl) -> Response {
-    Json(c.tenants()).into_response()
-}
-
-async fn add_tenant(State(c): Ctl, Json(spec): Json<TenantSpec>) -> Response {
-    match c.add_tenant(spec) {
-        Ok(()) => StatusCode::CREATED.into_response(),
-        Err(e) => err(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct ConsentBody {
-    consented: bool,
-}
-
-async fn consent(State(c): Ctl, Path(t): Path<String>, Json(b): Json<ConsentBody>) -> Response {
-    done(c.set_consent(&t, b.consented))
-}
-
-#[derive(Deserialize)]
-struct PermissionsBody {
-    permissions: Vec<String>,
-}
-
-async fn permissions(
-    State(c): Ctl,
-    Path(t): Path<String>,
-    Json(b): Json<PermissionsBody>,
-) -> Response {
-    done(c.set_permissions(&t, b.permissions))
-}
-
-async fn expire_tokens(State(c): Ctl, Path(t): Path<String>) -> Response {
-    c.expire_tokens(&t);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn add_app(State(c): Ctl, Json(app): Json<AppRegistration>) -> Response {
-    c.add_app(app);
-    StatusCode::CREATED.into_response()
-}
-
-async fn list_users(State(c): Ctl, Path(t): Path<String>) -> Response {
-    Json(c.users(&t)).into_response()
-}
-
-async fn seed(State(c): Ctl, Path(t): Path<String>, Json(u): Json<SeedUser>) -> Response {
-    match c.seed_user(&t, u) {
-        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
-        Err(e) => err(e),
-    }
-}
-
-async fn edit(
-    State(c): Ctl,
-    Path((t, id)): Path<(String, String)>,
-    Json(v): Json<Value>,
-) -> Response {
-    done(c.edit_user(&t, &id, v))
-}
-
-#[derive(Deserialize)]
-struct DeleteQuery {
-    #[serde(default)]
-    hard: bool,
-}
-
-async fn remove(
-    State(c): Ctl,
-    Path((t, id)): Path<(String, String)>,
-    Query(q): Query<DeleteQuery>,
-) -> Response {
-    done(if q.hard {
-        c.hard_delete_user(&t, &id)
-    } else {
-        c.soft_delete_user(&t, &id)
-    })
-}
-
-#[derive(Deserialize)]
-struct LogQuery {
-    tenant: Option<String>,
-}
-
-async fn requests(State(c): Ctl, Query(q): Query<LogQuery>) -> Response {
-    match q.tenant {
-        Some(t) => Json(c.requests_for(&t)).into_response(),
-        None => Json(c.requests()).into_response(),
-    }
-}
-
-async fn clear_requests(State(c): Ctl) -> Response {
-    c.clear_requests();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn list_faults(State(c): Ctl) -> Response {
-    Json(c.faults()).into_response()
-}
-
-async fn inject(State(c): Ctl, Json(f): Json<Fault>) -> Response {
-    c.inject(f);
-    StatusCode::CREATED.into_response()
-}
-
-async fn clear_faults(State(c): Ctl) -> Response {
-    c.clear_faults();
-    StatusCode::NO_CONTENT.into_response()
-}
-
-#[derive(Deserialize)]
-struct DelayBody {
-    ms: u64,
-}
-
-async fn replication(State(c): Ctl, Json(b): Json<DelayBody>) -> Response {
-    c.set_replication_delay(Duration::from_millis(b.ms));
-    StatusCode::NO_CONTENT.into_response()
-}
-
-#[derive(Deserialize)]
-struct ThrottlingBody {
-    enabled: bool,
-}
-
-async fn throttling(State(c): Ctl, Json(b): Json<ThrottlingBody>) -> Response {
-    c.set_throttling_enabled(b.enabled);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-pub(crate) fn router(control: EmulatorControl) -> Router {
-    Router::new()
-        .route("/_emulator/tenants", get(list_tenants).post(add_tenant))
-        .route("/_emulator/tenants/{tenant}/consent", put(consent))
-        .route("/_emulator/tenants/{tenant}/permissions", put(permissions))
-        .route(
-            "/_emulator/tenants/{tenant}/tokens/expire",
-            post(expire_tokens),
-        )
-        .route("/_emulator/apps", post(add_app))
-        .route(
-            "/_emulator/tenants/{tenant}/users",
-            get(list_users).post(seed),
-        )
-        .route(
-            "/_emulator/tenants/{tenant}/users/{id}",
-            patch(edit).delete(remove),
-        )
-        .route("/_emulator/requests", get(requests).delete(clear_requests))
-        .route(
-            "/_emulator/faults",
-            get(list_faults).post(inject).delete(clear_faults),
-        )
-        .route("/_emulator/replication-delay", put(replication))
-        .route("/_emulator/throttling", put(throttling))
-        .with_state(control)
-}

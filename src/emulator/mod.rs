@@ -10,6 +10,7 @@ mod client_assertion;
 mod config;
 mod consent;
 mod control;
+mod control_routes;
 mod discovery;
 mod errors;
 mod filter;
@@ -180,7 +181,7 @@ pub async fn spawn(
         control.seed_user(&su.tenant, su.user)?;
     }
     let fallback_shared = shared.clone();
-    let app = control::router(control.clone()).fallback(
+    let app = control_routes::router(control.clone()).fallback(
         move |ConnectInfo(conn): ConnectInfo<ConnHandle>, req: Request| {
             let s = fallback_shared.clone();
             async move { front(s, conn, req).await }

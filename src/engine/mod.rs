@@ -12,6 +12,7 @@ pub mod password;
 pub mod policy;
 pub mod quarantine;
 pub mod retry;
+pub mod write_check;
 
 use crate::domain::{CompanyId, PlummUserId, TenantId};
 use crate::pacing::Priority;

@@ -209,6 +209,14 @@ pub fn probe() -> GraphRequest {
     r
 }
 
+/// `PATCH /users/{id}` with an empty object: a write that changes nothing,
+/// to learn whether the app may still write in the tenant (204) or not (403).
+pub fn write_check(id: &EntraObjectId) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::PATCH, user_path(id));
+    r.body = Some(Value::Object(Map::new()));
+    r
+}
+
 /// OData string literals double their single quotes.
 fn odata_string(v: &str) -> String {
     v.replace('\'', "''")

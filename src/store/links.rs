@@ -92,6 +92,35 @@ impl StateDb {
         Ok(())
     }
 
+    /// Up to `n` accounts of the company the daemon manages and may change
+    /// (not parked), other than `except`'s, with when they were linked:
+    /// a write that changes nothing to one of them tells whether a 403 was
+    /// about an account or about the app. Oldest links first: long
+    /// replicated, and least likely to be new administrators.
+    pub fn write_witnesses(
+        &self,
+        company: CompanyId,
+        except: Option<PlummUserId>,
+        n: usize,
+    ) -> Result<Vec<(EntraObjectId, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT entra_id, linked_at FROM links
+                 WHERE company_id = ?1 AND (?2 IS NULL OR plumm_user_id <> ?2)
+                   AND plumm_user_id NOT IN (SELECT plumm_user_id FROM parked)
+                 ORDER BY linked_at, plumm_user_id LIMIT ?3",
+            )
+            .ctx("choosing accounts to check write access with")?;
+        let rows = stmt
+            .query_map(params![company.0, except.map(|u| u.0), n as i64], |r| {
+                Ok((EntraObjectId(r.get(0)?), r.get(1)?))
+            })
+            .ctx("choosing accounts to check write access with")?;
+        rows.collect::<Result<_, _>>()
+            .ctx("choosing accounts to check write access with")
+    }
+
     pub fn links_count(&self, company: CompanyId) -> Result<i64, StoreError> {
         self.lock()
             .query_row(

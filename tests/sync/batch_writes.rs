@@ -1,6 +1,10 @@
 //! `$batch` as Graph enforces it, end to end: every write item the daemon
 //! batches is one Graph accepts, so a batched offboarding is never refused
 //! together with the other writes in its batch.
+use std::time::Duration;
+
+use entra_daemon::store::AuditFilter;
+
 use crate::helpers::*;
 
 #[tokio::test]
@@ -23,8 +27,19 @@ async fn suspensions_sign_people_out_inside_a_batch_graph_accepts() {
              VALUES ({CONTOSO}, '{p}', 'Former', 'Colleague', 'inactive')"
         ));
     }
-    app.connect(CONTOSO, T1).await;
+    // Their Plumm changes are passed over while the company is not
+    // connected, so the connect's initial sync is all there is (real-time
+    // changes are sent at once, outside batches).
     app.start_daemon();
+    wait_for("the unconnected changes", Duration::from_secs(10), || {
+        app.audit(AuditFilter::default())
+            .iter()
+            .filter(|r| r.action == "skip")
+            .count()
+            >= people.len()
+    })
+    .await;
+    app.connect(CONTOSO, T1).await;
     app.converged().await;
 
     for p in people {

@@ -4,7 +4,7 @@ use std::ops::Deref;
 
 use entra_daemon::daemon;
 use entra_daemon::emulator::{
-    EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser, ThrottleConfig,
+    EmulatedUser, EmulatorConfig, Fault, FaultKind, LoggedRequest, SeedUser, ThrottleConfig,
 };
 use entra_daemon::engine::RunReport;
 use entra_daemon::store::{AuditFilter, AuditRow};
@@ -46,7 +46,8 @@ impl Default for Options {
             on_delete: "suspend",
             revoke: true,
             upn_domain: "",
-            replication_delay_ms: 0,
+            // Microsoft's lag, as the emulator has it by default.
+            replication_delay_ms: EmulatorConfig::default().replication_delay_ms,
             request_timeout: "2s",
             extra_sync: String::new(),
             extra_toml: String::new(),

@@ -131,6 +131,8 @@ async fn a_promotion_patches_only_the_job_title_and_a_no_op_writes_nothing() {
     app.start_daemon();
     app.hire(FABRIKAM, "ana.silva@fabrikam.com", "Ana", "Silva", "Nurse");
     app.converged().await;
+    // A promotion long after the hire: Entra has replicated the account.
+    app.control.replicate_now();
     app.control.clear_requests();
 
     app.plumm("UPDATE users SET role = 'Clinical Lead' WHERE email = 'ana.silva@fabrikam.com'");
@@ -263,6 +265,8 @@ async fn delete_with(
     app.start_daemon();
     app.hire(FABRIKAM, "liam@fabrikam.com", "Liam", "Murphy", "Coach");
     app.converged().await;
+    // A departure long after the hire: Entra has replicated the account.
+    app.control.replicate_now();
     app.plumm("DELETE FROM users WHERE email = 'liam@fabrikam.com'");
     app.converged().await;
     app.stop_daemon().await;

@@ -13,6 +13,7 @@ mod cli;
 mod common;
 mod crash;
 mod fail_closed;
+mod forbidden;
 mod helpers;
 mod lifecycle;
 mod pacing;

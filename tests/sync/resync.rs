@@ -63,6 +63,9 @@ async fn drifted_with(o: Options) -> (TestApp, Drift) {
     app.hire(FABRIKAM, "ana@fabrikam.com", "Ana", "Silva", "Nurse");
     app.connect_both().await;
     assert!(!app.run_once().await.failed());
+    // The drift, and the resync, come long after the creates: Entra has
+    // replicated them.
+    app.control.replicate_now();
     let id = |upn: &str| live(&app, T1, upn).expect("in Entra").id;
     app.control
         .edit_user(

@@ -39,7 +39,7 @@ impl Job<'_> {
             let req = request::find_users_by(property, value, &select);
             let sent = match self.call(Action::Lookup, &req, false).await {
                 Ok((sent, _)) => sent,
-                Err((f, n)) => return self.failed(Action::Lookup, f, n).map(Err),
+                Err((f, n)) => return self.failed(Action::Lookup, f, n).await.map(Err),
             };
             let candidates = sent
                 .reply
@@ -158,7 +158,7 @@ impl Job<'_> {
             Err((f, n)) if f.failure() == Some(&Failure::NotFound) => Ok(ReadBack::Stop(
                 self.not_replicated(Action::Lookup, &f, n, link),
             )),
-            Err((f, n)) => self.failed(Action::Lookup, f, n).map(ReadBack::Stop),
+            Err((f, n)) => self.failed(Action::Lookup, f, n).await.map(ReadBack::Stop),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Converge one user: read what Plumm says now, decide with the pure
 //! planner, call Graph, record the link and the audit rows.
 mod brake;
+mod forbidden;
 mod intents;
 mod lookup;
 mod remove;
@@ -264,7 +265,15 @@ impl Job<'_> {
 
     /// A call that failed for good: park what Graph will refuse again,
     /// defer what may pass later.
-    fn failed(&self, action: Action, f: CallFailed, attempt: u32) -> Result<Converged, StoreError> {
+    async fn failed(
+        &self,
+        action: Action,
+        f: CallFailed,
+        attempt: u32,
+    ) -> Result<Converged, StoreError> {
+        if action != Action::Lookup && f.failure() == Some(&Failure::Forbidden) {
+            return self.forbidden(action, f, attempt).await;
+        }
         let graph_message = f
             .describe(AuditRecord::default())
             .error_message
@@ -273,11 +282,7 @@ impl Job<'_> {
         let reason = match f.failure() {
             // A 403 on a read is the app lacking permission in the tenant,
             // not something about this user: wait for the admin to fix it.
-            Some(Failure::Forbidden) if action == Action::Lookup => None,
-            Some(Failure::Forbidden) => Some(format!(
-                "Entra refused to {action} {email} (403 {graph_message}); it is probably an administrator, \
-                 which the app may not change without a privileged role: manage this account in Entra by hand"
-            )),
+            Some(Failure::Forbidden) => None,
             Some(Failure::Conflict { property }) => Some(format!(
                 "another Entra object already has the {property} of {email}; free it in Entra or change the email in Plumm"
             )),
@@ -290,11 +295,7 @@ impl Job<'_> {
             return self.park(action, Some(&f), reason);
         }
         if let Some(why) = refusal(&f, action) {
-            let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
-            r.attempt = Some(attempt);
-            r.detail = Some(format!("needs re-consent: {why}; the change stays pending"));
-            self.ctx.audit(&r);
-            return Ok(Converged::Quarantine(why));
+            return Ok(self.quarantined(action, &f, attempt, why));
         }
         let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
         r.attempt = Some(attempt);
@@ -304,6 +305,15 @@ impl Job<'_> {
             action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
             "{}; will try again later", f.summary());
         Ok(Converged::Deferred(f.summary()))
+    }
+
+    /// The tenant refuses the app: the change stays pending under quarantine.
+    fn quarantined(&self, action: Action, f: &CallFailed, attempt: u32, why: String) -> Converged {
+        let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
+        r.attempt = Some(attempt);
+        r.detail = Some(format!("needs re-consent: {why}; the change stays pending"));
+        self.ctx.audit(&r);
+        Converged::Quarantine(why)
     }
 
     fn park(

@@ -162,7 +162,7 @@ impl Job<'_> {
                 Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
                     return Ok(Ok(self.not_replicated(plan.action, &f, n, &link)))
                 }
-                Err((f, n)) => return self.failed(plan.action, f, n).map(Ok),
+                Err((f, n)) => return self.failed(plan.action, f, n).await.map(Ok),
             }
         }
         if plan.revoke || owed {

@@ -137,7 +137,7 @@ impl Job<'_> {
                     Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
                         return Ok(Step::UseFallback(Some(link)))
                     }
-                    _ => return self.failed(plan.action, f, n).map(Step::Finished),
+                    _ => return self.failed(plan.action, f, n).await.map(Step::Finished),
                 },
             }
         }
@@ -176,7 +176,7 @@ impl Job<'_> {
                 self.done(Action::Revoke, &sent, n, None);
                 Ok(None)
             }
-            Err((f, n)) => self.failed(Action::Revoke, f, n).map(Some),
+            Err((f, n)) => self.failed(Action::Revoke, f, n).await.map(Some),
         }
     }
 
@@ -306,7 +306,7 @@ impl Job<'_> {
                 self.park(Action::Create, Some(&f), reason)
                     .map(Step::Finished)
             }
-            _ => self.failed(Action::Create, f, n).map(Step::Finished),
+            _ => self.failed(Action::Create, f, n).await.map(Step::Finished),
         }
     }
 
