@@ -14,9 +14,10 @@
 mod python;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
-use entra_daemon::emulator::{LoggedRequest, SeedUser};
+use entra_daemon::emulator::{EmulatorControl, LoggedRequest, RunningEmulator, SeedUser};
 use entra_daemon::tools::world::{self, tenant, World};
 use serde_json::Value;
 
@@ -54,43 +55,7 @@ async fn microsofts_python_sdk_works_against_the_emulator() {
         };
         ctl.seed_user(TENANT, user).expect("seed");
     }
-    let scratch = tempfile::tempdir().expect("scratch");
-    let ca = scratch.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem().expect("a TLS emulator has a CA")).expect("write CA");
-
-    let run = tokio::process::Command::new(&python)
-        .arg(python::here().join("graph_sdk.py"))
-        .env("EMULATOR_URL", emu.authority_host())
-        .env("TENANT_ID", TENANT)
-        .env("CLIENT_ID", CLIENT_ID)
-        .env("CLIENT_SECRET", SECRET)
-        .env("DOMAIN", DOMAIN)
-        .env("PASSWORD", PASSWORD)
-        .env("PAGING_PREFIX", "Paging ")
-        .env("PAGING_USERS", PAGING_USERS.to_string())
-        .env("SSL_CERT_FILE", &ca)
-        .env("REQUESTS_CA_BUNDLE", &ca)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(SCRIPT_TIMEOUT, run)
-        .await
-        .expect("the SDK script finished in time")
-        .expect("run the SDK script");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "the SDK script failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    for secret in ctl.secrets_seen().iter().chain([&SECRET.to_string()]) {
-        assert!(!stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()));
-    }
+    let stdout = run_script(&python, &emu).await;
     let steps = steps(&stdout);
     let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     assert_eq!(
@@ -120,6 +85,49 @@ async fn microsofts_python_sdk_works_against_the_emulator() {
     batches_arrived(&log, &ada);
     directory_shows_it(&ctl, &ada, &grace);
     assert_eq!(by_step["duplicate"]["status"], 400);
+}
+
+/// Runs `graph_sdk.py` against `emu`, trusting its CA: the script's
+/// stdout, once it exited 0 having printed no secret.
+async fn run_script(python: &Path, emu: &RunningEmulator) -> String {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let ca = scratch.path().join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().expect("a TLS emulator has a CA")).expect("write CA");
+    let run = tokio::process::Command::new(python)
+        .arg(python::here().join("graph_sdk.py"))
+        .env("EMULATOR_URL", emu.authority_host())
+        .env("TENANT_ID", TENANT)
+        .env("CLIENT_ID", CLIENT_ID)
+        .env("CLIENT_SECRET", SECRET)
+        .env("DOMAIN", DOMAIN)
+        .env("PASSWORD", PASSWORD)
+        .env("PAGING_PREFIX", "Paging ")
+        .env("PAGING_USERS", PAGING_USERS.to_string())
+        .env("SSL_CERT_FILE", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(SCRIPT_TIMEOUT, run)
+        .await
+        .expect("the SDK script finished in time")
+        .expect("run the SDK script");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the SDK script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let secrets = emu.control().secrets_seen();
+    for secret in secrets.iter().map(String::as_str).chain([SECRET, PASSWORD]) {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    stdout
 }
 
 /// The script's JSON lines.
@@ -269,7 +277,7 @@ fn batches_arrived(log: &[LoggedRequest], ada: &str) {
     assert!(log.iter().all(|r| r.batch_seq != Some(batches[0].seq)));
 }
 
-fn directory_shows_it(ctl: &entra_daemon::emulator::EmulatorControl, ada: &str, grace: &str) {
+fn directory_shows_it(ctl: &EmulatorControl, ada: &str, grace: &str) {
     let stored = ctl.find_user(TENANT, &format!("ada@{DOMAIN}")).unwrap();
     assert_eq!(stored.id, ada);
     assert!(stored.created_via_graph);
