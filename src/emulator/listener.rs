@@ -1,5 +1,7 @@
 //! A TCP listener whose connections can be cut from a handler, so a `Drop`
-//! fault closes the socket without a single byte of response.
+//! fault closes the socket without a single byte of response. A TLS
+//! connection is cut the same way: no response and no `close_notify`, just
+//! a closed socket, as a connection to Graph lost mid-request looks.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,15 +13,35 @@ use std::task::{Context, Poll};
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-pub(crate) struct KillableListener {
-    pub inner: TcpListener,
+use super::tls::TlsIncoming;
+
+/// Plain TCP, or TLS connections whose handshake is done.
+pub(crate) enum KillableListener {
+    Plain(TcpListener),
+    Tls {
+        incoming: TlsIncoming,
+        local_addr: SocketAddr,
+    },
 }
 
+/// What a connection carries bytes over: a TCP stream or a TLS one.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
 pub(crate) struct KillableStream {
-    inner: TcpStream,
+    inner: Box<dyn Transport>,
     kill: Arc<AtomicBool>,
+}
+
+impl KillableStream {
+    fn new(inner: Box<dyn Transport>) -> Self {
+        Self {
+            inner,
+            kill: Arc::new(AtomicBool::new(false)),
+        }
+    }
 }
 
 /// Per-connection handle given to handlers through `ConnectInfo`.
@@ -41,17 +63,18 @@ impl Listener for KillableListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let listener = match self {
+            KillableListener::Plain(listener) => listener,
+            KillableListener::Tls { incoming, .. } => {
+                let (tls, addr) = incoming.next().await;
+                return (KillableStream::new(Box::new(tls)), addr);
+            }
+        };
         loop {
-            match self.inner.accept().await {
+            match TcpListener::accept(listener).await {
                 Ok((s, a)) => {
                     let _ = s.set_nodelay(true);
-                    return (
-                        KillableStream {
-                            inner: s,
-                            kill: Arc::new(AtomicBool::new(false)),
-                        },
-                        a,
-                    );
+                    return (KillableStream::new(Box::new(s)), a);
                 }
                 Err(e) => {
                     tracing::debug!("emulator accept error: {e}");
@@ -62,7 +85,10 @@ impl Listener for KillableListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+        match self {
+            KillableListener::Plain(listener) => listener.local_addr(),
+            KillableListener::Tls { local_addr, .. } => Ok(*local_addr),
+        }
     }
 }
 

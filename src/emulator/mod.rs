@@ -19,6 +19,7 @@ mod listener;
 mod login;
 mod state;
 mod throttle;
+mod tls;
 mod types;
 mod user_list;
 mod user_props;
@@ -26,7 +27,7 @@ mod users;
 mod util;
 mod validate;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,18 +69,26 @@ pub enum EmulatorError {
 pub struct RunningEmulator {
     pub addr: SocketAddr,
     control: EmulatorControl,
+    /// The CA behind the server certificate, in TLS mode.
+    ca_pem: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl RunningEmulator {
-    /// `http://127.0.0.1:PORT`; the token endpoint is
-    /// `{authority_host}/{tenant}/oauth2/v2.0/token`.
+    /// `http://127.0.0.1:PORT` (`https://` in TLS mode); the token endpoint
+    /// is `{authority_host}/{tenant}/oauth2/v2.0/token`.
     pub fn authority_host(&self) -> String {
         self.control.shared.base_url.clone()
     }
 
-    /// `http://127.0.0.1:PORT/v1.0`
+    /// The PEM certificate a client must trust to reach an emulator started
+    /// by [`spawn_tls`]; `None` for a plain-http one.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// `http://127.0.0.1:PORT/v1.0` (`https://` in TLS mode)
     pub fn graph_base_url(&self) -> String {
         self.control.shared.graph_base()
     }
@@ -151,19 +160,40 @@ async fn front(shared: Arc<Shared>, conn: ConnHandle, req: Request) -> Response<
     StatusCode::NOT_FOUND.into_response()
 }
 
-/// Starts the emulator on `listener` (bind it to 127.0.0.1:0 in tests).
+/// Starts the emulator on `listener` (bind it to 127.0.0.1:0 in tests),
+/// serving plain http.
 pub async fn spawn(
     config: EmulatorConfig,
     listener: TcpListener,
 ) -> Result<RunningEmulator, EmulatorError> {
+    start(config, listener, None).await
+}
+
+/// Starts the emulator serving https with a certificate made now for
+/// `127.0.0.1`, `::1` and `localhost`, signed by a fresh CA that
+/// [`RunningEmulator::ca_pem`] hands out: for clients that, like
+/// Microsoft's SDKs, insist on https.
+pub async fn spawn_tls(
+    config: EmulatorConfig,
+    listener: TcpListener,
+) -> Result<RunningEmulator, EmulatorError> {
+    start(config, listener, Some(tls::TlsIdentity::generate()?)).await
+}
+
+async fn start(
+    config: EmulatorConfig,
+    listener: TcpListener,
+    tls: Option<tls::TlsIdentity>,
+) -> Result<RunningEmulator, EmulatorError> {
     config.validate()?;
     let addr = listener.local_addr()?;
-    let host = if addr.ip().is_unspecified() {
-        Ipv4Addr::LOCALHOST.to_string()
-    } else {
-        addr.ip().to_string()
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
     };
-    let base = format!("http://{host}:{}", addr.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{host}:{}", addr.port());
     let shared = Arc::new(Shared::new(config.clone(), base));
     let control = EmulatorControl {
         shared: shared.clone(),
@@ -188,8 +218,16 @@ pub async fn spawn(
         },
     );
     let (tx, rx) = oneshot::channel::<()>();
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let listener = match &tls {
+        None => KillableListener::Plain(listener),
+        Some(identity) => KillableListener::Tls {
+            incoming: tls::TlsIncoming::start(listener, identity),
+            local_addr: addr,
+        },
+    };
     let server = axum::serve(
-        KillableListener { inner: listener },
+        listener,
         app.into_make_service_with_connect_info::<ConnHandle>(),
     )
     .with_graceful_shutdown(async move {
@@ -203,6 +241,7 @@ pub async fn spawn(
     Ok(RunningEmulator {
         addr,
         control,
+        ca_pem,
         shutdown: Some(tx),
         task: Some(task),
     })

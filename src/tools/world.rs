@@ -50,6 +50,16 @@ pub async fn serve(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
     Ok(emulator::spawn(config, listener).await?)
 }
 
+/// [`serve`] over https, with a certificate the emulator made for itself
+/// ([`RunningEmulator::ca_pem`] is the one to trust): for clients that, like
+/// Microsoft's SDKs, refuse a plain-http authority.
+pub async fn serve_tls(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a loopback port for the emulator")?;
+    Ok(emulator::spawn_tls(config, listener).await?)
+}
+
 /// Checks `cond` every `every` until it holds: how long that took, or
 /// `None` once `timeout` passed first. An error from `cond` ends the wait.
 pub async fn poll(

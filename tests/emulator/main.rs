@@ -14,4 +14,5 @@ mod helpers;
 mod limiter;
 mod login;
 mod queries;
+mod tls;
 mod users;
