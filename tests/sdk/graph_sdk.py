@@ -62,6 +62,24 @@ def check(cond, what):
         raise AssertionError(what)
 
 
+async def replicated(read, ready, what):
+    """Reads until `ready(answer)`: a new object takes a moment to replicate
+    in Entra (a 404 or an empty result right after the create), and
+    Microsoft's guidance is to retry with a delay."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = await read()
+            if ready(answer):
+                return answer
+        except APIError as e:
+            if e.response_status_code != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not readable after 10 s")
+        await asyncio.sleep(0.1)
+
+
 def new_user(alias, name):
     return User(
         account_enabled=True,
@@ -102,7 +120,9 @@ async def users_crud(client):
     check(created.id and created.user_principal_name == f"ada@{DOMAIN}", "create")
     say("create", id=created.id, upn=created.user_principal_name)
 
-    got = await client.users.by_user_id(created.id).get()
+    got = await replicated(
+        lambda: client.users.by_user_id(created.id).get(), lambda u: u is not None, "get"
+    )
     check(got.display_name == "Ada Lovelace", "get")
     say("get", id=got.id, display_name=got.display_name)
 
@@ -196,8 +216,11 @@ async def batch(client, user_id):
     # (kiota-python#737), so the SDK cannot show what an item returned;
     # the created user is looked up instead.
     query = Query(filter=f"userPrincipalName eq 'grace@{DOMAIN}'", select=["id"])
-    found = await client.users.get(RequestConfiguration(query_parameters=query))
-    check(len(found.value) == 1, "the batch's create is readable")
+    found = await replicated(
+        lambda: client.users.get(RequestConfiguration(query_parameters=query)),
+        lambda f: len(f.value) == 1,
+        "the batch's create",
+    )
     grace = found.value[0]
     say("batch", statuses=codes, created=grace.id)
     return grace.id
