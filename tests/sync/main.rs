@@ -18,5 +18,6 @@ mod lifecycle;
 mod pacing;
 mod quarantine;
 mod resilience;
+mod restore;
 mod resync;
 mod soak;
