@@ -16,6 +16,7 @@ mod fail_closed;
 mod helpers;
 mod lifecycle;
 mod pacing;
+mod progress;
 mod quarantine;
 mod resilience;
 mod restore;
