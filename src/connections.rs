@@ -12,6 +12,7 @@ use crate::engine::Policy;
 use crate::graph::{request, GraphClient};
 use crate::pacing::Priority;
 use crate::store::{AuditRecord, Outcome, PlummDb, StateDb, StoreError};
+use crate::support::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -27,6 +28,8 @@ pub struct Connections<'a> {
     pub state: &'a StateDb,
     pub plumm_database: &'a Path,
     pub policy: &'a Policy,
+    /// Where the listing of the tenant reports how far it got.
+    pub progress: &'a dyn Progress,
 }
 
 /// How the app's access to the tenant was established.
@@ -67,7 +70,7 @@ impl Connections<'_> {
                     retry: &self.policy.retry,
                     mapping: &self.policy.mapping,
                 }
-                .run(company, tenant)
+                .run(company, tenant, self.progress)
                 .await
                 .map_err(|e| ConnectError::Verify {
                     tenant: tenant.clone(),

@@ -34,6 +34,7 @@ pub async fn run(
         shutdown: shutdown_rx,
         policy: Some(policy_rx),
         resync_signal: resync,
+        progress: Arc::new(crate::support::progress::Silent),
     };
     let report = if once {
         daemon::run_once(run).await
@@ -127,9 +128,13 @@ pub async fn connect(
     company: i64,
     tenant: &str,
     verify: bool,
+    progress_every: std::time::Duration,
 ) -> anyhow::Result<()> {
     let tenant = TenantId::parse(tenant)?;
-    let queued = daemon::connect(settings, CompanyId(company), &tenant, verify, "cli").await?;
+    let progress = super::progress::stderr(progress_every);
+    let company_id = CompanyId(company);
+    let queued = daemon::connect(settings, company_id, &tenant, verify, "cli", &*progress).await?;
+    drop(progress);
     println!(
         "company {company} connected to tenant {tenant}; {queued} users queued for the initial sync"
     );

@@ -1,6 +1,7 @@
 //! From the parsed command line to the command that runs it.
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -16,7 +17,7 @@ pub async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
     let settings = load(&config_path)?;
     telemetry::init(&settings.log.level, settings.log.format);
     warn_if_root();
-    daemon_command(opt.command, settings, &config_path).await
+    daemon_command(opt.command, settings, &config_path, opt.progress_every).await
 }
 
 /// The configuration file, or an error that says where it was looked for.
@@ -35,6 +36,7 @@ async fn daemon_command(
     command: Command,
     settings: Settings,
     config_path: &Path,
+    progress_every: Duration,
 ) -> anyhow::Result<ExitCode> {
     match command {
         Command::Migrate => commands::migrate(&settings).map(|_| ExitCode::SUCCESS),
@@ -43,13 +45,16 @@ async fn daemon_command(
             company,
             tenant,
             no_verify,
-        } => commands::connect(&settings, company, &tenant, !no_verify)
+        } => commands::connect(&settings, company, &tenant, !no_verify, progress_every)
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Disconnect { company } => commands::disconnect(&settings, company),
         Command::Audit(a) => commands::audit(&settings, a).map(|_| ExitCode::SUCCESS),
         Command::Status { json } => super::status::command(&settings, json),
-        Command::Resync(a) => super::resync::command(settings, a).await,
+        Command::Resync(a) => super::resync::command(settings, a, progress_every).await,
+        Command::Backup { file, force } => {
+            super::backup::command(&settings, &file, force, progress_every)
+        }
         Command::CheckConfig => {
             println!("{}: valid", config_path.display());
             Ok(ExitCode::SUCCESS)

@@ -1,8 +1,10 @@
 //! The command line: what `entra-daemon` accepts ([`opt`]) and each
 //! command, in words an operator can act on, with its exit code.
+pub mod backup;
 pub mod commands;
 mod dispatch;
 pub mod opt;
+mod progress;
 pub mod resync;
 pub mod status;
 

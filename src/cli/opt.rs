@@ -23,6 +23,11 @@ pub struct Opt {
     /// the emulator's own configuration file.
     #[arg(long, global = true, env = "ENTRA_DAEMON_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How often long work (resync, connect, backup) prints a progress line
+    /// when stderr is not a terminal (a terminal gets a live bar).
+    #[arg(long, global = true, env = "ENTRA_DAEMON_PROGRESS_EVERY", default_value = "5s",
+          value_parser = humantime::parse_duration)]
+    pub progress_every: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,6 +72,16 @@ pub enum Command {
     /// the work itself when none runs. Exit 2 when the mass-deprovision
     /// brake held suspensions or deletions back.
     Resync(ResyncArgs),
+    /// Copy the state database (links, pending work, intents, the audit
+    /// log) to FILE while the daemon runs. Written beside FILE and renamed
+    /// when complete, with the state database's permissions (owner only).
+    Backup {
+        /// Where the backup goes.
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Validate the configuration file and exit.
     CheckConfig,
     /// One line per connected company: tenant, state (connected, or

@@ -4,6 +4,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 use super::opt::ResyncArgs;
@@ -13,11 +16,16 @@ use crate::domain::CompanyId;
 use crate::resync::report::{table, CompanyReport, Trigger};
 use crate::resync::run::{Resync, RunOptions};
 use crate::resync::service::ask;
+use crate::support::progress::Progress;
 
 /// Exit code when the brake held suspensions or deletions back.
 pub const EXIT_HELD: u8 = 2;
 
-pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCode> {
+pub async fn command(
+    settings: Settings,
+    a: ResyncArgs,
+    progress_every: Duration,
+) -> anyhow::Result<ExitCode> {
     if a.allow_mass_deprovision && a.company.is_none() {
         anyhow::bail!("--allow-mass-deprovision releases one company's brake: add --company ID");
     }
@@ -32,10 +40,15 @@ pub async fn command(settings: Settings, a: ResyncArgs) -> anyhow::Result<ExitCo
             anyhow::bail!("company {c} is not connected");
         }
     }
+    let progress = super::progress::stderr(progress_every);
     let (reports, applied) = match try_lock(&settings)? {
-        Some(lock) => direct(settings, a.company, opts, lock).await?,
-        None => (ask_daemon(&settings, a.company, opts).await?, None),
+        Some(lock) => direct(settings, a.company, opts, lock, progress.clone()).await?,
+        None => (
+            ask_daemon(&settings, a.company, opts, &*progress).await?,
+            None,
+        ),
     };
+    drop(progress);
     if a.json {
         // Straight to stdout: a big plan is not copied into one string first.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -68,6 +81,7 @@ async fn direct(
     company: Option<i64>,
     opts: RunOptions,
     lock: std::fs::File,
+    progress: Arc<dyn Progress>,
 ) -> anyhow::Result<(Vec<CompanyReport>, Option<String>)> {
     let state = daemon::open_state(&settings)?;
     let resync = Resync {
@@ -76,6 +90,7 @@ async fn direct(
         policy: settings.policy.clone().fixed(),
         state: state.clone(),
         wake: None,
+        progress: progress.clone(),
     };
     let conns = match company {
         Some(c) => state.connection(CompanyId(c))?.into_iter().collect(),
@@ -92,7 +107,9 @@ async fn direct(
         return Ok((reports, None));
     }
     let (_tx, rx) = watch::channel(false);
-    let line = match daemon::run_once(daemon::Run::new(settings, rx)).await {
+    let mut run = daemon::Run::new(settings, rx);
+    run.progress = progress;
+    let line = match daemon::run_once(run).await {
         Ok(r) => format!(
             "applied: {} done, {} parked, {} deferred, {} left pending",
             r.done, r.parked, r.deferred, r.left_pending
@@ -110,9 +127,27 @@ async fn ask_daemon(
     settings: &Settings,
     company: Option<i64>,
     opts: RunOptions,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Vec<CompanyReport>> {
     let state = daemon::open_state(settings)?;
     let running = || try_lock(settings).map(|l| l.is_none());
+    let which = company.map_or("every connected company".to_string(), |c| {
+        format!("company {c}")
+    });
+    progress.finish(&format!(
+        "resync of {which} handed to the running daemon; waiting for its answer \
+         (the daemon's log shows its progress)"
+    ));
     let reports = ask(&state, company.map(CompanyId), opts, running).await?;
+    let queued: u64 = reports.iter().map(|r| r.queued).sum();
+    let applies = if opts.dry_run {
+        String::new()
+    } else {
+        format!("; {queued} changes queued, which the daemon applies now")
+    };
+    progress.finish(&format!(
+        "the daemon answered: {} companies planned{applies}",
+        reports.len()
+    ));
     Ok(reports)
 }

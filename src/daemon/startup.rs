@@ -16,6 +16,11 @@ use crate::http::health::Ops;
 use crate::pacing::Pacer;
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
 use crate::store::{PlummDb, StateDb, StoreError};
+use crate::support::progress::{Periodic, Progress};
+
+/// How often the daemon logs how far a long resync got: often enough that
+/// the journal shows it is moving, rarely enough not to drown it.
+const RESYNC_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -129,6 +134,8 @@ pub struct Run {
     pub policy: Option<PolicyRx>,
     /// Each notification resyncs every connected company (`SIGUSR1`).
     pub resync_signal: Arc<Notify>,
+    /// Where a `--once` drain counts the changes it finished.
+    pub progress: Arc<dyn Progress>,
 }
 
 impl Run {
@@ -138,6 +145,7 @@ impl Run {
             shutdown,
             policy: None,
             resync_signal: Arc::new(Notify::new()),
+            progress: Arc::new(crate::support::progress::Silent),
         }
     }
 
@@ -191,7 +199,11 @@ async fn run_with(
         wake: wake.clone(),
         drain_timeout: settings.sync.drain_timeout,
         probes: settings.sync.probes,
+        progress: run.progress.clone(),
     };
+    let mut plumm = plumm;
+    // Before any outbox row is read or removed: the cursor may move.
+    super::handover::check(&mut plumm, &state, once)?;
     let mut ingestor = Ingestor::new(plumm, state.clone());
     // Outbox rows recorded before a crash but not yet removed from Plumm's file.
     ingestor.consume_recorded()?;
@@ -213,6 +225,9 @@ async fn run_with(
         state: state.clone(),
         graph,
         wake: Some(wake.clone()),
+        progress: Arc::new(Periodic::new(RESYNC_PROGRESS_EVERY, |line: &str| {
+            tracing::info!("{line}")
+        })),
     });
     let resync_loop = tokio::spawn(crate::resync::service::serve(
         resyncs,
@@ -328,12 +343,14 @@ pub async fn connect(
     tenant: &TenantId,
     verify: bool,
     by: &str,
+    progress: &dyn Progress,
 ) -> Result<usize, StartupError> {
     let state = open_state(settings)?;
     let connections = Connections {
         state: &state,
         plumm_database: &settings.plumm.database,
         policy: &settings.policy,
+        progress,
     };
     let graph = match verify {
         true => Some(graph_client(settings)?),

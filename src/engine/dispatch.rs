@@ -17,6 +17,7 @@ use super::{Converged, Converger};
 use crate::domain::{CompanyId, PlummUserId};
 use crate::pacing::Priority;
 use crate::store::{after, now_text, until, PendingEntry, Quarantine, StateDb, StoreError};
+use crate::support::progress::{Progress, Update};
 
 /// What a dispatcher run did, for `run --once` and the demo.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub struct Dispatcher {
     /// How long in-flight Graph calls may finish after a shutdown request.
     pub drain_timeout: Duration,
     pub probes: ProbeSettings,
+    /// Where each finished change is counted (a `--once` drain a person
+    /// waits for shows it).
+    pub progress: Arc<dyn Progress>,
 }
 
 type Finished = (PendingEntry, Result<Converged, StoreError>);
@@ -64,6 +68,8 @@ struct InFlight {
     quarantined: HashMap<CompanyId, Quarantine>,
     probes: JoinSet<CompanyId>,
     probing: HashSet<CompanyId>,
+    /// Changes pending when a `--once` run began (for its progress).
+    total: Option<u64>,
 }
 
 impl Dispatcher {
@@ -73,6 +79,9 @@ impl Dispatcher {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, once: bool) -> RunReport {
         let mut report = RunReport::default();
         let mut flight = InFlight::default();
+        if once {
+            flight.total = self.state.pending_total().ok().map(|n| n.max(0) as u64);
+        }
         let mut refresh = true;
         // After a completion only that company can have gained a free slot:
         // refilling just it keeps the cost per change flat with many tenants.
@@ -238,6 +247,13 @@ impl Dispatcher {
         if let Err(e) = outcome {
             tracing::error!(company = %company, user = %user, "state database error: {e}");
         }
+        self.progress.update(&Update {
+            task: "apply",
+            stage: "applying changes",
+            done: report.done + report.parked + report.deferred,
+            total: flight.total,
+            unit: "changes",
+        });
         // Hold the company's other work at once, before the next refresh.
         for c in newly {
             if let Ok(Some(q)) = self

@@ -29,7 +29,7 @@ impl Ingestor {
 
     /// Removes outbox rows the state database already holds (a crash can
     /// leave them between the two steps of an ingest).
-    pub fn consume_recorded(&self) -> Result<usize, StoreError> {
+    pub fn consume_recorded(&mut self) -> Result<usize, StoreError> {
         self.plumm.consume_outbox(self.state.outbox_cursor()?)
     }
 

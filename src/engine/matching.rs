@@ -16,6 +16,7 @@ use crate::mapping::Mapping;
 use crate::pacing::Priority;
 use crate::plan::Props;
 use crate::store::{now_text, AuditRecord, Link, Outcome, PlummDb, StateDb, StoreError};
+use crate::support::progress::{Progress, Update};
 
 /// The properties read for matching and linking: the id and every managed one.
 pub fn select_list(mapping: &Mapping) -> Vec<String> {
@@ -71,14 +72,35 @@ pub struct Matcher<'a> {
 }
 
 impl Matcher<'_> {
-    pub async fn run(&self, company: CompanyId, tenant: &TenantId) -> Result<Matched, MatchError> {
+    /// Lists the tenant and links by email, reporting the users listed so
+    /// far to `progress` after each page.
+    pub async fn run(
+        &self,
+        company: CompanyId,
+        tenant: &TenantId,
+        progress: &dyn Progress,
+    ) -> Result<Matched, MatchError> {
         let select = select_list(self.mapping);
         let mut out = Matched::default();
+        let task = format!("connect company {company}");
         self.for_each_page(tenant, |page| {
             out.entra_users += page.len();
-            Ok(self.match_page(company, tenant, page, &select, &mut out)?)
+            self.match_page(company, tenant, page, &select, &mut out)?;
+            progress.update(&Update {
+                task: &task,
+                stage: "listing the tenant",
+                done: out.entra_users as u64,
+                total: None,
+                unit: "Entra users",
+            });
+            Ok(())
         })
         .await?;
+        progress.finish(&format!(
+            "{task}: listed {} Entra users; {} linked to Plumm users by email",
+            out.entra_users,
+            out.linked.len()
+        ));
         Ok(out)
     }
 

@@ -113,6 +113,7 @@ impl App {
             state: &self.parts.state,
             plumm_database: &self.parts.plumm_database,
             policy,
+            progress: &crate::support::progress::Silent,
         }
     }
 

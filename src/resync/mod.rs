@@ -5,6 +5,7 @@
 //! the engine ([`run`]), guarded by the mass-deprovision brake
 //! ([`crate::engine::brake`]), and reported ([`report`]). The daemon serialises runs per company
 //! ([`service`]); the CLI asks the daemon or does the work itself.
+mod apply;
 mod page;
 pub mod plan;
 pub mod report;

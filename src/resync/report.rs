@@ -19,6 +19,9 @@ pub enum Trigger {
     Cli,
     /// `[sync] reconcile_schedule`.
     Schedule,
+    /// The daemon found its state database behind (or ahead of) Plumm's
+    /// hand-over watermark at start: changes may have been missed.
+    Handover,
 }
 
 impl Trigger {
@@ -27,6 +30,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Cli => "cli",
             Trigger::Schedule => "schedule",
+            Trigger::Handover => "handover",
         }
     }
 }

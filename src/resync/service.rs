@@ -150,8 +150,12 @@ impl Service {
     }
 
     async fn answer(self: Arc<Self>, req: ResyncRequest) {
+        let trigger = match req.trigger.as_str() {
+            "handover" => Trigger::Handover,
+            _ => Trigger::Cli,
+        };
         let opts = RunOptions {
-            trigger: Trigger::Cli,
+            trigger,
             dry_run: req.dry_run,
             allow_mass_deprovision: req.allow_mass_deprovision,
         };

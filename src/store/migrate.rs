@@ -9,11 +9,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const PLUMM: &[Migration] = &[Migration {
-    version: 1,
-    name: "outbox",
-    sql: include_str!("../../migrations/plumm/0001_outbox.sql"),
-}];
+const PLUMM: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "outbox",
+        sql: include_str!("../../migrations/plumm/0001_outbox.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "handover",
+        sql: include_str!("../../migrations/plumm/0002_handover.sql"),
+    },
+];
 
 const STATE: &[Migration] = &[
     Migration {
@@ -50,6 +57,11 @@ const STATE: &[Migration] = &[
         version: 7,
         name: "audit_guard",
         sql: include_str!("../../migrations/state/0007_audit_guard.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "handover",
+        sql: include_str!("../../migrations/state/0008_handover.sql"),
     },
 ];
 

@@ -1,7 +1,9 @@
 //! SQLite at the edges: Plumm's database (read the outbox, consume it) and
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
+pub mod backup;
 pub mod connect;
+pub mod handover;
 mod intents;
 mod links;
 pub mod migrate;

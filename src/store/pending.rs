@@ -115,7 +115,9 @@ impl StateDb {
         super::durably(&mut conn, "recording changes", |tx| {
             enqueue_in(tx, items)?;
             tx.execute(
-                "UPDATE daemon_meta SET outbox_cursor = ?1 WHERE id = 1",
+                // `handover_from`: see migration 0008 (SET reads the old row).
+                "UPDATE daemon_meta SET handover_from = outbox_cursor, outbox_cursor = ?1
+                 WHERE id = 1",
                 [c],
             )
             .ctx("advancing the outbox cursor")?;

@@ -66,11 +66,35 @@ impl PlummDb {
         rows.collect::<Result<_, _>>().ctx("reading the outbox")
     }
 
-    /// Removes rows the state database has recorded (ids up to `cursor`).
-    pub fn consume_outbox(&self, cursor: i64) -> Result<usize, StoreError> {
-        self.conn
+    /// Removes rows the state database has recorded (ids up to `cursor`)
+    /// and moves the hand-over watermark to `cursor`, in one transaction.
+    pub fn consume_outbox(&mut self, cursor: i64) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("consuming the outbox")?;
+        let n = tx
             .execute("DELETE FROM entra_outbox WHERE id <= ?1", [cursor])
-            .ctx("consuming the outbox")
+            .ctx("consuming the outbox")?;
+        set_watermark(&tx, cursor)?;
+        tx.commit().ctx("consuming the outbox")?;
+        Ok(n)
+    }
+
+    /// The last outbox row handed over to a state database (`None` before
+    /// the first hand-over).
+    pub fn handover_watermark(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row("SELECT cursor FROM entra_handover WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(Option::flatten)
+            .ctx("reading the hand-over watermark")
+    }
+
+    pub fn set_handover_watermark(&self, cursor: i64) -> Result<(), StoreError> {
+        set_watermark(&self.conn, cursor)
     }
 
     /// Rows waiting in the outbox, and the creation time of the oldest.
@@ -137,6 +161,15 @@ impl PlummDb {
             .optional()
             .ctx("reading a Plumm user")
     }
+}
+
+fn set_watermark(conn: &Connection, cursor: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE entra_handover SET cursor = ?1, updated_at = ?2 WHERE id = 1",
+        params![cursor, super::now_text()],
+    )
+    .ctx("moving the hand-over watermark")?;
+    Ok(())
 }
 
 /// The columns `user_from_row` reads, in its order.

@@ -22,6 +22,8 @@ pub struct ResyncRequest {
     pub company: Option<CompanyId>,
     pub dry_run: bool,
     pub allow_mass_deprovision: bool,
+    /// "cli", or "handover" (queued by [`super::handover::reconcile`]).
+    pub trigger: String,
 }
 
 /// A company's brake, as `status` shows it.
@@ -113,7 +115,7 @@ impl StateDb {
         let rows: Vec<ResyncRequest> = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, company_id, dry_run, allow_mass_deprovision FROM resync_requests
+                    "SELECT id, company_id, dry_run, allow_mass_deprovision, trigger FROM resync_requests
                      WHERE status = 'new' ORDER BY id",
                 )
                 .ctx("reading resync requests")?;
@@ -124,6 +126,7 @@ impl StateDb {
                         company: r.get::<_, Option<i64>>(1)?.map(CompanyId),
                         dry_run: r.get(2)?,
                         allow_mass_deprovision: r.get(3)?,
+                        trigger: r.get(4)?,
                     })
                 })
                 .ctx("reading resync requests")?;

@@ -2,6 +2,7 @@
 //! daemon's.
 use std::path::Path;
 
+pub mod progress;
 pub mod telemetry;
 
 /// A random GUID (RFC 4122 version 4), as Graph's `client-request-id` and

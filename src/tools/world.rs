@@ -409,7 +409,16 @@ impl World {
     /// read verified); `by` is recorded as who did it.
     pub async fn connect(&self, company: i64, tenant: &str, by: &str) -> anyhow::Result<()> {
         let tenant = TenantId::parse(tenant)?;
-        daemon::connect(&self.settings, CompanyId(company), &tenant, true, by).await?;
+        let silent = &crate::support::progress::Silent;
+        daemon::connect(
+            &self.settings,
+            CompanyId(company),
+            &tenant,
+            true,
+            by,
+            silent,
+        )
+        .await?;
         Ok(())
     }
 

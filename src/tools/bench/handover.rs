@@ -54,13 +54,13 @@ pub(super) fn run(users: usize) -> anyhow::Result<Handover> {
         writer: Vec::new(),
     };
     // Baseline first: the same rows, the commit without its fsync.
-    let (plumm, state) = databases(scratch.path(), "plain", users)?;
-    (h.plain, _) = drain(&plumm, &state, false)?;
+    let (mut plumm, state) = databases(scratch.path(), "plain", users)?;
+    (h.plain, _) = drain(&mut plumm, &state, false)?;
 
-    let (plumm, state) = databases(scratch.path(), "durable", users)?;
+    let (mut plumm, state) = databases(scratch.path(), "durable", users)?;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = spawn_writer(&scratch.path().join("durable-plumm.db"), stop.clone())?;
-    (h.durable, h.consume) = drain(&plumm, &state, true)?;
+    (h.durable, h.consume) = drain(&mut plumm, &state, true)?;
     stop.store(true, Ordering::Relaxed);
     h.writer = writer
         .join()
@@ -72,7 +72,7 @@ pub(super) fn run(users: usize) -> anyhow::Result<Handover> {
 /// commit (fsynced with `durable`, as the ingest's is), then the delete in
 /// Plumm's file. Returns how long each of the two took per batch.
 fn drain(
-    plumm: &PlummDb,
+    plumm: &mut PlummDb,
     state: &StateDb,
     durable: bool,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
