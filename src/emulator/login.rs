@@ -18,7 +18,7 @@ use super::graph::{header, random_noise};
 use super::listener::ConnHandle;
 use super::state::{Shared, TokenRecord};
 use super::types::{FaultKind, LoggedRequest};
-use super::util::{base64_decode, new_guid, percent_decode, random_hex};
+use super::util::{base64_decode, format_seconds, new_guid, percent_decode, random_hex};
 
 const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -28,6 +28,8 @@ struct Failure {
     error: &'static str,
     code: u32,
     description: String,
+    /// Seconds for a `Retry-After` header (an injected 429 or 503).
+    retry_after: Option<f64>,
 }
 
 fn fail(status: u16, error: &'static str, code: u32, description: impl Into<String>) -> Failure {
@@ -36,6 +38,7 @@ fn fail(status: u16, error: &'static str, code: u32, description: impl Into<Stri
         error,
         code,
         description: description.into(),
+        retry_after: None,
     }
 }
 
@@ -364,8 +367,15 @@ async fn attempt(
             conn.kill();
             (Err(fail(0, "", 0, "")), Some("drop".to_string()))
         }
-        Some(FaultKind::Status { status, .. }) => {
-            (Err(unavailable(status)), Some(format!("status {status}")))
+        Some(FaultKind::Status {
+            status,
+            retry_after,
+        }) => {
+            let f = Failure {
+                retry_after,
+                ..unavailable(status)
+            };
+            (Err(f), Some(format!("status {status}")))
         }
         other => {
             let mut note = None;
@@ -433,19 +443,43 @@ pub(crate) async fn handle(
             inner.take_fault(Some(tenant_seg), method, path),
         )
     };
-    let (outcome, fault_note) =
-        attempt(&shared, &conn, fault, method, tenant_seg, headers, &params).await;
+    let (outcome, mut fault_note) = attempt(
+        &shared,
+        &conn,
+        fault.clone(),
+        method,
+        tenant_seg,
+        headers,
+        &params,
+    )
+    .await;
+    if matches!(fault, Some(FaultKind::DropAfter)) && outcome.is_ok() {
+        fault_note = Some("answer lost".into());
+    }
     let client_id = params
         .get("client_id")
         .cloned()
         .or_else(|| basic_credentials(headers).map(|b| b.0));
     let (status, resp) = match outcome {
+        // Issued, then the connection closes: a token the client never
+        // received (it simply asks again).
+        Ok(iss) if matches!(fault, Some(FaultKind::DropAfter)) => {
+            hand_out(&shared, iss);
+            conn.kill();
+            (0, Response::new(HttpBody::empty()))
+        }
         Ok(iss) => (200, hand_out(&shared, iss)),
         Err(f) if f.status == 0 => (0, Response::new(HttpBody::empty())),
-        Err(f) => (
-            f.status,
-            reply(f.status, &login_error(f.error, f.code, &f.description)),
-        ),
+        Err(f) => {
+            let mut r = reply(f.status, &login_error(f.error, f.code, &f.description));
+            if let Some(v) = f
+                .retry_after
+                .and_then(|s| axum::http::HeaderValue::from_str(&format_seconds(s)).ok())
+            {
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            (f.status, r)
+        }
     };
     let entry = LoggedRequest {
         seq,

@@ -128,8 +128,47 @@ async fn login_faults() {
     )
     .await;
     assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_none());
     let v: Value = r.json().await.expect("json");
     assert!(v["error_codes"].is_array());
+    let _ = token(&emu, TENANT_A).await;
+}
+
+#[tokio::test]
+async fn a_login_fault_may_say_when_to_retry_or_lose_the_token_it_issued() {
+    let emu = start(config()).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    emu.control().inject(fault(
+        "/oauth2/v2.0/token",
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(2.0),
+        },
+    ));
+    let r = token_response(&emu, TENANT_A, &form).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "2");
+    // Issued, and the answer lost: the client never sees the token.
+    emu.control()
+        .inject(fault("/oauth2/v2.0/token", FaultKind::DropAfter));
+    let sent = http()
+        .post(format!(
+            "{}/{TENANT_A}/oauth2/v2.0/token",
+            emu.authority_host()
+        ))
+        .form(&form)
+        .send()
+        .await;
+    assert!(sent.is_err(), "the connection closes without an answer");
+    let log = emu.control().requests();
+    assert!(log
+        .iter()
+        .any(|r| r.status == 0 && r.fault.as_deref() == Some("answer lost")));
     let _ = token(&emu, TENANT_A).await;
 }
 
