@@ -35,7 +35,8 @@ impl Job<'_> {
             .unwrap_or_default();
         let email = &self.user.email;
         let still = match action {
-            Action::Suspend | Action::Delete => ": the account is still enabled in Entra",
+            Action::Suspend => ": the account is still enabled in Entra",
+            Action::Delete => ": the account is still in Entra",
             _ => "",
         };
         let account = |checked: &str| {
