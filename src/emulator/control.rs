@@ -21,7 +21,7 @@ pub struct EmulatorControl {
     pub(crate) shared: Arc<Shared>,
 }
 
-fn graph_error_text(r: &super::errors::GraphResp) -> String {
+pub(super) fn graph_error_text(r: &super::errors::GraphResp) -> String {
     match &r.body {
         Body::Error { code, message, .. } => format!("{code}: {message}"),
         _ => format!("status {}", r.status),
@@ -37,10 +37,7 @@ impl EmulatorControl {
                 spec.id
             )));
         }
-        inner.tenants.push(Tenant {
-            spec,
-            users: Vec::new(),
-        });
+        inner.tenants.push(Tenant::new(spec));
         Ok(())
     }
 
@@ -191,6 +188,7 @@ impl EmulatorControl {
         if t.users.len() == before {
             return Err(EmulatorError::UnknownUser(id.into()));
         }
+        t.drop_memberships(id);
         Ok(())
     }
 
@@ -205,6 +203,7 @@ impl EmulatorControl {
             .find(|u| u.id.eq_ignore_ascii_case(id) && !u.is_deleted())
             .ok_or_else(|| EmulatorError::UnknownUser(id.into()))?;
         u.deleted_at = Some(Utc::now());
+        t.drop_memberships(id);
         Ok(())
     }
 
@@ -312,15 +311,24 @@ impl EmulatorControl {
     }
 
     /// Replication catches up now (time passing, for tests): every user
-    /// created so far becomes readable and listed.
+    /// and group created so far becomes readable and listed.
     pub fn replicate_now(&self) {
         let now = std::time::Instant::now();
         let utc = chrono::Utc::now();
         let mut inner = self.shared.lock();
-        for u in inner.tenants.iter_mut().flat_map(|t| t.users.iter_mut()) {
-            if u.visible_at > now {
-                u.visible_at = now;
-                u.visible_at_utc = utc;
+        for t in &mut inner.tenants {
+            let users = t
+                .users
+                .iter_mut()
+                .map(|u| (&mut u.visible_at, &mut u.visible_at_utc));
+            let groups = t
+                .groups
+                .iter_mut()
+                .map(|g| (&mut g.visible_at, &mut g.visible_at_utc));
+            for (at, at_utc) in users.chain(groups) {
+                if *at > now {
+                    (*at, *at_utc) = (now, utc);
+                }
             }
         }
     }

@@ -6,19 +6,21 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::config::{AppRegistration, TenantSpec};
 use super::control::EmulatorControl;
-use super::types::{Fault, SeedUser};
+use super::types::{Fault, SeedGroup, SeedUser};
 use super::EmulatorError;
 
 fn err(e: EmulatorError) -> Response {
     let status = match e {
-        EmulatorError::UnknownTenant(_) | EmulatorError::UnknownUser(_) => StatusCode::NOT_FOUND,
+        EmulatorError::UnknownTenant(_)
+        | EmulatorError::UnknownUser(_)
+        | EmulatorError::UnknownGroup(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
     (status, Json(json!({ "error": e.to_string() }))).into_response()
@@ -113,6 +115,45 @@ async fn remove(
     })
 }
 
+async fn list_groups(State(c): Ctl, Path(t): Path<String>) -> Response {
+    Json(c.groups(&t)).into_response()
+}
+
+async fn seed_group(State(c): Ctl, Path(t): Path<String>, Json(g): Json<SeedGroup>) -> Response {
+    match c.seed_group(&t, g) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn delete_group(State(c): Ctl, Path((t, g)): Path<(String, String)>) -> Response {
+    done(c.delete_group(&t, &g))
+}
+
+async fn group_members(State(c): Ctl, Path((t, g)): Path<(String, String)>) -> Response {
+    match c.group_members(&t, &g) {
+        Ok(ids) => Json(ids).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    id: String,
+}
+
+async fn add_member(
+    State(c): Ctl,
+    Path((t, g)): Path<(String, String)>,
+    Json(b): Json<MemberBody>,
+) -> Response {
+    done(c.add_group_member(&t, &g, &b.id))
+}
+
+async fn remove_member(State(c): Ctl, Path((t, g, u)): Path<(String, String, String)>) -> Response {
+    done(c.remove_group_member(&t, &g, &u))
+}
+
 #[derive(Deserialize)]
 struct LogQuery {
     tenant: Option<String>,
@@ -186,6 +227,22 @@ pub(crate) fn router(control: EmulatorControl) -> Router {
         .route(
             "/_emulator/tenants/{tenant}/users/{id}",
             patch(edit).delete(remove),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/groups",
+            get(list_groups).post(seed_group),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/groups/{group}",
+            delete(delete_group),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/groups/{group}/members",
+            get(group_members).post(add_member),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/groups/{group}/members/{user}",
+            delete(remove_member),
         )
         .route("/_emulator/requests", get(requests).delete(clear_requests))
         .route(

@@ -13,9 +13,11 @@ use serde_json::Value;
 use super::batch;
 use super::config::EmulatorConfig;
 use super::errors::{code_for_status, message_for_status, Body, GraphResp};
+use super::groups;
 use super::listener::ConnHandle;
+use super::permissions::authorized;
 use super::state::{Inner, Shared};
-use super::throttle::{request_cost, Decision};
+use super::throttle::{base_resource_units, cost_from_base, Decision};
 use super::types::{FaultKind, LoggedRequest};
 use super::users::{self, Call, Env};
 use super::util::{format_seconds, new_guid, percent_decode, redact};
@@ -89,39 +91,6 @@ pub(crate) fn authenticate(
     })
 }
 
-/// The app roles a call needs, from the permissions sections of
-/// graph/api/user-get, user-list, user-post-users, user-update, user-delete
-/// and user-revokesigninsessions: reads take any user-reading role, writes
-/// User.ReadWrite.All (or Directory.ReadWrite.All). A token without them is
-/// refused with 403 whatever the target.
-fn authorized(auth: &Auth, call: &Call) -> bool {
-    const READ: [&str; 4] = [
-        "User.Read.All",
-        "User.ReadWrite.All",
-        "Directory.Read.All",
-        "Directory.ReadWrite.All",
-    ];
-    const WRITE: [&str; 2] = ["User.ReadWrite.All", "Directory.ReadWrite.All"];
-    let revoke = call
-        .segments
-        .last()
-        .is_some_and(|s| s.to_ascii_lowercase().ends_with("revokesigninsessions"));
-    let needed: &[&str] = if call.method.eq_ignore_ascii_case("GET") {
-        &READ
-    } else if revoke {
-        &[
-            "User.RevokeSessions.All",
-            "User.ReadWrite.All",
-            "Directory.ReadWrite.All",
-        ]
-    } else {
-        &WRITE
-    };
-    auth.roles
-        .iter()
-        .any(|r| needed.iter().any(|n| n.eq_ignore_ascii_case(r)))
-}
-
 pub(crate) fn split_segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
@@ -146,16 +115,15 @@ pub(crate) fn throttled_dispatch(
     call: &Call,
     now: Instant,
 ) -> GraphResp {
-    let is_collection = call.segments.len() == 1;
     let has = |k: &str| call.query.iter().any(|(q, _)| q.eq_ignore_ascii_case(k));
     let top = call
         .query
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("$top"))
         .and_then(|(_, v)| v.trim().parse::<u32>().ok());
-    let cost = request_cost(
+    let cost = cost_from_base(
         call.method,
-        is_collection,
+        base_resource_units(call.method, call.segments),
         has("$select"),
         has("$expand"),
         top,
@@ -186,7 +154,15 @@ pub(crate) fn throttled_dispatch(
                 now,
                 replication: shared.scaled(inner.replication_delay),
             };
-            let mut r = users::dispatch(inner, &env, call);
+            let mut r = if call
+                .segments
+                .first()
+                .is_some_and(|s| s.eq_ignore_ascii_case("groups"))
+            {
+                groups::dispatch(inner, &env, call)
+            } else {
+                users::dispatch(inner, &env, call)
+            };
             r.headers
                 .push(("x-ms-resource-unit".into(), cost.resource_units.to_string()));
             if let Some(p) = limit_percentage {

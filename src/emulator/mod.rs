@@ -1,7 +1,8 @@
 //! Graph + Microsoft login emulator (loopback only).
 //!
 //! A stand-in for `login.microsoftonline.com` (client credentials token
-//! endpoint) and `graph.microsoft.com/v1.0` (users, `$batch`), modelled on
+//! endpoint) and `graph.microsoft.com/v1.0` (users, groups and their
+//! members, `$batch`), modelled on
 //! Microsoft's documentation, for tests, demos and benchmarks. Every quirk it
 //! models cites the page it comes from.
 
@@ -10,13 +11,19 @@ mod client_assertion;
 mod config;
 mod consent;
 mod control;
+mod control_groups;
 mod control_routes;
 mod discovery;
 mod errors;
 mod filter;
 mod graph;
+mod group_members;
+mod group_props;
+mod groups;
 mod listener;
 mod login;
+mod paging;
+mod permissions;
 mod state;
 mod throttle;
 mod tls;
@@ -45,8 +52,12 @@ pub use config::{
     RedirectUri, TenantSize, TenantSpec, ThrottleConfig,
 };
 pub use control::EmulatorControl;
-pub use throttle::{request_cost, Cost, Decision, Limiter, Throttled};
-pub use types::{EmulatedUser, Fault, FaultKind, LoggedRequest, SeedUser, Traffic};
+pub use throttle::{
+    base_resource_units, cost_from_base, request_cost, Cost, Decision, Limiter, Throttled,
+};
+pub use types::{
+    EmulatedGroup, EmulatedUser, Fault, FaultKind, LoggedRequest, SeedGroup, SeedUser, Traffic,
+};
 
 use listener::{ConnHandle, KillableListener};
 use state::Shared;
@@ -61,6 +72,8 @@ pub enum EmulatorError {
     UnknownTenant(String),
     #[error("unknown user {0}")]
     UnknownUser(String),
+    #[error("unknown group {0}")]
+    UnknownGroup(String),
     #[error("invalid: {0}")]
     Invalid(String),
 }

@@ -1,4 +1,4 @@
-//! Shared in-memory state: tenants, users, tokens, faults and the request log.
+//! Shared in-memory state: tenants, users, groups, tokens, faults and the request log.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -71,6 +71,64 @@ pub(crate) struct TokenRecord {
 pub(crate) struct Tenant {
     pub spec: TenantSpec,
     pub users: Vec<UserRecord>,
+    pub groups: Vec<GroupRecord>,
+}
+
+impl Tenant {
+    pub(crate) fn new(spec: TenantSpec) -> Self {
+        Self {
+            spec,
+            users: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// A deleted user leaves every group it was in: Graph lists no deleted
+    /// object among a group's members (graph/api/group-list-members lists
+    /// directory objects, and a deleted one is no longer in the directory).
+    pub(crate) fn drop_memberships(&mut self, user_id: &str) {
+        for g in &mut self.groups {
+            g.members.retain(|m| !m.eq_ignore_ascii_case(user_id));
+        }
+    }
+}
+
+/// A security or Microsoft 365 group (graph/api/resources/group).
+#[derive(Debug, Clone)]
+pub(crate) struct GroupRecord {
+    pub seq: u64,
+    pub id: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    /// `["Unified"]` for a Microsoft 365 group, empty for a security group.
+    pub group_types: Vec<String>,
+    /// Only Microsoft 365 groups get an address.
+    pub mail: Option<String>,
+    pub visibility: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Microsoft 365 groups only: security groups are deleted for good.
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub visible_at: Instant,
+    pub visible_at_utc: DateTime<Utc>,
+    /// User ids, in the order they were added.
+    pub members: Vec<String>,
+    pub created_via_graph: bool,
+}
+
+impl GroupRecord {
+    pub(crate) fn is_unified(&self) -> bool {
+        self.group_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("Unified"))
+    }
+
+    /// Readable through Graph: not deleted and replicated.
+    pub(crate) fn is_visible(&self, now: Instant) -> bool {
+        self.deleted_at.is_none() && now >= self.visible_at
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -30,7 +30,45 @@ pub fn request_cost(
     top: Option<u32>,
 ) -> Cost {
     let is_get = method.eq_ignore_ascii_case("GET");
-    let mut ru: i64 = if is_get && is_user_collection { 2 } else { 1 };
+    let base = if is_get && is_user_collection { 2 } else { 1 };
+    cost_from_base(method, base, has_select, has_expand, top)
+}
+
+/// The base resource units of a request on `segments` (the path after
+/// `/v1.0`), from the base cost table of
+/// https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits:
+/// GET `users` 2, GET `groups/{id}/members` 3, GET `users/{id}/memberOf` 2
+/// (costs of `me/` paths "also apply to equivalent requests starting with
+/// `users/{id}`"); any path not listed, `groups` included, 1.
+pub fn base_resource_units(method: &str, segments: &[String]) -> u32 {
+    if !method.eq_ignore_ascii_case("GET") {
+        return 1;
+    }
+    let is = |i: usize, name: &str| {
+        segments
+            .get(i)
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    };
+    match segments.len() {
+        1 if is(0, "users") => 2,
+        3 if is(0, "groups") && is(2, "members") => 3,
+        3 if is(0, "users") && is(2, "memberOf") => 2,
+        _ => 1,
+    }
+}
+
+/// A request's cost from its base resource units and query options
+/// (`$select` -1, `$expand` +1, `$top` below 20 -1, never below 1); every
+/// POST, PATCH, PUT and DELETE is one write.
+pub fn cost_from_base(
+    method: &str,
+    base: u32,
+    has_select: bool,
+    has_expand: bool,
+    top: Option<u32>,
+) -> Cost {
+    let is_get = method.eq_ignore_ascii_case("GET");
+    let mut ru = i64::from(base);
     if has_select {
         ru -= 1;
     }

@@ -146,3 +146,39 @@ pub enum FaultKind {
     /// this one are applied and no answer of the batch arrives.
     DropAfter,
 }
+
+/// A security group put straight into a tenant by an administrator
+/// (immediately visible, never throttled).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SeedGroup {
+    pub display_name: String,
+    /// Defaults to the display name without the characters a mailNickname
+    /// may not hold.
+    pub mail_nickname: Option<String>,
+    pub description: Option<String>,
+    /// Ids of users (in the tenant, not deleted) who are members from the start.
+    pub members: Vec<String>,
+}
+
+/// Everything the emulator knows about a group, for inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmulatedGroup {
+    pub id: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    pub mail: Option<String>,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub group_types: Vec<String>,
+    /// Member user ids, in the order they were added.
+    pub members: Vec<String>,
+    pub deleted: bool,
+    pub created_at: DateTime<Utc>,
+    /// When the group became (or becomes) readable through Graph.
+    pub visible_at: DateTime<Utc>,
+    /// Whether created through Graph (false for seeded groups).
+    pub created_via_graph: bool,
+}

@@ -4,13 +4,10 @@ use serde_json::{json, Map, Value};
 
 use super::errors::GraphResp;
 use super::filter;
+use super::paging::{next_link, page_size, start_offset};
 use super::state::{Tenant, UserRecord};
 use super::user_props::{self, DEFAULT_PROPS};
 use super::users::{context, q, selection, Call, Env};
-use super::util::new_guid;
-
-/// Graph's default page size for users.
-const DEFAULT_PAGE: usize = 100;
 
 pub(super) fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
     list_page(tenant, env, call).unwrap_or_else(|refused| refused)
@@ -26,7 +23,7 @@ fn list_page(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, Graph
     let count_requested = q(call, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
     let advanced = call.eventual && count_requested;
     let expr = q(call, "$filter")
-        .map(|f| filter::parse(f, advanced))
+        .map(|f| filter::parse(f, advanced, &filter::USERS))
         .transpose()?;
     let mut users: Vec<&UserRecord> = tenant
         .users
@@ -52,7 +49,10 @@ fn list_page(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, Graph
         obj.insert("@odata.count".into(), json!(total));
     }
     if end < total {
-        obj.insert("@odata.nextLink".into(), json!(next_link(env, call, end)));
+        obj.insert(
+            "@odata.nextLink".into(),
+            json!(next_link(env, "users", call, end)),
+        );
     }
     obj.insert("value".into(), Value::Array(value));
     Ok(GraphResp::json(200, Value::Object(obj)))
@@ -98,20 +98,6 @@ fn check_query_options(call: &Call) -> Result<(), GraphResp> {
     Ok(())
 }
 
-fn page_size(call: &Call) -> Result<usize, GraphResp> {
-    let Some(t) = q(call, "$top") else {
-        return Ok(DEFAULT_PAGE);
-    };
-    match t.trim().parse::<usize>() {
-        Ok(n) if (1..=999).contains(&n) => Ok(n),
-        _ => Err(GraphResp::error(
-            400,
-            "Request_BadRequest",
-            format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."),
-        )),
-    }
-}
-
 /// `$orderby`, or creation order when none is asked for.
 fn sort(
     users: &mut [&UserRecord],
@@ -141,77 +127,5 @@ fn sort(
             "Request_UnsupportedQuery",
             "Unsupported Query.",
         )),
-    }
-}
-
-/// Where a `$skiptoken` resumes; one that points past the result has expired.
-fn start_offset(call: &Call, total: usize) -> Result<usize, GraphResp> {
-    let Some(tok) = q(call, "$skiptoken") else {
-        return Ok(0);
-    };
-    match decode_skiptoken(tok) {
-        Some(n) if n <= total => Ok(n),
-        _ => Err(GraphResp::error(
-            400,
-            "Directory_ExpiredPageToken",
-            "The specified page token value has expired and can no longer be included in your request.",
-        )),
-    }
-}
-
-/// Opaque to clients; carries the offset into the (stable) result order.
-fn encode_skiptoken(offset: usize) -> String {
-    let raw = format!("emu1:{offset}:{}", &new_guid()[..8]);
-    raw.bytes().map(|b| format!("{b:02X}")).collect()
-}
-
-fn decode_skiptoken(tok: &str) -> Option<usize> {
-    if tok.len() & 1 == 1 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..tok.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(tok.get(i..i + 2)?, 16).ok())
-        .collect();
-    let s = String::from_utf8(bytes?).ok()?;
-    let mut parts = s.split(':');
-    if parts.next()? != "emu1" {
-        return None;
-    }
-    parts.next()?.parse().ok()
-}
-
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn next_link(env: &Env, call: &Call, offset: usize) -> String {
-    let mut parts: Vec<String> = call
-        .query
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
-        .map(|(k, v)| format!("{}={}", k, encode_component(v)))
-        .collect();
-    parts.push(format!("$skiptoken={}", encode_skiptoken(offset)));
-    format!("{}/users?{}", env.graph_base, parts.join("&"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skiptoken_roundtrip() {
-        let t = encode_skiptoken(250);
-        assert_eq!(decode_skiptoken(&t), Some(250));
-        assert_eq!(decode_skiptoken("zz"), None);
-        assert_eq!(decode_skiptoken("41"), None);
     }
 }

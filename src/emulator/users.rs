@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde_json::{json, Map, Value};
 
 use super::errors::{Body, GraphResp};
+use super::group_members::member_of;
 use super::state::{Inner, Tenant, UserRecord};
 use super::user_list::list;
 use super::user_props::{self, DEFAULT_PROPS};
@@ -30,7 +31,7 @@ pub(crate) struct Env<'a> {
     pub replication: Duration,
 }
 
-fn not_found(key: &str) -> GraphResp {
+pub(super) fn not_found(key: &str) -> GraphResp {
     // https://learn.microsoft.com/graph/api/user-get ("returns a 404 Not Found").
     GraphResp::error(
         404,
@@ -39,7 +40,7 @@ fn not_found(key: &str) -> GraphResp {
     )
 }
 
-fn method_not_allowed() -> GraphResp {
+pub(super) fn method_not_allowed() -> GraphResp {
     // Body as in the batch sample of https://learn.microsoft.com/graph/json-batching
     GraphResp::error(
         405,
@@ -98,6 +99,9 @@ pub(crate) fn dispatch(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
         (2, "PATCH") => update(tenant, env, call, &segs[1]),
         (2, "DELETE") => delete(tenant, env, &segs[1]),
         (2, _) => method_not_allowed(),
+        (3, "GET") if segs[2].eq_ignore_ascii_case("memberOf") => {
+            member_of(tenant, env, call, &segs[1])
+        }
         (3, method)
             if segs[2].eq_ignore_ascii_case("revokeSignInSessions")
                 || segs[2].eq_ignore_ascii_case("microsoft.graph.revokeSignInSessions") =>
@@ -187,7 +191,7 @@ fn count(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
     }
 }
 
-fn body_object<'a>(call: &'a Call) -> Result<&'a Map<String, Value>, GraphResp> {
+pub(super) fn body_object<'a>(call: &'a Call) -> Result<&'a Map<String, Value>, GraphResp> {
     match call.body {
         Some(Value::Object(m)) => Ok(m),
         _ => Err(GraphResp::error(
@@ -273,6 +277,8 @@ fn delete(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
     // Soft delete, restorable for 30 days:
     // https://learn.microsoft.com/graph/api/user-delete
     u.deleted_at = Some(Utc::now());
+    let id = u.id.clone();
+    tenant.drop_memberships(&id);
     GraphResp::empty(204)
 }
 

@@ -10,6 +10,8 @@
 mod batch_rules;
 mod batch_throttle;
 mod faults_log;
+mod group_members;
+mod groups;
 mod helpers;
 mod limiter;
 mod login;

@@ -1,0 +1,98 @@
+//! The app roles (application permissions) each call needs, from the
+//! permissions section of its page on learn.microsoft.com and
+//! graph/permissions-reference. A token without one of them is refused with
+//! 403 whatever the target.
+
+use super::graph::Auth;
+use super::groups::only_binds_members;
+use super::users::Call;
+
+/// graph/api/user-get, user-list: any user-reading role.
+const USER_READ: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// graph/api/user-post-users, user-update, user-delete.
+const USER_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+/// graph/api/user-revokesigninsessions.
+const USER_REVOKE: &[&str] = &[
+    "User.RevokeSessions.All",
+    "User.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+/// graph/api/group-get, group-list, group-list-members: GroupMember.Read.All
+/// least privileged; the write roles include reading ("Allows the app to
+/// list groups, read basic properties, read and update the membership",
+/// permissions-reference, GroupMember.ReadWrite.All).
+const GROUP_READ: &[&str] = &[
+    "GroupMember.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// graph/api/group-post-groups (application).
+const GROUP_CREATE: &[&str] = &[
+    "Group.Create",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+/// graph/api/group-update, group-delete.
+const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
+/// graph/api/group-post-members, group-delete-members, and a PATCH that only
+/// binds members.
+const MEMBER_WRITE: &[&str] = &[
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+
+fn holds(auth: &Auth, any_of: &[&str]) -> bool {
+    auth.roles
+        .iter()
+        .any(|r| any_of.iter().any(|n| n.eq_ignore_ascii_case(r)))
+}
+
+pub(crate) fn authorized(auth: &Auth, call: &Call) -> bool {
+    let segs = call.segments;
+    let seg = |i: usize, name: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(name));
+    let get = call.method.eq_ignore_ascii_case("GET");
+    if seg(0, "groups") {
+        return holds(auth, group_roles(call, get));
+    }
+    if segs.len() == 3 && seg(2, "memberOf") {
+        // user-list-memberof: "User.Read.All and GroupMember.Read.All" at least.
+        return holds(auth, USER_READ) && holds(auth, GROUP_READ);
+    }
+    let revoke = segs
+        .last()
+        .is_some_and(|s| s.to_ascii_lowercase().ends_with("revokesigninsessions"));
+    holds(
+        auth,
+        match (get, revoke) {
+            (true, _) => USER_READ,
+            (false, true) => USER_REVOKE,
+            (false, false) => USER_WRITE,
+        },
+    )
+}
+
+fn group_roles(call: &Call, get: bool) -> &'static [&'static str] {
+    let segs = call.segments;
+    let post = call.method.eq_ignore_ascii_case("POST");
+    let members = segs
+        .get(2)
+        .is_some_and(|s| s.eq_ignore_ascii_case("members"));
+    if get {
+        GROUP_READ
+    } else if segs.len() == 1 && post {
+        GROUP_CREATE
+    } else if members || (segs.len() == 2 && only_binds_members(call.body)) {
+        MEMBER_WRITE
+    } else {
+        GROUP_WRITE
+    }
+}
