@@ -250,7 +250,7 @@ pub fn desired_user(
         Err(e) => {
             problems.push(FieldProblem {
                 field: "email".into(),
-                value: user.email.clone(),
+                value: printable(&user.email),
                 reason: format!("{e}; correct the email in Plumm"),
             });
             None
@@ -265,7 +265,7 @@ pub fn desired_user(
                 Err(reason) => {
                     problems.push(FieldProblem {
                         field: source_field(template, property),
-                        value: v,
+                        value: printable(&v),
                         reason,
                     });
                     None
