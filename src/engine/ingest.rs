@@ -3,7 +3,7 @@
 //! ingests what Plumm committed, and wakes the dispatcher.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -14,23 +14,52 @@ use crate::pacing::Priority;
 use crate::store::state::Enqueue;
 use crate::store::{OutboxRow, PendingKind, PlummDb, StateDb, StoreError};
 
-/// Outbox rows moved per state commit and per delete in Plumm's file.
+/// Outbox rows moved per state commit, and the most recorded rows left in
+/// Plumm's file before they are deleted.
 pub const BATCH: usize = 500;
+
+/// How long recorded rows may wait in Plumm's outbox before the delete.
+/// Each delete takes Plumm's write lock, which a Plumm writer without a
+/// busy timeout meets as `SQLITE_BUSY`: deleting once per [`BATCH`] rows or
+/// per this interval, not after every ingest, keeps those moments to a few
+/// a second however fast Plumm writes. Rows past the cursor are never read
+/// again, so a recorded row left a while longer changes nothing else.
+pub const CONSUME_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Ingestor {
     plumm: PlummDb,
     state: Arc<StateDb>,
+    /// Recorded rows still in Plumm's file: how many, since when.
+    unconsumed: Option<(usize, Instant)>,
 }
 
 impl Ingestor {
     pub fn new(plumm: PlummDb, state: Arc<StateDb>) -> Self {
-        Self { plumm, state }
+        Self {
+            plumm,
+            state,
+            unconsumed: None,
+        }
     }
 
     /// Removes outbox rows the state database already holds (a crash can
-    /// leave them between the two steps of an ingest).
-    pub fn consume_recorded(&self) -> Result<usize, StoreError> {
-        self.plumm.consume_outbox(self.state.outbox_cursor()?)
+    /// leave them between the two steps of an ingest; the watcher leaves
+    /// them until [`Self::consume_due`]).
+    pub fn consume_recorded(&mut self) -> Result<usize, StoreError> {
+        let n = self.plumm.consume_outbox(self.state.outbox_cursor()?)?;
+        self.unconsumed = None;
+        Ok(n)
+    }
+
+    /// Deletes the recorded rows once [`BATCH`] of them or
+    /// [`CONSUME_AFTER`] have gone by since the first.
+    pub fn consume_due(&mut self) -> Result<(), StoreError> {
+        match self.unconsumed {
+            Some((n, since)) if n >= BATCH || since.elapsed() >= CONSUME_AFTER => {
+                self.consume_recorded().map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Moves committed outbox rows into the pending table, in order; returns
@@ -73,7 +102,9 @@ impl Ingestor {
         // Recorded (with the cursor, durably) before the outbox rows are
         // removed: a crash or a power loss in between loses nothing.
         self.state.enqueue(&changes(&rows), Some(last))?;
-        self.plumm.consume_outbox(last)?;
+        let (n, since) = self.unconsumed.unwrap_or((0, Instant::now()));
+        self.unconsumed = Some((n + rows.len(), since));
+        self.consume_due()?;
         Ok((rows.len(), held))
     }
 }
@@ -139,7 +170,10 @@ pub fn spawn_watcher(
                     seen = None;
                     retry_held = None;
                 }
-                match watch_once(&mut ingestor, &mut seen) {
+                match watch_once(&mut ingestor, &mut seen).and_then(|r| {
+                    ingestor.consume_due()?;
+                    Ok(r)
+                }) {
                     Ok((changed, held)) => {
                         if held {
                             retry_held = Some(std::time::Instant::now() + HELD_RETRY);
@@ -157,6 +191,10 @@ pub fn spawn_watcher(
                     }
                 }
                 std::thread::sleep(poll);
+            }
+            // Leave Plumm's outbox holding only what was not recorded.
+            if let Err(e) = ingestor.consume_recorded() {
+                tracing::warn!("outbox watcher: {e}");
             }
         })
 }
