@@ -221,3 +221,61 @@ fn watch_once(
     };
     Ok((moved > 0 || state_changed || before.is_none(), held))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrate::{migrate_plumm, migrate_state, PLUMM_USERS_FIXTURE};
+
+    fn hire(plumm: &mut PlummDb, n: usize) {
+        let tx = plumm.connection().transaction().unwrap();
+        for i in 0..n {
+            tx.execute(
+                "INSERT INTO users (company_id, email, first_name, last_name) VALUES (1, ?1, 'A', 'B')",
+                [format!("p{i}-{}@contoso.com", crate::support::new_guid())],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn recorded_rows_leave_plumms_file_in_batches_not_after_every_ingest() {
+        let dir = crate::support::scratch("ingest-test").unwrap();
+        let (plumm_path, state_path) = (dir.path().join("p.db"), dir.path().join("s.db"));
+        let mut plumm = PlummDb::open(&plumm_path).unwrap();
+        plumm
+            .connection()
+            .execute_batch(PLUMM_USERS_FIXTURE)
+            .unwrap();
+        migrate_plumm(plumm.connection()).unwrap();
+        let mut conn = crate::store::open(&state_path).unwrap();
+        migrate_state(&mut conn).unwrap();
+        let state = Arc::new(StateDb::from_connection(conn));
+        let mut ingestor = Ingestor::new(PlummDb::open(&plumm_path).unwrap(), state.clone());
+
+        hire(&mut plumm, 3);
+        assert_eq!(ingestor.ingest_available().unwrap(), (3, false));
+        ingestor.consume_due().unwrap();
+        let cursor = state.outbox_cursor().unwrap();
+        assert_eq!(plumm.outbox_waiting(cursor).unwrap(), 0, "all recorded");
+        assert_eq!(plumm.outbox_depth().unwrap().0, 3, "and not deleted yet");
+
+        hire(&mut plumm, BATCH);
+        assert_eq!(ingestor.ingest_available().unwrap().0, BATCH);
+        assert_eq!(
+            plumm.outbox_depth().unwrap().0,
+            0,
+            "a batch's worth is deleted at once"
+        );
+
+        hire(&mut plumm, 2);
+        ingestor.ingest_available().unwrap();
+        ingestor.consume_recorded().unwrap();
+        assert_eq!(
+            plumm.outbox_depth().unwrap().0,
+            0,
+            "a stop deletes what is recorded"
+        );
+    }
+}
