@@ -256,54 +256,14 @@ pub fn desired_user(
             None
         }
     };
-    let mut profile = BTreeMap::new();
-    for (property, template) in &mapping.entries {
-        let value = template.render(user);
-        let value = match (property.as_str(), value) {
-            ("usageLocation", Some(v)) => match usage_location(&v) {
-                Ok(code) => Some(code),
-                Err(reason) => {
-                    problems.push(FieldProblem {
-                        field: source_field(template, property),
-                        value: printable(&v),
-                        reason,
-                    });
-                    None
-                }
-            },
-            (_, Some(v)) => {
-                let max = max_len(property).unwrap_or(usize::MAX);
-                if let Some(c) = v.chars().find(|c| c.is_control()) {
-                    problems.push(FieldProblem {
-                        field: source_field(template, property),
-                        value: printable(&v),
-                        reason: format!(
-                            "contains the control character U+{:04X}, which has no place in Entra's {property}; remove it in Plumm",
-                            c as u32
-                        ),
-                    });
-                } else if v.chars().count() > max {
-                    problems.push(FieldProblem {
-                        field: source_field(template, property),
-                        value: printable(&v),
-                        reason: format!("is longer than the {max} characters Entra allows for {property}; shorten it in Plumm"),
-                    });
-                }
-                Some(v)
-            }
-            ("displayName", None) => {
-                problems.push(FieldProblem {
-                    field: source_field(template, property),
-                    value: String::new(),
-                    reason: "is empty, and Entra requires a displayName; fill in the name in Plumm"
-                        .into(),
-                });
-                None
-            }
-            (_, None) => None,
-        };
-        profile.insert(property.clone(), value);
-    }
+    let profile = mapping
+        .entries
+        .iter()
+        .map(|(property, template)| {
+            let value = profile_value(user, property, template, &mut problems);
+            (property.clone(), value)
+        })
+        .collect();
     let Some(email) = email else {
         return Err(InvalidUser(problems));
     };
@@ -328,6 +288,51 @@ pub fn desired_user(
         account_enabled: user.status == PlummStatus::Active,
         profile,
     })
+}
+
+/// One mapped property's value; a value Entra would refuse adds a problem
+/// naming the Plumm field, and is `None`.
+fn profile_value(
+    user: &PlummUser,
+    property: &str,
+    template: &Template,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<String> {
+    let mut refuse = |value: &str, reason: String| {
+        problems.push(FieldProblem {
+            field: source_field(template, property),
+            value: printable(value),
+            reason,
+        });
+        None
+    };
+    let max = max_len(property).unwrap_or(usize::MAX);
+    match (property, template.render(user)) {
+        ("usageLocation", Some(v)) => match usage_location(&v) {
+            Ok(code) => Some(code),
+            Err(reason) => refuse(&v, reason),
+        },
+        (_, Some(v)) => match v.chars().find(|c| c.is_control()) {
+            Some(c) => refuse(
+                &v,
+                format!(
+                    "contains the control character U+{:04X}, which has no place in Entra's \
+                     {property}; remove it in Plumm",
+                    c as u32
+                ),
+            ),
+            None if v.chars().count() > max => refuse(
+                &v,
+                format!("is longer than the {max} characters Entra allows for {property}; shorten it in Plumm"),
+            ),
+            None => Some(v),
+        },
+        ("displayName", None) => refuse(
+            "",
+            "is empty, and Entra requires a displayName; fill in the name in Plumm".into(),
+        ),
+        (_, None) => None,
+    }
 }
 
 /// A value as a problem quotes it: control characters escaped (an audit
