@@ -118,7 +118,10 @@ async fn a_random_reset_closes_the_connection_before_the_request_is_carried_out(
         .send()
         .await;
     assert!(r.is_err(), "the connection must be reset: {r:?}");
-    assert!(emu.control().users(TENANT_A).is_empty(), "nothing was created");
+    assert!(
+        emu.control().users(TENANT_A).is_empty(),
+        "nothing was created"
+    );
     let log = emu.control().requests();
     assert!(log
         .iter()
