@@ -58,7 +58,7 @@ pub struct WriterRun {
 pub struct WriterReport {
     pub options: WriterOptions,
     pub runs: Vec<WriterRun>,
-    /// The daemon caught up with everything the writers committed in this long after the last run.
+    /// The longest the daemon took, after a run, to catch up with what it committed.
     pub drained: Duration,
 }
 
@@ -101,7 +101,7 @@ impl fmt::Display for WriterReport {
         }
         write!(
             f,
-            "  the daemon had drained it all {} after the last run",
+            "  the daemon caught up at most {} after a run",
             super::secs(self.drained)
         )
     }
@@ -114,6 +114,10 @@ pub async fn run(o: &WriterOptions) -> anyhow::Result<WriterReport> {
     let world = World::builder()
         .scratch("entra-daemon-soak")
         .tenant(tenant(TENANT, "contoso.com"))
+        // Graph's windows ten times faster: the daemon catches up with the
+        // writer's changes sooner; Plumm's side, which is measured, is as is.
+        .emulator(|c| c.time_scale = 10.0)
+        .pacing("time_scale = 10.0")
         .sync("max_deprovision_count = 1000000")
         .log("level = \"error\"")
         .plumm_seed(move |conn| seed(conn, people))
@@ -128,23 +132,25 @@ pub async fn run(o: &WriterOptions) -> anyhow::Result<WriterReport> {
     stop.send_replace(true);
     started.wait().await?;
 
-    let mut runs = Vec::new();
+    // Each baseline right before its run beside the daemon, so that both
+    // meet the same load from whatever else the machine runs.
+    let (mut runs, mut drained) = (Vec::new(), Duration::ZERO);
     for busy in BUSY_TIMEOUTS {
         runs.push(writer(&world.settings.plumm.database, o, busy, false).await?);
-    }
-    let (stop, started) = world.start_daemon().await?;
-    // What the baseline runs committed is drained before the measured runs.
-    world
-        .converged(o.timeout, Duration::from_millis(20))
-        .await?;
-    for busy in BUSY_TIMEOUTS {
+        let (stop, started) = world.start_daemon().await?;
+        // What the baseline committed is drained before the measured run.
+        world
+            .converged(o.timeout, Duration::from_millis(20))
+            .await?;
         runs.push(writer(&world.settings.plumm.database, o, busy, true).await?);
+        drained = drained.max(
+            world
+                .converged(o.timeout, Duration::from_millis(20))
+                .await?,
+        );
+        stop.send_replace(true);
+        started.wait().await?;
     }
-    let drained = world
-        .converged(o.timeout, Duration::from_millis(20))
-        .await?;
-    stop.send_replace(true);
-    started.wait().await?;
     runs.sort_by_key(|r| (r.busy_timeout, r.daemon_running));
     Ok(WriterReport {
         options: o.clone(),
