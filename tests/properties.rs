@@ -69,7 +69,7 @@ fn names_a_plumm_field(field: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn an_email_that_parses_round_trips(raw in email()) {
