@@ -2,9 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use entra_daemon::cli::{self, opt::Command, opt::Opt};
+use entra_daemon::cli::{self, opt::Command, opt::Opt, opt::SoakCampaign};
 use entra_daemon::support::telemetry::{self, LogFormat};
-use entra_daemon::tools::{bench, demo};
+use entra_daemon::tools::{bench, demo, soak};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -60,6 +60,43 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             };
             bench::run(o).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Soak {
+            campaign,
+            changes,
+            writer_rate,
+            writer_duration,
+            seed,
+        } => {
+            telemetry::init("error", LogFormat::Text);
+            let o = soak::SoakOptions {
+                campaign: match campaign {
+                    SoakCampaign::All => soak::Campaign::All,
+                    SoakCampaign::Faults => soak::Campaign::Faults,
+                    SoakCampaign::BadRows => soak::Campaign::BadRows,
+                    SoakCampaign::Writers => soak::Campaign::Writers,
+                },
+                faults: soak::faults::FaultOptions {
+                    changes,
+                    seed,
+                    ..Default::default()
+                },
+                bad_rows: soak::bad_rows::BadRowOptions {
+                    seed,
+                    ..Default::default()
+                },
+                writers: soak::writers::WriterOptions {
+                    rate: writer_rate,
+                    duration: writer_duration,
+                    ..Default::default()
+                },
+            };
+            let clean = soak::run(o).await?;
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         _ => cli::dispatch(opt).await,
     }

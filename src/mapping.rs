@@ -169,6 +169,20 @@ impl Mapping {
         Ok(Self { entries })
     }
 
+    /// The Plumm field an Entra property comes from, for a message that
+    /// names the property: "role (Entra jobTitle)", "email" for the
+    /// identity properties.
+    pub fn field_for(&self, property: &str) -> String {
+        match self.entries.iter().find(|(p, _)| p == property) {
+            Some((_, template)) => source_field(template, property),
+            None if ["userPrincipalName", "mail", "mailNickname"].contains(&property) => {
+                format!("email (Entra {property})")
+            }
+            None if property == "accountEnabled" => "status (Entra accountEnabled)".into(),
+            None => format!("Entra {property}"),
+        }
+    }
+
     pub fn properties(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(p, _)| p.as_str())
     }
@@ -236,51 +250,20 @@ pub fn desired_user(
         Err(e) => {
             problems.push(FieldProblem {
                 field: "email".into(),
-                value: user.email.clone(),
+                value: printable(&user.email),
                 reason: format!("{e}; correct the email in Plumm"),
             });
             None
         }
     };
-    let mut profile = BTreeMap::new();
-    for (property, template) in &mapping.entries {
-        let value = template.render(user);
-        let value = match (property.as_str(), value) {
-            ("usageLocation", Some(v)) => match usage_location(&v) {
-                Ok(code) => Some(code),
-                Err(reason) => {
-                    problems.push(FieldProblem {
-                        field: source_field(template, property),
-                        value: v,
-                        reason,
-                    });
-                    None
-                }
-            },
-            (_, Some(v)) => {
-                let max = max_len(property).unwrap_or(usize::MAX);
-                if v.chars().count() > max {
-                    problems.push(FieldProblem {
-                        field: source_field(template, property),
-                        value: v.chars().take(40).collect::<String>() + "...",
-                        reason: format!("is longer than the {max} characters Entra allows for {property}; shorten it in Plumm"),
-                    });
-                }
-                Some(v)
-            }
-            ("displayName", None) => {
-                problems.push(FieldProblem {
-                    field: source_field(template, property),
-                    value: String::new(),
-                    reason: "is empty, and Entra requires a displayName; fill in the name in Plumm"
-                        .into(),
-                });
-                None
-            }
-            (_, None) => None,
-        };
-        profile.insert(property.clone(), value);
-    }
+    let profile = mapping
+        .entries
+        .iter()
+        .map(|(property, template)| {
+            let value = profile_value(user, property, template, &mut problems);
+            (property.clone(), value)
+        })
+        .collect();
     let Some(email) = email else {
         return Err(InvalidUser(problems));
     };
@@ -307,6 +290,68 @@ pub fn desired_user(
     })
 }
 
+/// One mapped property's value; a value Entra would refuse adds a problem
+/// naming the Plumm field, and is `None`.
+fn profile_value(
+    user: &PlummUser,
+    property: &str,
+    template: &Template,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<String> {
+    let mut refuse = |value: &str, reason: String| {
+        problems.push(FieldProblem {
+            field: source_field(template, property),
+            value: printable(value),
+            reason,
+        });
+        None
+    };
+    let max = max_len(property).unwrap_or(usize::MAX);
+    match (property, template.render(user)) {
+        ("usageLocation", Some(v)) => match usage_location(&v) {
+            Ok(code) => Some(code),
+            Err(reason) => refuse(&v, reason),
+        },
+        (_, Some(v)) => match v.chars().find(|c| c.is_control()) {
+            Some(c) => refuse(
+                &v,
+                format!(
+                    "contains the control character U+{:04X}, which has no place in Entra's \
+                     {property}; remove it in Plumm",
+                    c as u32
+                ),
+            ),
+            None if v.chars().count() > max => refuse(
+                &v,
+                format!("is longer than the {max} characters Entra allows for {property}; shorten it in Plumm"),
+            ),
+            None => Some(v),
+        },
+        ("displayName", None) => refuse(
+            "",
+            "is empty, and Entra requires a displayName; fill in the name in Plumm".into(),
+        ),
+        (_, None) => None,
+    }
+}
+
+/// A value as a problem quotes it: control characters escaped (an audit
+/// row or a log line must not carry a NUL), at most 40 characters.
+fn printable(v: &str) -> String {
+    let mut out: String = v
+        .chars()
+        .take(40)
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect();
+    if v.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
+}
+
 /// The Plumm column a problem should be fixed in, for the admin's message.
 fn source_field(template: &Template, property: &str) -> String {
     let columns: Vec<&str> = template
@@ -329,12 +374,17 @@ fn usage_location(v: &str) -> Result<String, String> {
     if code == "UK" {
         return Err("is not an ISO 3166-1 alpha-2 country code; the United Kingdom is 'GB'".into());
     }
-    if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
+    if code.len() == 2 && ISO_3166_ALPHA2.split(' ').any(|c| c == code) {
         Ok(code)
     } else {
         Err("is not a two-letter ISO 3166-1 alpha-2 country code such as 'GB' or 'FR'".into())
     }
 }
+
+/// The officially assigned ISO 3166-1 alpha-2 codes: usageLocation is "a
+/// two-letter country code (ISO standard 3166)" (resources/user), and Graph
+/// refuses any other, so a wrong code is caught here, naming Plumm's column.
+const ISO_3166_ALPHA2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 /// alias@domain, checked against Graph's rules for userPrincipalName
 /// (learn.microsoft.com/graph/api/user-post-users; resources/user).

@@ -117,3 +117,56 @@ fn mapping_rejects_unknown_properties_columns_and_derived_ones() {
     ));
     assert!(t("givenName", "{first_name}").is_ok());
 }
+
+#[test]
+fn a_control_character_is_refused_naming_the_field_and_never_quoted_raw() {
+    let mut u = ada();
+    u.first_name = "Ada\0".into();
+    u.location = Some("Lon\u{7}don".into());
+    let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 2, "{text}");
+    assert!(
+        text.contains("first_name+last_name (Entra displayName)"),
+        "{text}"
+    );
+    assert!(text.contains("U+0000"), "{text}");
+    assert!(text.contains("location (Entra officeLocation)"), "{text}");
+    assert!(!text.contains('\0') && !text.contains('\u{7}'), "{text:?}");
+}
+
+#[test]
+fn a_country_code_outside_iso_3166_is_refused_and_lower_case_is_upper_cased() {
+    for code in ["XX", "ZZ", "GBR", "1"] {
+        let mut u = ada();
+        u.country = Some(code.into());
+        let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
+        assert!(
+            err.to_string().contains("country (Entra usageLocation)"),
+            "{err}"
+        );
+    }
+    let mut u = ada();
+    u.country = Some("fr".into());
+    let d = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("FR"));
+}
+
+#[test]
+fn an_entra_property_leads_back_to_its_plumm_field() {
+    let m = Mapping::default();
+    assert_eq!(
+        m.field_for("usageLocation"),
+        "country (Entra usageLocation)"
+    );
+    assert_eq!(m.field_for("jobTitle"), "role (Entra jobTitle)");
+    assert_eq!(
+        m.field_for("userPrincipalName"),
+        "email (Entra userPrincipalName)"
+    );
+    assert_eq!(
+        m.field_for("accountEnabled"),
+        "status (Entra accountEnabled)"
+    );
+    assert_eq!(m.field_for("city"), "Entra city");
+}

@@ -1,10 +1,10 @@
 -- The hand-over watermark, the state database's side (Plumm's is
 -- entra_handover in Plumm's file).
 --
--- `handover_from` is the outbox cursor before the last hand-over: a crash
--- between recording a batch here and removing it from Plumm's file leaves
--- Plumm's watermark exactly there, which is an interrupted hand-over to
--- finish, not an older database.
+-- `handover_from` is Plumm's watermark as this database last saw it: the
+-- outbox removed up to there. Recorded rows wait for their removal (in
+-- batches), so Plumm's watermark between `handover_from` and the outbox
+-- cursor is a hand-over still under way, to finish, not an older database.
 ALTER TABLE daemon_meta ADD COLUMN handover_from INTEGER;
 
 -- What asked for a resync: 'cli' (entra-daemon resync) or 'handover' (the

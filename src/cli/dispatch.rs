@@ -59,7 +59,7 @@ async fn daemon_command(
             println!("{}: valid", config_path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Emulator { .. } | Command::Demo | Command::Bench { .. } => {
+        Command::Emulator { .. } | Command::Demo | Command::Bench { .. } | Command::Soak { .. } => {
             anyhow::bail!("{command:?} is a tool, not a daemon command: `main` runs it")
         }
     }

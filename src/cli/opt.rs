@@ -131,6 +131,24 @@ pub enum Command {
         #[arg(long, hide = true, default_value_t = 0.0)]
         seconds: f64,
     },
+    /// Reliability campaigns against the emulator: faults during a drain,
+    /// bad rows, Plumm's writers beside the daemon. Prints figures; exit 2
+    /// when a campaign's verdict is not clean.
+    Soak {
+        #[arg(long, value_enum, default_value = "all")]
+        campaign: SoakCampaign,
+        /// Changes Plumm commits during the faults campaign.
+        #[arg(long, default_value_t = 2_000)]
+        changes: usize,
+        /// The writer's commits per second.
+        #[arg(long, default_value_t = 1_000.0)]
+        writer_rate: f64,
+        /// How long each writer run lasts, e.g. 20s.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        writer_duration: std::time::Duration,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// `entra-daemon audit`'s options.
@@ -176,4 +194,13 @@ pub struct ResyncArgs {
     /// suspensions and deletions (needs --company).
     #[arg(long)]
     pub allow_mass_deprovision: bool,
+}
+
+/// `entra-daemon soak --campaign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SoakCampaign {
+    All,
+    Faults,
+    BadRows,
+    Writers,
 }

@@ -210,6 +210,7 @@ async fn run_with(
     let shutdown = run.shutdown.clone();
     if once {
         ingestor.ingest_available()?;
+        ingestor.consume_recorded()?;
         return Ok(dispatcher.run(shutdown, true).await);
     }
     let retention_policy = policy.clone();

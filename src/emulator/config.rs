@@ -100,6 +100,7 @@ impl EmulatorConfig {
         for (name, rate) in [
             ("error_rate", rf.error_rate),
             ("lost_answer_rate", rf.lost_answer_rate),
+            ("reset_rate", rf.reset_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(EmulatorError::Config(format!(
@@ -192,6 +193,10 @@ pub struct RandomFaultConfig {
     /// Probability (0..=1) that a write is carried out and its answer then
     /// lost (the connection closes): the client cannot know it happened.
     pub lost_answer_rate: f64,
+    /// Probability (0..=1) that a Graph request's connection is reset
+    /// before the request is carried out: nothing happened, and the client
+    /// cannot know that either.
+    pub reset_rate: f64,
     /// Extra latency added to every Graph/login request, uniformly drawn.
     pub latency_ms_min: u64,
     pub latency_ms_max: u64,

@@ -335,7 +335,13 @@ pub(super) async fn inject(fault: FaultKind, conn: &ConnHandle, lc: &mut LogCtx<
 }
 
 /// Background faults apply only to requests no fault was queued for.
-async fn inject_random(shared: &Shared, lc: &mut LogCtx<'_>) -> Injected {
+async fn inject_random(shared: &Shared, conn: &ConnHandle, lc: &mut LogCtx<'_>) -> Injected {
+    let reset = shared.cfg.random_faults.reset_rate;
+    if reset > 0.0 && rand::thread_rng().gen_bool(reset) {
+        conn.kill();
+        lc.fault = Some("random reset".into());
+        return Injected::Dropped;
+    }
     match random_noise(shared).await {
         Some(s) => {
             lc.fault = Some(format!("random {s}"));
@@ -384,7 +390,7 @@ pub(crate) async fn handle(
         matches!(fault, Some(FaultKind::DropAfter)) || lost_at_random(&shared, &raw.method);
     let injected = match fault {
         Some(f) => inject(f, &conn, &mut lc).await,
-        None => inject_random(&shared, &mut lc).await,
+        None => inject_random(&shared, &conn, &mut lc).await,
     };
     let resp = match (injected, &auth) {
         (Injected::Dropped, _) => {

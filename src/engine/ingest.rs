@@ -3,7 +3,7 @@
 //! ingests what Plumm committed, and wakes the dispatcher.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -14,23 +14,54 @@ use crate::pacing::Priority;
 use crate::store::state::Enqueue;
 use crate::store::{OutboxRow, PendingKind, PlummDb, StateDb, StoreError};
 
-/// Outbox rows moved per state commit and per delete in Plumm's file.
+/// Outbox rows moved per state commit, and the most recorded rows left in
+/// Plumm's file before they are deleted.
 pub const BATCH: usize = 500;
+
+/// How long recorded rows may wait in Plumm's outbox before the delete.
+/// Each delete takes Plumm's write lock, which a Plumm writer without a
+/// busy timeout meets as `SQLITE_BUSY`: deleting once per [`BATCH`] rows or
+/// per this interval, not after every ingest, keeps those moments to a few
+/// a second however fast Plumm writes. Rows past the cursor are never read
+/// again, so a recorded row left a while longer changes nothing else.
+pub const CONSUME_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Ingestor {
     plumm: PlummDb,
     state: Arc<StateDb>,
+    /// Recorded rows still in Plumm's file: how many, since when.
+    unconsumed: Option<(usize, Instant)>,
 }
 
 impl Ingestor {
     pub fn new(plumm: PlummDb, state: Arc<StateDb>) -> Self {
-        Self { plumm, state }
+        Self {
+            plumm,
+            state,
+            unconsumed: None,
+        }
     }
 
     /// Removes outbox rows the state database already holds (a crash can
-    /// leave them between the two steps of an ingest).
+    /// leave them between the two steps of an ingest; the watcher leaves
+    /// them until [`Self::consume_due`]).
     pub fn consume_recorded(&mut self) -> Result<usize, StoreError> {
-        self.plumm.consume_outbox(self.state.outbox_cursor()?)
+        let cursor = self.state.outbox_cursor()?;
+        let n = self.plumm.consume_outbox(cursor)?;
+        self.state.note_consumed(cursor)?;
+        self.unconsumed = None;
+        Ok(n)
+    }
+
+    /// Deletes the recorded rows once [`BATCH`] of them or
+    /// [`CONSUME_AFTER`] have gone by since the first.
+    pub fn consume_due(&mut self) -> Result<(), StoreError> {
+        match self.unconsumed {
+            Some((n, since)) if n >= BATCH || since.elapsed() >= CONSUME_AFTER => {
+                self.consume_recorded().map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Moves committed outbox rows into the pending table, in order; returns
@@ -73,7 +104,9 @@ impl Ingestor {
         // Recorded (with the cursor, durably) before the outbox rows are
         // removed: a crash or a power loss in between loses nothing.
         self.state.enqueue(&changes(&rows), Some(last))?;
-        self.plumm.consume_outbox(last)?;
+        let (n, since) = self.unconsumed.unwrap_or((0, Instant::now()));
+        self.unconsumed = Some((n + rows.len(), since));
+        self.consume_due()?;
         Ok((rows.len(), held))
     }
 }
@@ -139,7 +172,10 @@ pub fn spawn_watcher(
                     seen = None;
                     retry_held = None;
                 }
-                match watch_once(&mut ingestor, &mut seen) {
+                match watch_once(&mut ingestor, &mut seen).and_then(|r| {
+                    ingestor.consume_due()?;
+                    Ok(r)
+                }) {
                     Ok((changed, held)) => {
                         if held {
                             retry_held = Some(std::time::Instant::now() + HELD_RETRY);
@@ -157,6 +193,10 @@ pub fn spawn_watcher(
                     }
                 }
                 std::thread::sleep(poll);
+            }
+            // Leave Plumm's outbox holding only what was not recorded.
+            if let Err(e) = ingestor.consume_recorded() {
+                tracing::warn!("outbox watcher: {e}");
             }
         })
 }
@@ -182,4 +222,89 @@ fn watch_once(
         (0, false)
     };
     Ok((moved > 0 || state_changed || before.is_none(), held))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::handover::{reconcile, Handover};
+    use crate::store::migrate::{migrate_plumm, migrate_state, PLUMM_USERS_FIXTURE};
+
+    fn hire(plumm: &mut PlummDb, n: usize) {
+        let tx = plumm.connection().transaction().unwrap();
+        for i in 0..n {
+            tx.execute(
+                "INSERT INTO users (company_id, email, first_name, last_name) VALUES (1, ?1, 'A', 'B')",
+                [format!("p{i}-{}@contoso.com", crate::support::new_guid())],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn recorded_rows_leave_plumms_file_in_batches_not_after_every_ingest() {
+        let dir = crate::support::scratch("ingest-test").unwrap();
+        let (plumm_path, state_path) = (dir.path().join("p.db"), dir.path().join("s.db"));
+        let mut plumm = PlummDb::open(&plumm_path).unwrap();
+        plumm
+            .connection()
+            .execute_batch(PLUMM_USERS_FIXTURE)
+            .unwrap();
+        migrate_plumm(plumm.connection()).unwrap();
+        let mut conn = crate::store::open(&state_path).unwrap();
+        migrate_state(&mut conn).unwrap();
+        let state = Arc::new(StateDb::from_connection(conn));
+        let mut ingestor = Ingestor::new(PlummDb::open(&plumm_path).unwrap(), state.clone());
+
+        hire(&mut plumm, 3);
+        assert_eq!(ingestor.ingest_available().unwrap(), (3, false));
+        ingestor.consume_due().unwrap();
+        let cursor = state.outbox_cursor().unwrap();
+        assert_eq!(plumm.outbox_waiting(cursor).unwrap(), 0, "all recorded");
+        assert_eq!(plumm.outbox_depth().unwrap().0, 3, "and not deleted yet");
+
+        hire(&mut plumm, BATCH);
+        assert_eq!(ingestor.ingest_available().unwrap().0, BATCH);
+        assert_eq!(
+            plumm.outbox_depth().unwrap().0,
+            0,
+            "a batch's worth is deleted at once"
+        );
+
+        hire(&mut plumm, 2);
+        ingestor.ingest_available().unwrap();
+        ingestor.consume_recorded().unwrap();
+        assert_eq!(
+            plumm.outbox_depth().unwrap().0,
+            0,
+            "a stop deletes what is recorded"
+        );
+
+        // A start (or a crash) with recorded rows still in Plumm's file is a
+        // hand-over under way, not an older database: finished, no resync.
+        for _ in 0..2 {
+            hire(&mut plumm, 2);
+            ingestor.ingest_available().unwrap();
+        }
+        assert_eq!(plumm.outbox_depth().unwrap().0, 4, "two ingests wait");
+        assert_eq!(reconcile(&mut plumm, &state).unwrap(), Handover::InStep);
+        assert_eq!(plumm.outbox_depth().unwrap().0, 0);
+        assert!(state.claim_resync_requests().unwrap().is_empty());
+
+        // Plumm removed more than this database recorded: it is older.
+        let cursor = state.outbox_cursor().unwrap();
+        plumm.set_handover_watermark(cursor + 5).unwrap();
+        assert!(matches!(
+            reconcile(&mut plumm, &state).unwrap(),
+            Handover::StateBehind { .. }
+        ));
+        // Plumm's watermark behind what it was seen removing: Plumm is older.
+        plumm.set_handover_watermark(cursor).unwrap();
+        assert!(matches!(
+            reconcile(&mut plumm, &state).unwrap(),
+            Handover::PlummBehind { .. }
+        ));
+        assert_eq!(state.claim_resync_requests().unwrap().len(), 2);
+    }
 }

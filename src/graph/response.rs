@@ -148,6 +148,15 @@ fn conflict_property(err: &GraphError) -> String {
         .to_string()
 }
 
+/// The user property a Graph refusal names, as in "Invalid value specified
+/// for property 'usageLocation' of resource 'User'.", so the admin can be
+/// told which Plumm field to correct.
+pub fn named_property(message: &str) -> Option<&str> {
+    let rest = &message[message.find("property '")? + "property '".len()..];
+    let name = &rest[..rest.find('\'')?];
+    (!name.is_empty()).then_some(name)
+}
+
 /// `Retry-After` as Graph sends it: delay-seconds, possibly with a fraction
 /// (learn.microsoft.com/graph/throttling), or an HTTP date (RFC 9110 10.2.3).
 /// Longer waits are capped: the change is deferred and tried again later
@@ -176,6 +185,20 @@ pub fn parse_retry_after(raw: &str, now: chrono::DateTime<chrono::Utc>) -> Optio
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_property_a_refusal_names() {
+        let m = "Invalid value specified for property 'usageLocation' of resource 'User'.";
+        assert_eq!(named_property(m), Some("usageLocation"));
+        assert_eq!(
+            named_property(
+                "Another object with the same value for property userPrincipalName already exists."
+            ),
+            None
+        );
+        assert_eq!(named_property("property ''"), None);
+        assert_eq!(named_property("property 'open"), None);
+    }
 
     fn reply(status: u16, body: Value) -> Reply {
         Reply {

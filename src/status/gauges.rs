@@ -7,7 +7,9 @@ use crate::store::{PlummDb, StateDb, StoreError};
 /// Reads the stored figures (and the outbox depth, given Plumm's database)
 /// into the metrics.
 pub fn refresh(state: &StateDb, plumm: Option<&PlummDb>) -> Result<(), StoreError> {
-    let outbox = plumm.map(|p| p.outbox_depth()).transpose()?.map(|d| d.0);
+    // Rows not yet recorded: recorded ones wait a moment for their delete.
+    let cursor = state.outbox_cursor()?;
+    let outbox = plumm.map(|p| p.outbox_waiting(cursor)).transpose()?;
     let companies: Vec<CompanyFigures> = all_companies(state)?
         .into_iter()
         .map(|c| CompanyFigures {

@@ -44,17 +44,21 @@ impl Handover {
 /// database read Plumm's outbox from Plumm's watermark and queues a resync
 /// (trigger `handover`). Runs before anything reads or removes outbox rows.
 pub fn reconcile(plumm: &mut PlummDb, state: &StateDb) -> Result<Handover, StoreError> {
-    let (cursor, from) = state.handover_cursors()?;
+    let (cursor, consumed) = state.handover_cursors()?;
     let Some(mark) = plumm.handover_watermark()? else {
         plumm.set_handover_watermark(cursor)?;
+        state.note_consumed(cursor)?;
         return Ok(Handover::Started { cursor });
     };
-    if mark == cursor {
-        return Ok(Handover::InStep);
-    }
-    if cursor > mark && from == Some(mark) {
-        // Recorded here, not yet removed there: finish the removal.
-        plumm.consume_outbox(cursor)?;
+    // In step: Plumm removed at least what this database last saw removed
+    // and no more than it recorded. The rows between are recorded here and
+    // wait for their removal (the daemon removes them in batches, and a
+    // crash can fall between the two commits): finish it.
+    if consumed.is_none_or(|c| c <= mark) && mark <= cursor {
+        if mark < cursor {
+            plumm.consume_outbox(cursor)?;
+        }
+        state.note_consumed(cursor)?;
         return Ok(Handover::InStep);
     }
     state.adopt_watermark(mark)?;
@@ -72,7 +76,18 @@ pub fn reconcile(plumm: &mut PlummDb, state: &StateDb) -> Result<Handover, Store
 }
 
 impl StateDb {
-    /// (outbox cursor, cursor before the last hand-over).
+    /// Plumm's outbox was emptied up to `cursor` (its watermark says so too).
+    pub fn note_consumed(&self, cursor: i64) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "UPDATE daemon_meta SET handover_from = ?1 WHERE id = 1",
+                [cursor],
+            )
+            .ctx("noting the outbox removal")?;
+        Ok(())
+    }
+
+    /// (outbox cursor, Plumm's watermark as this database last saw it).
     fn handover_cursors(&self) -> Result<(i64, Option<i64>), StoreError> {
         self.lock()
             .query_row(

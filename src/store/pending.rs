@@ -115,9 +115,7 @@ impl StateDb {
         super::durably(&mut conn, "recording changes", |tx| {
             enqueue_in(tx, items)?;
             tx.execute(
-                // `handover_from`: see migration 0008 (SET reads the old row).
-                "UPDATE daemon_meta SET handover_from = outbox_cursor, outbox_cursor = ?1
-                 WHERE id = 1",
+                "UPDATE daemon_meta SET outbox_cursor = ?1 WHERE id = 1",
                 [c],
             )
             .ctx("advancing the outbox cursor")?;

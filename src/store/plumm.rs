@@ -97,7 +97,19 @@ impl PlummDb {
         set_watermark(&self.conn, cursor)
     }
 
-    /// Rows waiting in the outbox, and the creation time of the oldest.
+    /// Rows after `cursor` (not yet recorded by the daemon): the outbox's
+    /// backlog. Recorded rows may stay a moment before they are deleted.
+    pub fn outbox_waiting(&self, cursor: i64) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM entra_outbox WHERE id > ?1",
+                [cursor],
+                |r| r.get(0),
+            )
+            .ctx("measuring the outbox")
+    }
+
+    /// Rows in the outbox, and the creation time of the oldest.
     pub fn outbox_depth(&self) -> Result<(i64, Option<String>), StoreError> {
         self.conn
             .query_row(

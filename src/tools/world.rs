@@ -449,9 +449,10 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Outbox rows the daemon has not taken yet, and changes still pending.
+    /// Outbox rows the daemon has not recorded yet, and changes still pending.
     pub fn backlog(&self) -> anyhow::Result<(i64, i64)> {
-        Ok((self.plumm.outbox_depth()?.0, self.state.pending_total()?))
+        let waiting = self.plumm.outbox_waiting(self.state.outbox_cursor()?)?;
+        Ok((waiting, self.state.pending_total()?))
     }
 
     /// Waits until the outbox is consumed and nothing is pending, looking

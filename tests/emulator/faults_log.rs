@@ -107,6 +107,30 @@ async fn drop_fault_closes_the_connection() {
 }
 
 #[tokio::test]
+async fn a_random_reset_closes_the_connection_before_the_request_is_carried_out() {
+    let mut cfg = config();
+    cfg.random_faults.reset_rate = 1.0;
+    let emu = start(cfg).await;
+    let g = Graph::new(&emu, TENANT_A).await;
+    let r = g
+        .req(reqwest::Method::POST, "/users")
+        .json(&new_user("reset", "contoso.com"))
+        .send()
+        .await;
+    assert!(r.is_err(), "the connection must be reset: {r:?}");
+    assert!(
+        emu.control().users(TENANT_A).is_empty(),
+        "nothing was created"
+    );
+    let log = emu.control().requests();
+    assert!(log
+        .iter()
+        .any(|r| r.status == 0 && r.fault.as_deref() == Some("random reset")));
+    let bad = EmulatorConfig::from_toml_str("[random_faults]\nreset_rate = 1.5");
+    assert!(bad.is_err(), "a rate above 1 is refused");
+}
+
+#[tokio::test]
 async fn login_faults() {
     let emu = start(config()).await;
     emu.control().inject(fault(

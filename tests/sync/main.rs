@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 mod batch_writes;
+mod campaigns;
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;

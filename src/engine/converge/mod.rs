@@ -14,6 +14,7 @@ use super::retry::CallFailed;
 use super::UserCtx;
 use crate::domain::PlummUser;
 use crate::engine::{Policy, PolicyRx};
+use crate::graph::response::named_property;
 use crate::graph::{Failure, GraphClient, Sent};
 use crate::mapping::{desired_user, DesiredUser, InvalidUser, UpnSource};
 use crate::plan::Action;
@@ -286,9 +287,17 @@ impl Job<'_> {
             Some(Failure::Conflict { property }) => Some(format!(
                 "another Entra object already has the {property} of {email}; free it in Entra or change the email in Plumm"
             )),
-            Some(Failure::Rejected | Failure::UnverifiedDomain) => Some(format!(
-                "Entra rejected the {action} of {email}: {graph_message}; correct the user in Plumm"
-            )),
+            Some(Failure::Rejected | Failure::UnverifiedDomain) => {
+                Some(match named_property(&graph_message) {
+                    Some(p) => format!(
+                        "{}: Entra rejected the {action} of {email}: {graph_message}; correct it in Plumm",
+                        self.s.mapping.field_for(p)
+                    ),
+                    None => format!(
+                        "Entra rejected the {action} of {email}: {graph_message}; correct the user in Plumm"
+                    ),
+                })
+            }
             _ => None,
         };
         if let Some(reason) = reason {

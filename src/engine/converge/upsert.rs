@@ -299,8 +299,8 @@ impl Job<'_> {
                     .next()
                     .unwrap_or_default();
                 let reason = format!(
-                "the domain '{domain}' of {} is not a verified domain of tenant {}: add and verify it in Entra \
-                 (Settings > Domain names), or set [sync] upn_domain to a verified domain",
+                "email '{}': the domain '{domain}' is not a verified domain of tenant {}: add and verify it in Entra \
+                 (Settings > Domain names), set [sync] upn_domain to a verified domain, or correct the email in Plumm",
                 self.user.email, self.ctx.tenant
             );
                 self.park(Action::Create, Some(&f), reason)
