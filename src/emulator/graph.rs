@@ -156,13 +156,12 @@ pub(crate) fn throttled_dispatch(
                 replication: shared.scaled(inner.replication_delay),
                 read_lifecycle: reads_lifecycle(auth),
             };
-            if let Some(t) = inner.tenant_by_id_mut(&auth.tenant_id) {
-                deleted_items::purge_expired(t, shared.deleted_retention());
-            }
             let first = call.segments.first().map(|s| s.to_ascii_lowercase());
             let mut r = match first.as_deref() {
                 Some("groups") => groups::dispatch(inner, &env, call),
-                Some("directory") => deleted_items::dispatch(inner, &env, call),
+                Some("directory") => {
+                    deleted_items::dispatch(inner, &env, call, shared.deleted_retention())
+                }
                 _ => users::dispatch(inner, &env, call),
             };
             r.headers
