@@ -221,7 +221,7 @@ fn list(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, GraphResp>
         env.graph_base
     );
     if let Some(sel) = &sel {
-        context = format!("{}/$metadata#users({})", env.graph_base, sel.join(","));
+        context.push_str(&format!("({})", sel.join(",")));
     }
     let mut obj = Map::new();
     obj.insert("@odata.context".into(), json!(context));

@@ -68,6 +68,11 @@ async fn deleted_users_are_listed_filtered_selected_and_paged() {
         v["value"][0],
         json!({"id": users[0], "employeeId": "E-ann"})
     );
+    let context = v["@odata.context"].as_str().expect("context");
+    assert!(
+        context.ends_with("$metadata#directory/deletedItems/microsoft.graph.user(id,employeeId)"),
+        "{context}"
+    );
 
     let (_, _, v) = g.get(&format!("{BIN}?$top=2")).await;
     assert_eq!(ids(&v), users[..2]);
