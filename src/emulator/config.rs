@@ -55,6 +55,10 @@ pub struct EmulatorConfig {
     /// (graph/api/oauth2permissiongrant-delete; security/zero-trust/develop/
     /// secure-with-cae); the loss shows at the next token request.
     pub revoke_tokens_with_consent: bool,
+    /// How long a deleted user stays in the deleted items, restorable,
+    /// before it is deleted for good: "A recently deleted item remains
+    /// available for up to 30 days" (graph/api/directory-deleteditems-restore).
+    pub deleted_items_retention_ms: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +79,7 @@ impl Default for EmulatorConfig {
             default_account: None,
             consent_propagation_ms: 0,
             revoke_tokens_with_consent: false,
+            deleted_items_retention_ms: 30 * 24 * 3600 * 1000,
         }
     }
 }

@@ -188,7 +188,7 @@ impl EmulatorControl {
         if t.users.len() == before {
             return Err(EmulatorError::UnknownUser(id.into()));
         }
-        t.drop_memberships(id);
+        t.unlink_user(id);
         Ok(())
     }
 
@@ -203,7 +203,11 @@ impl EmulatorControl {
             .find(|u| u.id.eq_ignore_ascii_case(id) && !u.is_deleted())
             .ok_or_else(|| EmulatorError::UnknownUser(id.into()))?;
         u.deleted_at = Some(Utc::now());
-        t.drop_memberships(id);
+        let id = u.id.clone();
+        let left = t.unlink_user(&id);
+        if let Some(u) = t.users.iter_mut().find(|u| u.id == id) {
+            u.groups_at_deletion = left;
+        }
         Ok(())
     }
 

@@ -154,6 +154,36 @@ async fn remove_member(State(c): Ctl, Path((t, g, u)): Path<(String, String, Str
     done(c.remove_group_member(&t, &g, &u))
 }
 
+async fn get_manager(State(c): Ctl, Path((t, u)): Path<(String, String)>) -> Response {
+    match c.manager_of(&t, &u) {
+        Ok(m) => Json(json!({ "id": m })).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn put_manager(
+    State(c): Ctl,
+    Path((t, u)): Path<(String, String)>,
+    Json(b): Json<MemberBody>,
+) -> Response {
+    done(c.set_manager(&t, &u, &b.id))
+}
+
+async fn delete_manager(State(c): Ctl, Path((t, u)): Path<(String, String)>) -> Response {
+    done(c.clear_manager(&t, &u))
+}
+
+async fn deleted_users(State(c): Ctl, Path(t): Path<String>) -> Response {
+    match c.deleted_users(&t) {
+        Ok(users) => Json(users).into_response(),
+        Err(e) => err(e),
+    }
+}
+
+async fn purge_deleted(State(c): Ctl, Path((t, u)): Path<(String, String)>) -> Response {
+    done(c.purge_deleted_user(&t, &u))
+}
+
 #[derive(Deserialize)]
 struct LogQuery {
     tenant: Option<String>,
@@ -227,6 +257,18 @@ pub(crate) fn router(control: EmulatorControl) -> Router {
         .route(
             "/_emulator/tenants/{tenant}/users/{id}",
             patch(edit).delete(remove),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/users/{id}/manager",
+            get(get_manager).put(put_manager).delete(delete_manager),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/deleted-users",
+            get(deleted_users),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/deleted-users/{id}",
+            delete(purge_deleted),
         )
         .route(
             "/_emulator/tenants/{tenant}/groups",

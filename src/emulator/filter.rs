@@ -42,20 +42,20 @@ pub(crate) enum FVal {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Str,
     Bool,
     List,
 }
 
 /// (canonical name, kind, startsWith by default, endsWith in advanced mode)
-type Prop = (&'static str, Kind, bool, bool);
+pub(crate) type Prop = (&'static str, Kind, bool, bool);
 
 /// The filterable properties of one resource type.
 pub(crate) struct Schema {
     /// As Graph names it in refusals ('User', 'Group').
-    resource: &'static str,
-    props: &'static [Prop],
+    pub(crate) resource: &'static str,
+    pub(crate) props: &'static [Prop],
 }
 
 /// Filterable user properties.

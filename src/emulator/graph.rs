@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::batch;
 use super::config::EmulatorConfig;
+use super::deleted_items;
 use super::errors::{code_for_status, message_for_status, Body, GraphResp};
 use super::groups;
 use super::listener::ConnHandle;
-use super::permissions::authorized;
+use super::permissions::{authorized, reads_lifecycle};
 use super::state::{Inner, Shared};
 use super::throttle::{base_resource_units, cost_from_base, Decision};
 use super::types::{FaultKind, LoggedRequest};
@@ -153,15 +154,15 @@ pub(crate) fn throttled_dispatch(
                 graph_base: &shared.graph_base(),
                 now,
                 replication: shared.scaled(inner.replication_delay),
+                read_lifecycle: reads_lifecycle(auth),
             };
-            let mut r = if call
-                .segments
-                .first()
-                .is_some_and(|s| s.eq_ignore_ascii_case("groups"))
-            {
-                groups::dispatch(inner, &env, call)
-            } else {
-                users::dispatch(inner, &env, call)
+            let first = call.segments.first().map(|s| s.to_ascii_lowercase());
+            let mut r = match first.as_deref() {
+                Some("groups") => groups::dispatch(inner, &env, call),
+                Some("directory") => {
+                    deleted_items::dispatch(inner, &env, call, shared.deleted_retention())
+                }
+                _ => users::dispatch(inner, &env, call),
             };
             r.headers
                 .push(("x-ms-resource-unit".into(), cost.resource_units.to_string()));

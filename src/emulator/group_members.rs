@@ -9,9 +9,9 @@ use super::group_props::{self, MEMBERS_BIND};
 use super::groups::find_index;
 use super::paging::{next_link, page_size, start_offset};
 use super::state::{GroupRecord, Tenant, UserRecord};
-use super::user_props::{self, DEFAULT_PROPS};
+use super::user_props::DEFAULT_PROPS;
 use super::users::{
-    body_object, method_not_allowed, not_found, segment_not_found, selection, Call, Env,
+    body_object, method_not_allowed, not_found, segment_not_found, selection, view, Call, Env,
 };
 
 /// "Up to 20 members can be added in a single request" (group-post-members,
@@ -63,7 +63,7 @@ pub(crate) fn dispatch(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp
 /// The object id an `@odata.id` or bind URL names:
 /// `https://graph.microsoft.com/v1.0/directoryObjects/{id}` (or `users/{id}`),
 /// with any host, or relative.
-fn referenced_id(url: &str) -> Option<String> {
+pub(crate) fn referenced_id(url: &str) -> Option<String> {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let mut parts = path.rsplit('/');
     let id = parts.next()?;
@@ -253,7 +253,7 @@ fn list(tenant: &Tenant, env: &Env, call: &Call, i: usize) -> Result<GraphResp, 
         .members
         .iter()
         .filter_map(|id| tenant.users.iter().find(|u| !u.is_deleted() && &u.id == id))
-        .map(|u| typed("user", user_props::project(u, &props)))
+        .map(|u| typed("user", view(env, u, &props)))
         .collect();
     page(env, call, &format!("groups/{}/members", g.id), &sel, items)
 }

@@ -50,6 +50,42 @@ const MEMBER_WRITE: &[&str] = &[
     "Directory.ReadWrite.All",
 ];
 
+/// "User.Read.All and User-LifeCycleInfo.ReadWrite.All", higher privileged
+/// "Not available" (graph/tutorial-lifecycle-workflows-set-employeeleavedatetime,
+/// linked from graph/api/resources/user, employeeLeaveDateTime): writing
+/// the leave date needs this role on top of the usual write role.
+const LIFECYCLE_WRITE: &[&str] = &["User-LifeCycleInfo.ReadWrite.All"];
+/// Reading employeeLeaveDateTime (graph/api/resources/user: "requires
+/// User-LifeCycleInfo.Read.All"; graph/permissions-reference).
+const LIFECYCLE_READ: &[&str] = &[
+    "User-LifeCycleInfo.Read.All",
+    "User-LifeCycleInfo.ReadWrite.All",
+];
+/// graph/api/directory-deleteditems-list and -get, for users: User.Read.All
+/// least privileged; User.DeleteRestore.All ("delete and restore all users",
+/// permissions-reference) has to find what it restores.
+const DELETED_READ: &[&str] = &[
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "User.DeleteRestore.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// graph/api/directory-deleteditems-restore and -delete, for users:
+/// User.DeleteRestore.All least privileged, User.ReadWrite.All (the role
+/// the older page named) and Directory.ReadWrite.All higher.
+const DELETED_WRITE: &[&str] = &[
+    "User.DeleteRestore.All",
+    "User.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+
+/// Whether the token may read employeeLeaveDateTime; without, Graph leaves
+/// the property null rather than refusing the whole read.
+pub(crate) fn reads_lifecycle(auth: &Auth) -> bool {
+    holds(auth, LIFECYCLE_READ)
+}
+
 fn holds(auth: &Auth, any_of: &[&str]) -> bool {
     auth.roles
         .iter()
@@ -63,10 +99,18 @@ pub(crate) fn authorized(auth: &Auth, call: &Call) -> bool {
     if seg(0, "groups") {
         return holds(auth, group_roles(call, get));
     }
+    if seg(0, "directory") {
+        return holds(auth, if get { DELETED_READ } else { DELETED_WRITE });
+    }
+    if !get && writes_leave_date(call) && !holds(auth, LIFECYCLE_WRITE) {
+        return false;
+    }
     if segs.len() == 3 && seg(2, "memberOf") {
         // user-list-memberof: "User.Read.All and GroupMember.Read.All" at least.
         return holds(auth, USER_READ) && holds(auth, GROUP_READ);
     }
+    // Manager reads and writes (graph/api/user-list-manager, user-post-manager,
+    // user-delete-manager) need the same roles as any user read or write.
     let revoke = segs
         .last()
         .is_some_and(|s| s.to_ascii_lowercase().ends_with("revokesigninsessions"));
@@ -95,4 +139,18 @@ fn group_roles(call: &Call, get: bool) -> &'static [&'static str] {
     } else {
         GROUP_WRITE
     }
+}
+
+/// A user create or update that sets employeeLeaveDateTime (even to null).
+fn writes_leave_date(call: &Call) -> bool {
+    let users = call
+        .segments
+        .first()
+        .is_some_and(|s| s.eq_ignore_ascii_case("users"));
+    users
+        && call.segments.len() <= 2
+        && call
+            .body
+            .and_then(|b| b.as_object())
+            .is_some_and(|b| b.keys().any(|k| k == "employeeLeaveDateTime"))
 }

@@ -54,6 +54,11 @@ impl Shared {
         format!("{}/v1.0", self.base_url)
     }
 
+    /// How long deleted items are kept, divided by the time scale.
+    pub(crate) fn deleted_retention(&self) -> Duration {
+        self.scaled(Duration::from_millis(self.cfg.deleted_items_retention_ms))
+    }
+
     /// Microsoft time divided by the time scale.
     pub(crate) fn scaled(&self, d: Duration) -> Duration {
         d.div_f64(self.cfg.time_scale)
@@ -86,10 +91,29 @@ impl Tenant {
     /// A deleted user leaves every group it was in: Graph lists no deleted
     /// object among a group's members (graph/api/group-list-members lists
     /// directory objects, and a deleted one is no longer in the directory).
-    pub(crate) fn drop_memberships(&mut self, user_id: &str) {
+    /// It is no one's manager any more either (graph/api/user-list-manager
+    /// returns directory objects, and a deleted one is not in the directory).
+    /// Returns the ids of the groups it left, which a restore gives back:
+    /// "The user is also restored to any groups they were a member of"
+    /// (https://learn.microsoft.com/graph/api/user-delete).
+    pub(crate) fn unlink_user(&mut self, user_id: &str) -> Vec<String> {
+        let mut left = Vec::new();
         for g in &mut self.groups {
+            let before = g.members.len();
             g.members.retain(|m| !m.eq_ignore_ascii_case(user_id));
+            if g.members.len() != before {
+                left.push(g.id.clone());
+            }
         }
+        for u in &mut self.users {
+            if u.manager
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(user_id))
+            {
+                u.manager = None;
+            }
+        }
+        left
     }
 }
 
@@ -164,6 +188,10 @@ pub(crate) struct UserRecord {
     /// served by Graph, the control API's user views or the request log.
     pub last_password: Option<String>,
     pub created_via_graph: bool,
+    /// The manager's user id (graph/api/user-post-manager).
+    pub manager: Option<String>,
+    /// The groups a soft-deleted user was in, given back on restore.
+    pub groups_at_deletion: Vec<String>,
 }
 
 impl UserRecord {
@@ -199,6 +227,8 @@ impl UserRecord {
             password_set_count: 0,
             last_password: None,
             created_via_graph: false,
+            manager: None,
+            groups_at_deletion: Vec::new(),
         }
     }
 
@@ -247,6 +277,7 @@ impl UserRecord {
             revoke_sign_in_sessions_count: self.revoke_count,
             password_set_count: self.password_set_count,
             created_via_graph: self.created_via_graph,
+            manager: self.manager.clone(),
         }
     }
 }

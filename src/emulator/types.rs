@@ -60,6 +60,8 @@ pub struct EmulatedUser {
     pub password_set_count: u32,
     /// Whether created through Graph (false for seeded users).
     pub created_via_graph: bool,
+    /// The manager's user id.
+    pub manager: Option<String>,
 }
 
 /// Running totals of what reached the emulator for one tenant, kept

@@ -4,10 +4,11 @@ use serde_json::{json, Map, Value};
 
 use super::errors::GraphResp;
 use super::filter;
+use super::manager::{self, expansion};
 use super::paging::{next_link, page_size, start_offset};
 use super::state::{Tenant, UserRecord};
 use super::user_props::{self, DEFAULT_PROPS};
-use super::users::{context, q, selection, Call, Env};
+use super::users::{context, q, selection, view, Call, Env};
 
 pub(super) fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
     list_page(tenant, env, call).unwrap_or_else(|refused| refused)
@@ -19,6 +20,7 @@ pub(super) fn list(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
 fn list_page(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, GraphResp> {
     check_query_options(call)?;
     let sel = selection(call)?;
+    let expand = expansion(call)?;
     let page = page_size(call)?;
     let count_requested = q(call, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true"));
     let advanced = call.eventual && count_requested;
@@ -41,7 +43,11 @@ fn list_page(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, Graph
     let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
     let value: Vec<Value> = users[start..end]
         .iter()
-        .map(|u| Value::Object(user_props::project(u, &props)))
+        .map(|u| {
+            let mut obj = view(env, u, &props);
+            manager::expand_into(&mut obj, tenant, env, u, expand.as_ref());
+            Value::Object(obj)
+        })
         .collect();
     let mut obj = Map::new();
     obj.insert("@odata.context".into(), json!(context(env, &sel, false)));
@@ -63,7 +69,7 @@ fn check_query_options(call: &Call) -> Result<(), GraphResp> {
     for (k, _) in call.query {
         let k = k.to_ascii_lowercase();
         match k.as_str() {
-            "$select" | "$filter" | "$top" | "$skiptoken" | "$count" | "$orderby" => {}
+            "$select" | "$filter" | "$top" | "$skiptoken" | "$count" | "$orderby" | "$expand" => {}
             "$skip" => {
                 return Err(GraphResp::error(
                     400,
@@ -78,7 +84,7 @@ fn check_query_options(call: &Call) -> Result<(), GraphResp> {
                     "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
                 ))
             }
-            "$search" | "$expand" => {
+            "$search" => {
                 return Err(GraphResp::error(
                     400,
                     "Request_UnsupportedQuery",

@@ -63,6 +63,11 @@ const MODELLED: &[&str] = &[
     "userType",
 ];
 
+/// Edm.DateTimeOffset properties, returned only on `$select`
+/// (https://learn.microsoft.com/graph/api/resources/user: employeeHireDate,
+/// employeeLeaveDateTime); stored in UTC, as Graph answers them.
+pub(crate) const DATES: &[&str] = &["employeeHireDate", "employeeLeaveDateTime"];
+
 const READ_ONLY: &[&str] = &["id", "proxyAddresses", "createdDateTime", "deletedDateTime"];
 
 /// Canonical name of a property, case-insensitively (for `$select`).
@@ -70,6 +75,7 @@ pub(crate) fn canonical(name: &str) -> Option<&'static str> {
     MODELLED
         .iter()
         .chain(OTHER_STRINGS)
+        .chain(DATES)
         .find(|p| p.eq_ignore_ascii_case(name))
         .copied()
 }
@@ -257,6 +263,11 @@ fn set_property(
             Value::String(s) if s == "Member" || s == "Guest" => {}
             _ => return Err(invalid_value(key)),
         },
+        k if DATES.contains(&k) => {
+            let d = date_time(v)?;
+            u.other
+                .insert(k.to_string(), d.map_or(Value::Null, Value::String));
+        }
         k if OTHER_STRINGS.contains(&k) => {
             let s = string_or_null(v, key, true)?;
             match s {
@@ -275,6 +286,24 @@ fn set_property(
         }
     }
     Ok(())
+}
+
+/// An ISO 8601 date and time with its offset ("2022-09-30T23:59:59Z"),
+/// kept in UTC; anything else is refused the way OData refuses a literal
+/// of the wrong type (https://learn.microsoft.com/graph/api/resources/user,
+/// employeeHireDate: "The Timestamp type represents date and time
+/// information using ISO 8601 format and is always in UTC").
+fn date_time(v: &Value) -> Result<Option<String>, GraphResp> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| {
+                let utc = d.with_timezone(&chrono::Utc);
+                Some(utc.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            })
+            .map_err(|_| not_convertible(v, "Edm.DateTimeOffset")),
+        other => Err(not_convertible(other, "Edm.DateTimeOffset")),
+    }
 }
 
 fn usage_location(v: &Value, key: &str) -> Result<String, GraphResp> {

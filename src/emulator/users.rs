@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::errors::{Body, GraphResp};
 use super::group_members::member_of;
+use super::manager::{self, expansion};
 use super::state::{Inner, Tenant, UserRecord};
 use super::user_list::list;
 use super::user_props::{self, DEFAULT_PROPS};
@@ -29,6 +30,8 @@ pub(crate) struct Env<'a> {
     pub now: Instant,
     /// Replication delay already divided by the time scale.
     pub replication: Duration,
+    /// The token may read employeeLeaveDateTime (see `permissions`).
+    pub read_lifecycle: bool,
 }
 
 pub(super) fn not_found(key: &str) -> GraphResp {
@@ -49,7 +52,7 @@ pub(super) fn method_not_allowed() -> GraphResp {
     )
 }
 
-fn denied() -> GraphResp {
+pub(super) fn denied() -> GraphResp {
     // Admins need the app to hold a higher directory role:
     // https://learn.microsoft.com/graph/api/user-delete#permissions
     GraphResp::error(
@@ -102,6 +105,9 @@ pub(crate) fn dispatch(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
         (3, "GET") if segs[2].eq_ignore_ascii_case("memberOf") => {
             member_of(tenant, env, call, &segs[1])
         }
+        (3 | 4, _) if segs[2].eq_ignore_ascii_case("manager") => {
+            manager::dispatch(tenant, env, call)
+        }
         (3, method)
             if segs[2].eq_ignore_ascii_case("revokeSignInSessions")
                 || segs[2].eq_ignore_ascii_case("microsoft.graph.revokeSignInSessions") =>
@@ -117,7 +123,11 @@ pub(crate) fn dispatch(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
 }
 
 /// By id or userPrincipalName, among users readable right now.
-fn find<'a>(tenant: &'a mut Tenant, key: &str, now: Instant) -> Option<&'a mut UserRecord> {
+pub(super) fn find<'a>(
+    tenant: &'a mut Tenant,
+    key: &str,
+    now: Instant,
+) -> Option<&'a mut UserRecord> {
     tenant.users.iter_mut().find(|u| {
         u.is_visible(now) && (u.id.eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
     })
@@ -160,13 +170,19 @@ fn get_one(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp 
         Ok(s) => s,
         Err(e) => return e,
     };
+    let expand = match expansion(call) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
     let Some(u) = find(tenant, key, env.now) else {
         return not_found(key);
     };
     let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
     let mut obj = Map::new();
     obj.insert("@odata.context".into(), json!(context(env, &sel, true)));
-    obj.extend(user_props::project(u, &props));
+    let u = u.clone();
+    obj.extend(view(env, &u, &props));
+    manager::expand_into(&mut obj, tenant, env, &u, expand.as_ref());
     GraphResp::json(200, Value::Object(obj))
 }
 
@@ -189,6 +205,19 @@ fn count(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp {
         headers: Vec::new(),
         body: Body::Text(n.to_string()),
     }
+}
+
+/// The properties of a user as this token may read them: without a
+/// User-LifeCycleInfo role employeeLeaveDateTime comes back null (see
+/// `permissions::reads_lifecycle`).
+pub(super) fn view(env: &Env, u: &UserRecord, props: &[&str]) -> Map<String, Value> {
+    let mut m = user_props::project(u, props);
+    if !env.read_lifecycle {
+        if let Some(v) = m.get_mut("employeeLeaveDateTime") {
+            *v = Value::Null;
+        }
+    }
+    m
 }
 
 pub(super) fn body_object<'a>(call: &'a Call) -> Result<&'a Map<String, Value>, GraphResp> {
@@ -236,7 +265,7 @@ fn create(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
         "@odata.context".into(),
         json!(format!("{}/$metadata#users/$entity", env.graph_base)),
     );
-    obj.extend(user_props::project(&u, DEFAULT_PROPS));
+    obj.extend(view(env, &u, DEFAULT_PROPS));
     tenant.users.push(u);
     GraphResp::json(201, Value::Object(obj))
 }
@@ -278,7 +307,10 @@ fn delete(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
     // https://learn.microsoft.com/graph/api/user-delete
     u.deleted_at = Some(Utc::now());
     let id = u.id.clone();
-    tenant.drop_memberships(&id);
+    let left = tenant.unlink_user(&id);
+    if let Some(u) = tenant.users.iter_mut().find(|u| u.id == id) {
+        u.groups_at_deletion = left;
+    }
     GraphResp::empty(204)
 }
 

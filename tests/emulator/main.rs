@@ -9,12 +9,15 @@
 )]
 mod batch_rules;
 mod batch_throttle;
+mod deleted_items;
+mod employee;
 mod faults_log;
 mod group_members;
 mod groups;
 mod helpers;
 mod limiter;
 mod login;
+mod manager;
 mod queries;
 mod tls;
 mod users;
