@@ -16,14 +16,15 @@ use super::config::{AppRegistration, TenantSpec};
 use super::errors::login_error;
 use super::graph::{header, random_noise};
 use super::listener::ConnHandle;
+use super::login_request::{
+    basic_credentials, check_endpoint, check_scope, client_id_and_secret, missing, one_method_only,
+    param,
+};
 use super::state::{Shared, TokenRecord};
 use super::types::{FaultKind, LoggedRequest};
-use super::util::{base64_decode, format_seconds, new_guid, percent_decode, random_hex};
+use super::util::{format_seconds, new_guid, random_hex};
 
-const GRAPH_RESOURCE: &str = "https://graph.microsoft.com";
-const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-
-struct Failure {
+pub(super) struct Failure {
     status: u16,
     error: &'static str,
     code: u32,
@@ -32,7 +33,12 @@ struct Failure {
     retry_after: Option<f64>,
 }
 
-fn fail(status: u16, error: &'static str, code: u32, description: impl Into<String>) -> Failure {
+pub(super) fn fail(
+    status: u16,
+    error: &'static str,
+    code: u32,
+    description: impl Into<String>,
+) -> Failure {
     Failure {
         status,
         error,
@@ -40,15 +46,6 @@ fn fail(status: u16, error: &'static str, code: u32, description: impl Into<Stri
         description: description.into(),
         retry_after: None,
     }
-}
-
-fn missing(name: &str) -> Failure {
-    fail(
-        400,
-        "invalid_request",
-        900144,
-        format!("The request body must contain the following parameter: '{name}'."),
-    )
 }
 
 fn reply(status: u16, body: &Value) -> Response<HttpBody> {
@@ -61,21 +58,6 @@ fn reply(status: u16, body: &Value) -> Response<HttpBody> {
         .unwrap_or_else(|_| Response::new(HttpBody::empty()))
 }
 
-/// HTTP Basic client authentication (RFC 6749 section 2.3.1), which the
-/// client credentials page says is also supported.
-fn basic_credentials(h: &HeaderMap) -> Option<(String, String)> {
-    let v = header(h, "authorization")?;
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(base64_decode(rest)?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    // Both parts are form-urlencoded before being joined (RFC 6749 2.3.1).
-    let dec = |s: &str| percent_decode(&s.replace('+', " "));
-    Some((dec(id), dec(secret)))
-}
-
 struct Issued {
     tenant_id: String,
     client_id: String,
@@ -84,23 +66,6 @@ struct Issued {
     /// The app roles granted in the tenant now; the token keeps them for
     /// its lifetime, whatever the admin changes meanwhile.
     roles: Vec<String>,
-}
-
-/// A form parameter, when present and not empty.
-fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    params
-        .get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-}
-
-fn one_method_only() -> Failure {
-    fail(
-        400,
-        "invalid_request",
-        90023,
-        "The request must use only one client authentication method.",
-    )
 }
 
 fn unavailable(status: u16) -> Failure {
@@ -155,94 +120,6 @@ fn issue(
         lifetime,
         roles: tenant.permissions.clone(),
     })
-}
-
-/// The tenant segment must name one tenant, and the grant must be client credentials.
-fn check_endpoint(tenant_seg: &str, grant: &str) -> Result<(), Failure> {
-    let t = tenant_seg.to_ascii_lowercase();
-    if t == "common" || t == "consumers" {
-        return Err(fail(
-            400,
-            "invalid_request",
-            9001023,
-            "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
-        ));
-    }
-    if t == "organizations" {
-        // Client credentials need a tenant: "The directory tenant the
-        // application plans to operate against, in GUID or domain-name format."
-        return Err(fail(
-            400,
-            "invalid_request",
-            50059,
-            "No tenant-identifying information found in either the request or implied by any provided credentials.",
-        ));
-    }
-    if grant != "client_credentials" {
-        return Err(fail(
-            400,
-            "unsupported_grant_type",
-            70003,
-            format!("The app requested an unsupported grant type '{grant}'."),
-        ));
-    }
-    Ok(())
-}
-
-/// The client id, and the secret if one was sent, from HTTP Basic or the body.
-fn client_id_and_secret(
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<(String, Option<String>), Failure> {
-    let basic = basic_credentials(headers);
-    if basic.is_some() && param(params, "client_secret").is_some() {
-        // RFC 6749 2.3: no more than one authentication method per request.
-        return Err(one_method_only());
-    }
-    match basic {
-        Some((id, secret)) => {
-            if param(params, "client_id").is_some_and(|b| !b.eq_ignore_ascii_case(&id)) {
-                return Err(fail(
-                    400,
-                    "invalid_request",
-                    90023,
-                    "The client_id in the request body does not match the client credentials.",
-                ));
-            }
-            Ok((id, Some(secret)))
-        }
-        None => {
-            let id = param(params, "client_id")
-                .ok_or_else(|| missing("client_id"))?
-                .to_string();
-            Ok((id, param(params, "client_secret").map(str::to_string)))
-        }
-    }
-}
-
-/// Client credentials take the resource's `/.default` scope and nothing else.
-fn check_scope(scope: &str) -> Result<(), Failure> {
-    let valid_scope = [GRAPH_RESOURCE, GRAPH_APP_ID].iter().any(|r| {
-        scope.eq_ignore_ascii_case(&format!("{r}/.default"))
-            || scope.eq_ignore_ascii_case(&format!("{r}//.default"))
-    });
-    if valid_scope {
-        return Ok(());
-    }
-    if !scope.contains("/.default") && !scope.contains(' ') {
-        return Err(fail(
-            400,
-            "invalid_scope",
-            1002012,
-            format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
-        ));
-    }
-    Err(fail(
-        400,
-        "invalid_scope",
-        70011,
-        format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
-    ))
 }
 
 /// The tenant the URL names and the app registration, read under one lock

@@ -24,6 +24,7 @@ mod group_props;
 mod groups;
 mod listener;
 mod login;
+mod login_request;
 mod manager;
 mod paging;
 mod permissions;
