@@ -394,3 +394,36 @@ async fn deleting_a_user_that_was_never_linked_touches_nothing_in_entra() {
     assert!(app.writes().is_empty(), "{:#?}", app.writes());
     app.stop_daemon().await;
 }
+
+#[tokio::test]
+async fn a_leaver_whose_row_entra_would_refuse_is_still_suspended_and_the_profile_parked() {
+    let mut app = TestApp::spawn().await;
+    app.connect_both().await;
+    app.start_daemon();
+    app.hire(CONTOSO, "nia@contoso.com", "Nia", "Cole", "Nurse");
+    app.converged().await;
+    app.control.replicate_now();
+    // She leaves, and the same edit puts a NUL into her department: the
+    // profile cannot go to Entra, the suspension must.
+    app.plumm(
+        "UPDATE users SET status = 'inactive', department = 'Ward' || char(0) || '7'
+         WHERE email = 'nia@contoso.com'",
+    );
+    app.converged().await;
+    let nia = app.entra(T1, "nia@contoso.com").unwrap();
+    assert!(!nia.account_enabled, "suspended despite the refused field");
+    assert_eq!(nia.revoke_sign_in_sessions_count, 1, "and signed out");
+    assert_eq!(
+        nia.department.as_deref(),
+        Some("Engineering"),
+        "the refused value never reached Entra"
+    );
+    let parked = app.state().parked(None).unwrap();
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    assert!(
+        parked[0].reason.contains("department"),
+        "{}",
+        parked[0].reason
+    );
+    app.stop_daemon().await;
+}

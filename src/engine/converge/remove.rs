@@ -80,7 +80,7 @@ impl Job<'_> {
         // At most one hop: the linked object is gone but another account
         // carries the person's identifiers (restored, or re-created by hand).
         for _ in 0..2 {
-            match self.retire_one(link).await? {
+            match self.retire_one(link, false).await? {
                 Ok(done) => return Ok(done),
                 Err(Missing::NotFound) => {}
             }
@@ -96,9 +96,28 @@ impl Job<'_> {
         ))
     }
 
+    /// Suspends a linked account and keeps the link: a leaver whose Plumm
+    /// row cannot be synced as it is (a field Entra would refuse) is still
+    /// blocked from signing in. `None` once the account is suspended (or
+    /// gone); otherwise how the suspension ended (deferred, held...).
+    pub(super) async fn suspend_keeping_link(
+        &self,
+        link: Link,
+    ) -> Result<Option<Converged>, StoreError> {
+        Ok(match self.retire_one(link, true).await? {
+            Ok(Converged::Done) | Err(Missing::NotFound) => None,
+            Ok(other) => Some(other),
+        })
+    }
+
     /// One linked object: `Err(NotFound)` when Entra has no such object
-    /// although it is old enough to be visible.
-    async fn retire_one(&self, mut link: Link) -> Result<Result<Converged, Missing>, StoreError> {
+    /// although it is old enough to be visible. With `keep`, the account is
+    /// suspended whatever `on_delete` says and the link stays.
+    async fn retire_one(
+        &self,
+        mut link: Link,
+        keep: bool,
+    ) -> Result<Result<Converged, Missing>, StoreError> {
         // Right after a create Graph may answer 404 until the object has
         // replicated: retried like an update, never taken as "already gone"
         // (devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra).
@@ -110,13 +129,18 @@ impl Job<'_> {
                 ReadBack::Stop(c) => return Ok(Ok(c)),
             }
         }
-        let on_delete = self.s.on_delete;
+        let on_delete = if keep {
+            OnDelete::Suspend
+        } else {
+            self.s.on_delete
+        };
         let revoke = self.s.revoke_sessions_on_suspend;
         let plan = plan_removal(on_delete, &link.pushed, revoke);
         // Suspended earlier, but the sign-out did not go through yet.
         let owed = link.revoke_owed && on_delete != OnDelete::Ignore;
         let req = match plan.action {
             Action::Nothing if owed => None,
+            Action::Nothing if keep => return Ok(Ok(Converged::Done)),
             Action::Nothing => {
                 self.state().remove_link(link.user)?;
                 return Ok(Ok(self.skipped(match on_delete {
@@ -143,6 +167,7 @@ impl Job<'_> {
                         Action::Delete => {
                             "left; on_delete = delete (restorable in Entra for 30 days)"
                         }
+                        _ if keep => "inactive in Plumm: suspended (account kept, sign-in blocked)",
                         _ => "left; on_delete = suspend (account kept, sign-in blocked)",
                     };
                     self.done(plan.action, &sent, n, Some(detail.into()));
@@ -172,7 +197,9 @@ impl Job<'_> {
                 return Ok(Ok(c));
             }
         }
-        self.state().remove_link(link.user)?;
+        if !keep {
+            self.state().remove_link(link.user)?;
+        }
         Ok(Ok(Converged::Done))
     }
 

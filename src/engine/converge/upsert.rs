@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::lookup::ReadBack;
 use super::{age, Converged, Job};
-use crate::domain::EntraObjectId;
+use crate::domain::{EntraObjectId, PlummStatus};
 use crate::engine::retry::CallFailed;
 use crate::graph::{request, Failure, Sent};
 use crate::mapping::DesiredUser;
@@ -53,6 +53,15 @@ impl Job<'_> {
                         "user {} ({}) cannot be synced: {invalid}",
                         self.user.id, self.user.email
                     );
+                    // Fail closed: a field Entra would refuse never keeps a
+                    // leaver's account enabled; the profile waits, parked.
+                    if self.user.status == PlummStatus::Inactive {
+                        if let Some(l) = link.take() {
+                            if let Some(c) = self.suspend_keeping_link(l).await? {
+                                return Ok(c);
+                            }
+                        }
+                    }
                     return self.park(Action::Validate, None, reason);
                 }
             };
