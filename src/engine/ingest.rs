@@ -306,5 +306,25 @@ mod tests {
             Handover::PlummBehind { .. }
         ));
         assert_eq!(state.claim_resync_requests().unwrap().len(), 2);
+
+        // Plumm's file restored from a backup taken while its watermark was
+        // in step: its next outbox ids are ones this database already
+        // passed. Found by the sequence, and the new rows are read.
+        let cursor = state.outbox_cursor().unwrap();
+        plumm
+            .connection()
+            .execute(
+                "UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'entra_outbox'",
+                [cursor - 3],
+            )
+            .unwrap();
+        plumm.set_handover_watermark(cursor - 3).unwrap();
+        state.note_consumed(cursor - 3).unwrap();
+        assert!(matches!(
+            reconcile(&mut plumm, &state).unwrap(),
+            Handover::PlummBehind { .. }
+        ));
+        hire(&mut plumm, 1);
+        assert_eq!(ingestor.ingest_available().unwrap().0, 1, "not lost");
     }
 }

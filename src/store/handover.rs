@@ -45,6 +45,19 @@ impl Handover {
 /// (trigger `handover`). Runs before anything reads or removes outbox rows.
 pub fn reconcile(plumm: &mut PlummDb, state: &StateDb) -> Result<Handover, StoreError> {
     let (cursor, consumed) = state.handover_cursors()?;
+    // Plumm's outbox hands out ids above the highest it ever gave; below
+    // the state's cursor, its next rows would be taken as read and lost:
+    // Plumm's file is older than this database (restored from a backup).
+    let sequence = plumm.outbox_sequence()?;
+    if sequence < cursor {
+        let mark = plumm.handover_watermark()?.unwrap_or(0).min(sequence);
+        state.adopt_watermark(mark)?;
+        plumm.set_handover_watermark(mark)?;
+        return Ok(Handover::PlummBehind {
+            state: cursor,
+            plumm: mark,
+        });
+    }
     let Some(mark) = plumm.handover_watermark()? else {
         plumm.set_handover_watermark(cursor)?;
         state.note_consumed(cursor)?;

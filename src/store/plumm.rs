@@ -81,6 +81,20 @@ impl PlummDb {
         Ok(n)
     }
 
+    /// The highest outbox id SQLite ever handed out (`AUTOINCREMENT` keeps
+    /// it in `sqlite_sequence`); 0 before the first row.
+    pub fn outbox_sequence(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'entra_outbox'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .ctx("reading the outbox's sequence")
+    }
+
     /// The last outbox row handed over to a state database (`None` before
     /// the first hand-over).
     pub fn handover_watermark(&self) -> Result<Option<i64>, StoreError> {
