@@ -4,12 +4,13 @@ use crate::store::handover::{reconcile, Handover};
 use crate::store::{PlummDb, StateDb, StoreError};
 
 /// Compares the watermarks of both databases, queues a resync when they
-/// disagree, and logs what was found and what happens next.
-pub(super) fn check(plumm: &mut PlummDb, state: &StateDb, once: bool) -> Result<(), StoreError> {
+/// disagree, and logs what was found and what happens next. True when a
+/// resync is owed.
+pub(super) fn check(plumm: &mut PlummDb, state: &StateDb, once: bool) -> Result<bool, StoreError> {
     let found = reconcile(plumm, state)?;
     let companies = state.connections()?.len();
     let next = if once {
-        "the next `entra-daemon run` resyncs"
+        "this run resyncs"
     } else {
         "resyncing"
     };
@@ -47,5 +48,5 @@ pub(super) fn check(plumm: &mut PlummDb, state: &StateDb, once: bool) -> Result<
             missed(p, s)
         ),
     }
-    Ok(())
+    Ok(found.resyncs())
 }

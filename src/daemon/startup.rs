@@ -203,12 +203,18 @@ async fn run_with(
     };
     let mut plumm = plumm;
     // Before any outbox row is read or removed: the cursor may move.
-    super::handover::check(&mut plumm, &state, once)?;
+    let owed = super::handover::check(&mut plumm, &state, once)?;
     let mut ingestor = Ingestor::new(plumm, state.clone());
     // Outbox rows recorded before a crash but not yet removed from Plumm's file.
     ingestor.consume_recorded()?;
     let shutdown = run.shutdown.clone();
     if once {
+        // A daemon run from cron must not leave the missed changes (a
+        // suspension among them) to a `run` that may never come. The
+        // request stays queued: a later daemon repeats it, harmlessly.
+        if owed {
+            handover_resync(&run, &state, &graph, &policy).await?;
+        }
         ingestor.ingest_available()?;
         ingestor.consume_recorded()?;
         return Ok(dispatcher.run(shutdown, true).await);
@@ -252,6 +258,35 @@ async fn run_with(
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     Ok(report)
+}
+
+/// Resyncs every connected company after a hand-over check found a
+/// database older than the other (`run --once`; the daemon's resync loop
+/// does it otherwise).
+async fn handover_resync(
+    run: &Run,
+    state: &Arc<StateDb>,
+    graph: &Arc<GraphClient>,
+    policy: &PolicyRx,
+) -> Result<(), StartupError> {
+    let resync = crate::resync::Resync {
+        plumm_database: run.settings.plumm.database.clone(),
+        policy: policy.clone(),
+        state: state.clone(),
+        graph: graph.clone(),
+        wake: None,
+        progress: run.progress.clone(),
+    };
+    let opts = crate::resync::RunOptions {
+        trigger: crate::resync::Trigger::Handover,
+        dry_run: false,
+        allow_mass_deprovision: false,
+    };
+    for conn in state.connections()? {
+        let report = resync.company(&conn, opts).await;
+        tracing::info!(company = %conn.company, "hand-over resync: {}", report.summary());
+    }
+    Ok(())
 }
 
 /// The daemon as `entra-daemon run` starts it: [`run`], plus the connect

@@ -179,6 +179,14 @@ async fn a_state_database_restored_from_an_older_backup_catches_up_without_dupli
             && log.contains("every connected company (1)"),
         "{log}"
     );
+    // A `--once` run (from cron, say) resyncs itself: the suspensions
+    // missed with the newer state database are carried out now.
+    for leaver in ["p3@contoso.com", "p55@contoso.com", "p6@contoso.com"] {
+        assert!(
+            !app.entra(T1, leaver).unwrap().account_enabled,
+            "{leaver} suspended by run --once: {log}"
+        );
+    }
     let restarted = Instant::now();
     app.start_daemon();
     wait_for("the hand-over resync", Duration::from_secs(15), || {
