@@ -172,10 +172,14 @@ pub fn spawn_watcher(
                     seen = None;
                     retry_held = None;
                 }
-                match watch_once(&mut ingestor, &mut seen).and_then(|r| {
-                    ingestor.consume_due()?;
-                    Ok(r)
-                }) {
+                let watched = watch_once(&mut ingestor, &mut seen);
+                // Rows just recorded are worked on even when their removal
+                // from Plumm's file must wait (Plumm's write lock is busy):
+                // it is tried again on the next round.
+                if let Err(e) = ingestor.consume_due() {
+                    tracing::warn!("outbox watcher, removing recorded rows: {e}");
+                }
+                match watched {
                     Ok((changed, held)) => {
                         if held {
                             retry_held = Some(std::time::Instant::now() + HELD_RETRY);

@@ -95,8 +95,9 @@ impl StateDb {
     /// Up to `n` accounts of the company the daemon manages and may change
     /// (not parked), other than `except`'s, with when they were linked:
     /// a write that changes nothing to one of them tells whether a 403 was
-    /// about an account or about the app. Oldest links first: long
-    /// replicated, and least likely to be new administrators.
+    /// about an account or about the app. Accounts the daemon created
+    /// first (never administrators when made), then the oldest links:
+    /// long replicated.
     pub fn write_witnesses(
         &self,
         company: CompanyId,
@@ -109,7 +110,7 @@ impl StateDb {
                 "SELECT entra_id, linked_at FROM links
                  WHERE company_id = ?1 AND (?2 IS NULL OR plumm_user_id <> ?2)
                    AND plumm_user_id NOT IN (SELECT plumm_user_id FROM parked)
-                 ORDER BY linked_at, plumm_user_id LIMIT ?3",
+                 ORDER BY created_by_us DESC, linked_at, plumm_user_id LIMIT ?3",
             )
             .ctx("choosing accounts to check write access with")?;
         let rows = stmt
