@@ -73,7 +73,15 @@ pub enum BackupError {
     Store(#[from] StoreError),
     #[error("the copy failed its integrity check ({0}); nothing was written to the destination")]
     Check(String),
+    #[error(
+        "the state database stayed locked for {0:?}; nothing was written to the destination: \
+         try again, or stop whatever holds it (a `VACUUM`, another backup)"
+    )]
+    Locked(Duration),
 }
+
+/// How long the source may stay locked (busy) before the backup gives up.
+const LOCKED_AT_MOST: Duration = Duration::from_secs(60);
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
     move |source| BackupError::Io {
@@ -157,6 +165,7 @@ fn copy(
 ) -> Result<(u64, u32), BackupError> {
     let backup = Backup::new(src, dst).map_err(sql("starting the backup"))?;
     let (mut step, mut restarts, mut last_remaining) = (opts.pages_per_step.max(1), 0, None);
+    let mut locked_since: Option<std::time::Instant> = None;
     loop {
         let result = backup.step(step).map_err(sql("copying pages"))?;
         let p = backup.progress();
@@ -177,7 +186,15 @@ fn copy(
         });
         match result {
             StepResult::Done => return Ok((total, restarts)),
-            StepResult::More | StepResult::Busy | StepResult::Locked => {
+            StepResult::More => {
+                locked_since = None;
+                std::thread::sleep(opts.pause)
+            }
+            StepResult::Busy | StepResult::Locked => {
+                let since = *locked_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > LOCKED_AT_MOST {
+                    return Err(BackupError::Locked(LOCKED_AT_MOST));
+                }
                 std::thread::sleep(opts.pause)
             }
             // The enum is non-exhaustive; anything new is worth a retry.
