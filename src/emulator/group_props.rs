@@ -280,6 +280,24 @@ pub(crate) fn apply(
         }
         set_property(&mut g, k, v)?;
     }
+    // A group's kind is chosen at creation: an update neither turns a
+    // security group into a Microsoft 365 group nor back, and
+    // "HiddenMembership can be set only for Microsoft 365 groups when the
+    // groups are created" (resources/group, visibility).
+    if !creating
+        && (g.is_unified() != base.is_unified()
+            || (g.visibility != base.visibility
+                && g.visibility.as_deref() == Some("HiddenMembership")))
+    {
+        return Err(GraphResp::error(
+            400,
+            "Request_BadRequest",
+            "Updates to groupTypes or to a HiddenMembership visibility are not supported after the group is created.",
+        ));
+    }
+    if creating && g.visibility.as_deref() == Some("HiddenMembership") && !g.is_unified() {
+        return Err(invalid_value("visibility"));
+    }
     if creating {
         for p in [
             "displayName",

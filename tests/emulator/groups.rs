@@ -105,6 +105,22 @@ async fn a_security_group_is_created_read_and_found_by_name_and_nickname() {
     let (s, _, v) = g.get("/groups?$select=userPrincipalName").await;
     assert_eq!(s, 400);
     assert!(error_message(&v).contains("microsoft.graph.group"), "{v}");
+
+    // Its kind was chosen at creation.
+    for change in [
+        json!({"groupTypes": ["Unified"], "mailEnabled": true}),
+        json!({"visibility": "HiddenMembership"}),
+    ] {
+        let (s, _, v) = g.patch(&format!("/groups/{id}"), &change).await;
+        assert_eq!(s, 400, "{change}: {v}");
+    }
+    let (s, _, v) = g
+        .patch(
+            &format!("/groups/{id}"),
+            &json!({"description": "Sales team"}),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
 }
 
 #[tokio::test]
