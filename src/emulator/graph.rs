@@ -16,7 +16,7 @@ use super::deleted_items;
 use super::errors::{code_for_status, message_for_status, Body, GraphResp};
 use super::groups;
 use super::listener::ConnHandle;
-use super::permissions::{authorized, reads_lifecycle};
+use super::permissions::{authorized, reads_lifecycle, reads_users};
 use super::state::{Inner, Shared};
 use super::throttle::{base_resource_units, cost_from_base, Decision};
 use super::types::{FaultKind, LoggedRequest};
@@ -155,6 +155,7 @@ pub(crate) fn throttled_dispatch(
                 now,
                 replication: shared.scaled(inner.replication_delay),
                 read_lifecycle: reads_lifecycle(auth),
+                read_users: reads_users(auth),
             };
             let first = call.segments.first().map(|s| s.to_ascii_lowercase());
             let mut r = match first.as_deref() {

@@ -247,7 +247,10 @@ fn typed(kind: &str, mut props: Map<String, Value>) -> Map<String, Value> {
 fn list(tenant: &Tenant, env: &Env, call: &Call, i: usize) -> Result<GraphResp, GraphResp> {
     check_query_options(call)?;
     let sel = selection(call)?;
-    let props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
+    let mut props: Vec<&str> = sel.clone().unwrap_or_else(|| DEFAULT_PROPS.to_vec());
+    if !env.read_users {
+        props = vec!["id"];
+    }
     let g = &tenant.groups[i];
     let items = g
         .members

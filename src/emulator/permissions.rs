@@ -86,6 +86,14 @@ pub(crate) fn reads_lifecycle(auth: &Auth) -> bool {
     holds(auth, LIFECYCLE_READ)
 }
 
+/// Whether the token may read users' properties: listing a group's members
+/// without it shows each member's type and id only ("Member objects the app
+/// lacks permission to read are returned with limited information",
+/// graph/api/group-list-members).
+pub(crate) fn reads_users(auth: &Auth) -> bool {
+    holds(auth, USER_READ)
+}
+
 fn holds(auth: &Auth, any_of: &[&str]) -> bool {
     auth.roles
         .iter()

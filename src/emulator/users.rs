@@ -32,6 +32,8 @@ pub(crate) struct Env<'a> {
     pub replication: Duration,
     /// The token may read employeeLeaveDateTime (see `permissions`).
     pub read_lifecycle: bool,
+    /// The token may read users' properties (see `permissions::reads_users`).
+    pub read_users: bool,
 }
 
 pub(super) fn not_found(key: &str) -> GraphResp {

@@ -346,6 +346,19 @@ async fn group_calls_need_group_permissions() {
         204
     );
     assert_eq!(g.post(&refs, &member).await.0, 204);
+    let (_, _, full) = g.get(&format!("/groups/{group}/members")).await;
+    assert!(full["value"][0]["userPrincipalName"].is_string(), "{full}");
+    // Without a user-reading role a member shows only its type and id.
+    let g = as_roles(&["GroupMember.Read.All"]).await;
+    let (s, _, v) = g.get(&format!("/groups/{group}/members")).await;
+    assert_eq!(s, 200);
+    let keys: Vec<&str> = v["value"][0]
+        .as_object()
+        .expect("member")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["@odata.type", "id"], "{v}");
 
     let g = as_roles(&["Group.Create"]).await;
     assert_eq!(g.post("/groups", &security_group("X", "x")).await.0, 201);
