@@ -45,6 +45,7 @@ const PURE: &[&str] = &[
     "src/domain/",
     "src/mapping.rs",
     "src/mapping_tests.rs",
+    "src/mapping/",
     "src/plan.rs",
     "src/pacing/core.rs",
     "src/pacing/core_tests.rs",
