@@ -118,6 +118,9 @@ impl Job<'_> {
         let req = match plan.action {
             Action::Nothing if owed => None,
             Action::Nothing => {
+                if let Some(c) = self.leave_groups().await? {
+                    return Ok(Ok(c));
+                }
                 self.state().remove_link(link.user)?;
                 return Ok(Ok(self.skipped(match on_delete {
                     OnDelete::Ignore => "left; [sync] on_delete = \"ignore\" leaves Entra as it is",
@@ -171,6 +174,11 @@ impl Job<'_> {
             if let Some(c) = self.revoke(&link.entra_id).await? {
                 return Ok(Ok(c));
             }
+        }
+        // The account is suspended: its memberships go as on_suspend_groups
+        // says, while the link still names the memberships the daemon made.
+        if let Some(c) = self.leave_groups().await? {
+            return Ok(Ok(c));
         }
         self.state().remove_link(link.user)?;
         Ok(Ok(Converged::Done))
