@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Email, PlummStatus, PlummUser};
 
+pub mod groups;
+
 /// Writable string properties of Graph's user resource that a template may
 /// fill, with the longest value Graph accepts for each
 /// (learn.microsoft.com/graph/api/resources/user, property table).

@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use crate::mapping::DesiredUser;
 
+pub mod membership;
+
 /// What a person leaving Plumm (deleted, or moved away from a tenant) does
 /// to their Entra account: `[sync] on_delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -57,6 +59,15 @@ pub enum Action {
     /// matching, on_delete = ignore...).
     Skip,
     Nothing,
+    /// A person added to a group a `[[groups]]` rule names.
+    #[serde(rename = "group_add")]
+    GroupAdd,
+    /// A person taken out of a group the daemon put them in.
+    #[serde(rename = "group_remove")]
+    GroupRemove,
+    /// A group the daemon manages by name, created once per tenant.
+    #[serde(rename = "group_create")]
+    GroupCreate,
 }
 
 impl Action {
@@ -73,6 +84,9 @@ impl Action {
             Action::Validate => "validate",
             Action::Skip => "skip",
             Action::Nothing => "nothing",
+            Action::GroupAdd => "group_add",
+            Action::GroupRemove => "group_remove",
+            Action::GroupCreate => "group_create",
         }
     }
 }

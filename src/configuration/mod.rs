@@ -10,6 +10,7 @@ use serde::Deserialize;
 mod audit;
 mod databases;
 mod entra;
+mod groups;
 mod http;
 mod log;
 mod metrics;
@@ -21,6 +22,7 @@ use crate::engine::{Policy, SyncSettings};
 use crate::graph::EntraSettings;
 use crate::http::health::MetricsSettings;
 use crate::http::HttpSettings;
+use crate::mapping::groups::GroupRuleError;
 use crate::mapping::{Mapping, MappingError};
 use crate::pacing::PacingSettings;
 use crate::resync::ResyncSettings;
@@ -45,6 +47,8 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
     #[error("config [mapping]: {0}")]
     Mapping(#[from] MappingError),
+    #[error("config [[groups]] {0}")]
+    Groups(#[from] GroupRuleError),
     #[error(
         "no client secret: set [entra] client_secret_file, the {SECRET_ENV} environment variable, \
          or a systemd credential named '{SECRET_CREDENTIAL}'"
@@ -91,6 +95,8 @@ struct RawSettings {
     sync: sync::RawSync,
     mapping: Option<BTreeMap<String, String>>,
     #[serde(default)]
+    groups: Vec<groups::RawGroup>,
+    #[serde(default)]
     pacing: pacing::RawPacing,
     #[serde(default)]
     log: log::RawLog,
@@ -127,7 +133,8 @@ impl Settings {
             Some(table) => Mapping::from_table(&table)?,
             None => Mapping::default(),
         };
-        let sync = raw.sync.validate(mapping, raw.audit.validate()?)?;
+        let rules = groups::validate(raw.groups)?;
+        let sync = raw.sync.validate(mapping, rules, raw.audit.validate()?)?;
         Ok(Self {
             plumm: raw.plumm.validate(&resolve)?,
             state: raw.state.validate(&resolve),

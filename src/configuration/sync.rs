@@ -11,6 +11,7 @@ use crate::engine::quarantine::ProbeSettings;
 use crate::engine::retry::RetrySettings;
 use crate::engine::{Policy, SyncSettings};
 use crate::graph::batch::BatchSettings;
+use crate::mapping::groups::{GroupRules, OnSuspendGroups};
 use crate::mapping::Mapping;
 use crate::plan::OnDelete;
 use crate::resync::ResyncSettings;
@@ -19,6 +20,7 @@ use crate::resync::ResyncSettings;
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawSync {
     on_delete: OnDelete,
+    on_suspend_groups: OnSuspendGroups,
     revoke_sessions_on_suspend: bool,
     upn_domain: String,
     realtime_workers_per_tenant: usize,
@@ -43,6 +45,7 @@ impl Default for RawSync {
     fn default() -> Self {
         Self {
             on_delete: OnDelete::Suspend,
+            on_suspend_groups: OnSuspendGroups::Keep,
             revoke_sessions_on_suspend: true,
             upn_domain: String::new(),
             realtime_workers_per_tenant: 8,
@@ -74,17 +77,20 @@ pub(super) struct Sync {
 }
 
 impl RawSync {
-    /// `mapping` and `audit_retention` come from their own sections and
-    /// join the policy here.
+    /// `mapping`, `groups` and `audit_retention` come from their own
+    /// sections and join the policy here.
     pub(super) fn validate(
         self,
         mapping: Mapping,
+        groups: GroupRules,
         audit_retention: Duration,
     ) -> Result<Sync, ConfigError> {
         let upn_domain = self.upn_domain()?;
         let policy = Policy {
             mapping,
+            groups,
             on_delete: self.on_delete,
+            on_suspend_groups: self.on_suspend_groups,
             revoke_sessions_on_suspend: self.revoke_sessions_on_suspend,
             upn_domain,
             retry: self.retry()?,

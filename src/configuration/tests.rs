@@ -90,3 +90,36 @@ fn bad_values_name_the_key_and_the_reason() {
         .to_string();
     assert!(err.contains("jobTitel"), "{err}");
 }
+
+#[test]
+fn group_rules_and_the_suspension_policy_join_the_policy() {
+    let text = format!(
+        "{MINIMAL}\n[sync]\non_suspend_groups = \"remove\"\n\n[[groups]]\nname = \"All staff\"\n\n\
+         [[groups]]\ncompany = 1\ngroup_id = \"b5b1f3c0-1d2e-4f30-8a41-5b6c7d8e9f01\"\n\
+         when = {{ department = \"Clinical\", role = \"*Lead*\" }}\n"
+    );
+    let s = Settings::parse(&text, Path::new("x.toml")).unwrap();
+    assert_eq!(
+        s.policy.on_suspend_groups,
+        crate::mapping::groups::OnSuspendGroups::Remove
+    );
+    assert!(!s.policy.groups.is_empty());
+    let plain = Settings::parse(MINIMAL, Path::new("x.toml")).unwrap();
+    assert!(plain.policy.groups.is_empty(), "no rules: no memberships");
+    assert_eq!(
+        plain.policy.on_suspend_groups,
+        crate::mapping::groups::OnSuspendGroups::Keep
+    );
+}
+
+#[test]
+fn a_bad_group_rule_is_refused_with_its_position() {
+    let text = format!(
+        "{MINIMAL}\n[[groups]]\nname = \"All staff\"\n\n[[groups]]\ngroup_id = \"b5b1f3c0-1d2e-4f30-8a41-5b6c7d8e9f01\"\n"
+    );
+    let err = Settings::parse(&text, Path::new("x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[[groups]] rule 2: "), "{err}");
+    assert!(err.contains("needs a company"), "{err}");
+}

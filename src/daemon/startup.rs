@@ -189,6 +189,7 @@ async fn run_with(
         plumm: std::sync::Mutex::new(open_plumm(settings)?),
         graph: graph.clone(),
         policy: policy.clone(),
+        group_names: tokio::sync::Mutex::new(()),
     });
     let wake = Arc::new(Notify::new());
     let dispatcher = Dispatcher {

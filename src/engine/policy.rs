@@ -8,6 +8,7 @@ use super::brake::BrakeSettings;
 use super::quarantine::ProbeSettings;
 use super::retry::RetrySettings;
 use crate::graph::batch::BatchSettings;
+use crate::mapping::groups::{GroupRules, OnSuspendGroups};
 use crate::mapping::Mapping;
 use crate::plan::OnDelete;
 
@@ -26,8 +27,12 @@ use crate::plan::OnDelete;
 pub struct Policy {
     /// `[mapping]`: Plumm's columns -> Entra's properties.
     pub mapping: Mapping,
+    /// `[[groups]]`: Plumm columns -> the Entra groups a person belongs in.
+    pub groups: GroupRules,
     /// `[sync] on_delete`: what a person leaving Plumm does to the account.
     pub on_delete: OnDelete,
+    /// `[sync] on_suspend_groups`: what a suspension does to managed memberships.
+    pub on_suspend_groups: OnSuspendGroups,
     /// `[sync] revoke_sessions_on_suspend`.
     pub revoke_sessions_on_suspend: bool,
     /// `[sync] upn_domain`: the fallback UPN domain.

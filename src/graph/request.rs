@@ -217,6 +217,60 @@ pub fn write_check(id: &EntraObjectId) -> GraphRequest {
     r
 }
 
+fn group_path(id: &str) -> String {
+    format!("/groups/{}", utf8_percent_encode(id, QUERY_VALUE))
+}
+
+/// `POST /groups/{id}/members/$ref` (learn.microsoft.com/graph/api/group-post-members):
+/// 204, or 400 "One or more added object references already exist" for a member.
+pub fn add_group_member(group: &str, member: &EntraObjectId) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::POST, format!("{}/members/$ref", group_path(group)));
+    // The reference is always spelled on Graph's public host, whichever
+    // endpoint the request goes to (the documented form).
+    r.body = Some(json!({
+        "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", member.0)
+    }));
+    r
+}
+
+/// `DELETE /groups/{id}/members/{userId}/$ref` (graph/api/group-delete-members):
+/// 204, or 404 for a user who is not a member.
+pub fn remove_group_member(group: &str, member: &EntraObjectId) -> GraphRequest {
+    GraphRequest::new(
+        Method::DELETE,
+        format!(
+            "{}/members/{}/$ref",
+            group_path(group),
+            utf8_percent_encode(&member.0, QUERY_VALUE)
+        ),
+    )
+}
+
+/// `GET /groups?$filter=mailNickname eq '..'&$select=id,displayName`: the
+/// group the daemon manages under a name, found by its derived nickname.
+pub fn find_group_by_nickname(nickname: &str) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, "/groups".into());
+    r.query.push((
+        "$filter",
+        format!("mailNickname eq '{}'", odata_string(nickname)),
+    ));
+    r.query.push(("$select", "id,displayName".into()));
+    r
+}
+
+/// `POST /groups`: a security group (graph/api/group-post-groups,
+/// `mailEnabled` false, `securityEnabled` true), 201 with its id.
+pub fn create_security_group(display_name: &str, nickname: &str) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::POST, "/groups".into());
+    r.body = Some(json!({
+        "displayName": display_name,
+        "mailEnabled": false,
+        "mailNickname": nickname,
+        "securityEnabled": true,
+    }));
+    r
+}
+
 /// OData string literals double their single quotes.
 fn odata_string(v: &str) -> String {
     v.replace('\'', "''")
@@ -272,5 +326,35 @@ mod tests {
         );
         let debug = format!("{r:?}");
         assert!(!debug.contains("S3cret"), "{debug}");
+    }
+
+    #[test]
+    fn membership_requests_are_shaped_as_graph_documents_them() {
+        let g = "b5b1f3c0-1d2e-4f30-8a41-5b6c7d8e9f01";
+        let u = EntraObjectId("0a1b2c3d-0000-4000-8000-000000000001".into());
+        let add = add_group_member(g, &u);
+        assert_eq!(add.method, Method::POST);
+        assert_eq!(add.relative_url(), format!("/groups/{g}/members/$ref"));
+        assert_eq!(
+            add.body.unwrap()["@odata.id"],
+            format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", u.0)
+        );
+        let remove = remove_group_member(g, &u);
+        assert_eq!(remove.method, Method::DELETE);
+        assert_eq!(
+            remove.relative_url(),
+            format!("/groups/{g}/members/{}/$ref", u.0)
+        );
+        let find = find_group_by_nickname("plumm-allstaff-0badf00d");
+        assert_eq!(
+            find.relative_url(),
+            "/groups?$filter=mailNickname%20eq%20%27plumm-allstaff-0badf00d%27&$select=id%2CdisplayName"
+        );
+        let create = create_security_group("All staff", "plumm-allstaff-0badf00d")
+            .body
+            .unwrap();
+        assert_eq!(create["mailEnabled"], false);
+        assert_eq!(create["securityEnabled"], true);
+        assert_eq!(create["displayName"], "All staff");
     }
 }

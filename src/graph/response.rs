@@ -81,6 +81,9 @@ pub enum Failure {
     Unauthorized,
     /// 403: the app may not touch this user (e.g. an administrator).
     Forbidden,
+    /// 400 on adding a member who already is one (group-post-members):
+    /// what the add wanted is already so.
+    AlreadyMember,
     /// Any other 4xx: this request will never succeed as it is.
     Rejected,
 }
@@ -112,6 +115,12 @@ impl Reply {
             404 => Failure::NotFound,
             401 => Failure::Unauthorized,
             403 => Failure::Forbidden,
+            400 if err
+                .message
+                .contains("added object references already exist") =>
+            {
+                Failure::AlreadyMember
+            }
             400 if err.detail_codes.iter().any(|c| c == "ObjectConflict")
                 || err.message.contains("already exists") =>
             {
@@ -236,6 +245,16 @@ mod tests {
                 property: "proxyAddresses".into()
             })
         );
+    }
+
+    #[test]
+    fn adding_a_member_twice_is_told_apart_from_a_conflict() {
+        let dup = reply(
+            400,
+            json!({"error": {"code": "Request_BadRequest", "message":
+                "One or more added object references already exist for the following modified properties: 'members'."}}),
+        );
+        assert_eq!(dup.failure(), Some(Failure::AlreadyMember));
     }
 
     #[test]

@@ -85,11 +85,19 @@ impl StateDb {
         tx.commit().ctx("saving a link")
     }
 
+    /// Forgets the link and the memberships the daemon made for it: the
+    /// Plumm id may be reused by a new person, who must not inherit them.
     pub fn remove_link(&self, user: PlummUserId) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM links WHERE plumm_user_id = ?1", [user.0])
+        let mut conn = self.lock();
+        let tx = conn.transaction().ctx("removing a link")?;
+        tx.execute("DELETE FROM links WHERE plumm_user_id = ?1", [user.0])
             .ctx("removing a link")?;
-        Ok(())
+        tx.execute(
+            "DELETE FROM managed_memberships WHERE plumm_user_id = ?1",
+            [user.0],
+        )
+        .ctx("forgetting managed memberships")?;
+        tx.commit().ctx("removing a link")
     }
 
     /// Up to `n` accounts of the company the daemon manages and may change

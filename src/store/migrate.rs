@@ -63,6 +63,11 @@ const STATE: &[Migration] = &[
         name: "handover",
         sql: include_str!("../../migrations/state/0008_handover.sql"),
     },
+    Migration {
+        version: 9,
+        name: "groups",
+        sql: include_str!("../../migrations/state/0009_groups.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

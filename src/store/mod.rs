@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backup;
 pub mod connect;
+pub mod groups;
 pub mod handover;
 mod intents;
 mod links;
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 
 pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
 pub use connect::{ConnectStart, StateRejected};
+pub use groups::{ManagedGroup, ManagedMembership};
 pub use plumm::{OutboxRow, PlummDb};
 pub use state::{
     Connection as TenantConnection, Intent, IntentOutcome, Link, Parked, PendingEntry, PendingKind,

@@ -154,3 +154,56 @@ async fn one_sighup_reaches_the_workers_the_resync_and_the_brake() {
     let (status, out) = daemon.exit().await;
     assert!(status.code().is_some(), "{out}");
 }
+
+/// `[[groups]]` rules are policy: a `SIGHUP` adds a rule for the next
+/// change, and a bad rule is refused with its position, the old rules kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_group_rules_to_the_next_change_and_refuses_a_bad_one() {
+    let app = OpsApp::spawn().await;
+    let roles = ["User.ReadWrite.All", "GroupMember.ReadWrite.All"];
+    app.control
+        .set_permissions(T1, roles.map(String::from).to_vec())
+        .unwrap();
+    let seed = entra_daemon::emulator::SeedGroup {
+        display_name: "Engineering".into(),
+        ..Default::default()
+    };
+    let group = app.control.seed_group(T1, seed).unwrap();
+    app.connect(CONTOSO, T1).await;
+    app.hire(CONTOSO, "one@contoso.com");
+    let daemon = app.start();
+    app.converged().await;
+    let members = || app.control.group_members(T1, &group).unwrap();
+    assert!(members().is_empty(), "no rules, no memberships");
+
+    let original = app.config_text();
+    let rule = format!(
+        "\n[[groups]]\ncompany = {CONTOSO}\ngroup_id = \"{group}\"\nwhen = {{ department = \"Engineering\" }}\n"
+    );
+    app.write_config(&format!(
+        "{original}{rule}\n[[groups]]\ngroup_id = \"{group}\"\n"
+    ));
+    daemon.signal("HUP");
+    daemon.wait_output("NOT reloaded").await;
+    assert!(
+        daemon.output().contains("[[groups]] rule 2"),
+        "{}",
+        daemon.output()
+    );
+
+    app.write_config(&format!("{original}{rule}"));
+    daemon.signal("HUP");
+    daemon.wait_output("configuration reloaded").await;
+    app.plumm("UPDATE users SET role = 'Lead' WHERE email = 'one@contoso.com'");
+    let id = app.entra(T1, "one@contoso.com")[0].id.clone();
+    wait_for(
+        "the reloaded rule to apply",
+        Duration::from_secs(15),
+        || members() == [id.clone()],
+    )
+    .await;
+
+    daemon.signal("TERM");
+    let (status, out) = daemon.exit().await;
+    assert_eq!(status.code(), Some(0), "{out}");
+}

@@ -2,6 +2,7 @@
 //! with short timings, for tests that read like the behaviour they check.
 use std::ops::Deref;
 
+use entra_daemon::configuration::Settings;
 use entra_daemon::daemon;
 use entra_daemon::emulator::{
     EmulatedUser, EmulatorConfig, Fault, FaultKind, LoggedRequest, SeedUser, ThrottleConfig,
@@ -135,8 +136,21 @@ impl TestApp {
     }
 
     pub fn start_daemon(&mut self) {
-        let (tx, rx) = watch::channel(false);
         let settings = self.settings.clone();
+        self.start_daemon_on(settings);
+    }
+
+    /// Starts the daemon on the config file with `extra` appended: rules
+    /// that name what only exists once the world runs (a seeded group's id).
+    pub fn start_daemon_with(&mut self, extra: &str) {
+        let text = format!("{}\n{extra}\n", self.config_text());
+        self.write_config(&text);
+        let settings = Settings::load(&self.config_path).expect("the extended config");
+        self.start_daemon_on(settings);
+    }
+
+    fn start_daemon_on(&mut self, settings: Settings) {
+        let (tx, rx) = watch::channel(false);
         let handle = tokio::spawn(async move { daemon::run(daemon::Run::new(settings, rx)).await });
         self.daemon = Some((tx, handle));
     }

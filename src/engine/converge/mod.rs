@@ -2,6 +2,7 @@
 //! planner, call Graph, record the link and the audit rows.
 mod brake;
 mod forbidden;
+mod groups;
 mod intents;
 mod lookup;
 mod remove;
@@ -50,6 +51,9 @@ pub struct Converger {
     pub graph: Arc<GraphClient>,
     /// The policy in force; read once per change.
     pub policy: PolicyRx,
+    /// Held while a managed group's name is resolved against Entra, so
+    /// two people never create the same group at once.
+    pub group_names: tokio::sync::Mutex<()>,
 }
 
 impl Converger {
@@ -124,9 +128,15 @@ impl Converger {
             user: &user,
             absent: entry.absent,
             queued_at: &entry.first_queued_at,
+            names: &self.group_names,
         };
         match (entry.kind, departed) {
-            (PendingKind::Upsert, false) => job.upsert().await,
+            // Memberships follow the account: a new hire's use the id the
+            // create returned.
+            (PendingKind::Upsert, false) => match job.upsert().await? {
+                Converged::Done => job.memberships(false).await,
+                other => Ok(other),
+            },
             _ => job.remove().await,
         }
     }
@@ -189,6 +199,8 @@ struct Job<'a> {
     /// When the change was first queued (the brake lets through what an
     /// admin released).
     queued_at: &'a str,
+    /// See [`Converger::group_names`].
+    names: &'a tokio::sync::Mutex<()>,
 }
 
 impl Job<'_> {

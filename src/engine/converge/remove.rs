@@ -142,6 +142,9 @@ impl Job<'_> {
             Action::Nothing if owed => None,
             Action::Nothing if keep => return Ok(Ok(Converged::Done)),
             Action::Nothing => {
+                if let Some(c) = self.leave_groups().await? {
+                    return Ok(Ok(c));
+                }
                 self.state().remove_link(link.user)?;
                 return Ok(Ok(self.skipped(match on_delete {
                     OnDelete::Ignore => "left; [sync] on_delete = \"ignore\" leaves Entra as it is",
@@ -197,9 +200,17 @@ impl Job<'_> {
                 return Ok(Ok(c));
             }
         }
-        if !keep {
-            self.state().remove_link(link.user)?;
+        // Kept (a leaver whose profile is parked): the memberships wait with
+        // the profile for the row to be corrected.
+        if keep {
+            return Ok(Ok(Converged::Done));
         }
+        // The account is suspended: its memberships go as on_suspend_groups
+        // says, while the link still names the memberships the daemon made.
+        if let Some(c) = self.leave_groups().await? {
+            return Ok(Ok(c));
+        }
+        self.state().remove_link(link.user)?;
         Ok(Ok(Converged::Done))
     }
 
