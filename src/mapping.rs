@@ -53,7 +53,7 @@ pub enum MappingError {
     UnknownProperty(String, String),
     #[error("'{0}' is derived from the email and status and cannot be mapped")]
     DerivedProperty(String),
-    #[error("template for {property} uses '{{{column}}}', which is not a Plumm users column; columns: {columns}")]
+    #[error("template for {property} uses '{{{column}}}', which Plumm's users table does not have; its columns: {columns}")]
     UnknownColumn {
         property: String,
         column: String,
@@ -61,6 +61,8 @@ pub enum MappingError {
     },
     #[error("template for {property} has an unclosed '{{'")]
     Unclosed { property: String },
+    #[error("template for {property} has '{{}}' without a column name; write '{{column}}' or '{{column|fallback}}'")]
+    NoColumn { property: String },
     #[error("displayName must be mapped: Graph requires it on every user")]
     NoDisplayName,
 }
@@ -68,7 +70,12 @@ pub enum MappingError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Column(String),
+    /// `{name}`, or `{name|fallback}`: the literal stands in when the column
+    /// is NULL or blank.
+    Column {
+        name: String,
+        fallback: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,15 +94,20 @@ impl Template {
             let close = rest[open..].find('}').ok_or(MappingError::Unclosed {
                 property: property.to_string(),
             })?;
-            let column = rest[open + 1..open + close].trim();
-            if !PlummUser::COLUMNS.contains(&column) {
-                return Err(MappingError::UnknownColumn {
+            let inside = &rest[open + 1..open + close];
+            let (name, fallback) = match inside.split_once('|') {
+                Some((name, fallback)) => (name.trim(), Some(fallback.to_string())),
+                None => (inside.trim(), None),
+            };
+            if name.is_empty() {
+                return Err(MappingError::NoColumn {
                     property: property.to_string(),
-                    column: column.to_string(),
-                    columns: PlummUser::COLUMNS.join(", "),
                 });
             }
-            segments.push(Segment::Column(column.to_string()));
+            segments.push(Segment::Column {
+                name: name.to_string(),
+                fallback,
+            });
             rest = &rest[open + close + 1..];
         }
         if !rest.is_empty() {
@@ -111,7 +123,13 @@ impl Template {
         for s in &self.segments {
             match s {
                 Segment::Literal(l) => out.push_str(l),
-                Segment::Column(c) => out.push_str(user.column(c).unwrap_or_default().trim()),
+                Segment::Column { name, fallback } => {
+                    let value = user.column(name).unwrap_or_default();
+                    match (value.trim(), fallback) {
+                        ("", Some(f)) => out.push_str(f.trim()),
+                        (v, _) => out.push_str(v),
+                    }
+                }
             }
         }
         // Collapse the double spaces a missing middle column leaves behind.
@@ -181,6 +199,26 @@ impl Mapping {
             None if property == "accountEnabled" => "status (Entra accountEnabled)".into(),
             None => format!("Entra {property}"),
         }
+    }
+
+    /// Refuses a template over a column Plumm's table does not have
+    /// (`columns`, as discovered at start or reload), listing those it has:
+    /// Plumm's table is the deployment's, so only it can say what exists.
+    pub fn check_columns(&self, columns: &[String]) -> Result<(), MappingError> {
+        for (property, template) in &self.entries {
+            for s in &template.segments {
+                if let Segment::Column { name, .. } = s {
+                    if !columns.iter().any(|c| c == name) {
+                        return Err(MappingError::UnknownColumn {
+                            property: property.clone(),
+                            column: name.clone(),
+                            columns: columns.join(", "),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn properties(&self) -> impl Iterator<Item = &str> {
@@ -358,7 +396,7 @@ fn source_field(template: &Template, property: &str) -> String {
         .segments
         .iter()
         .filter_map(|s| match s {
-            Segment::Column(c) => Some(c.as_str()),
+            Segment::Column { name, .. } => Some(name.as_str()),
             Segment::Literal(_) => None,
         })
         .collect();

@@ -15,6 +15,7 @@ fn ada() -> PlummUser {
         country: Some("gb".into()),
         status: PlummStatus::Active,
         updated_at: None,
+        extra: Default::default(),
     }
 }
 
@@ -104,8 +105,8 @@ fn mapping_rejects_unknown_properties_columns_and_derived_ones() {
         Err(MappingError::UnknownProperty(..))
     ));
     assert!(matches!(
-        t("jobTitle", "{rank}"),
-        Err(MappingError::UnknownColumn { .. })
+        t("jobTitle", "{ |x}"),
+        Err(MappingError::NoColumn { .. })
     ));
     assert!(matches!(
         t("mail", "{email}"),
@@ -169,4 +170,66 @@ fn an_entra_property_leads_back_to_its_plumm_field() {
         "status (Entra accountEnabled)"
     );
     assert_eq!(m.field_for("city"), "Entra city");
+}
+
+#[test]
+fn a_column_plumm_lacks_is_refused_listing_the_columns_it_has() {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("jobTitle".into(), "{rank|Staff}".into());
+    let mapping = Mapping::from_table(&m).unwrap();
+    let columns: Vec<String> = ["id", "first_name", "role"].map(String::from).to_vec();
+    let err = mapping.check_columns(&columns).unwrap_err();
+    assert!(matches!(err, MappingError::UnknownColumn { .. }));
+    let text = err.to_string();
+    assert!(text.contains("{rank}"), "{text}");
+    assert!(text.contains("id, first_name, role"), "{text}");
+    let with_rank = [columns, vec!["rank".into()]].concat();
+    assert_eq!(mapping.check_columns(&with_rank), Ok(()));
+}
+
+#[test]
+fn a_fallback_stands_in_for_a_null_or_blank_column_only() {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("usageLocation".into(), "{country|GB}".into());
+    m.insert("employeeId".into(), "{employee_number|none yet}".into());
+    let mapping = Mapping::from_table(&m).unwrap();
+    let mut u = ada();
+    u.country = None;
+    u.extra.insert("employee_number".into(), Some("  ".into()));
+    let d = desired_user(&u, &mapping, UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("GB"));
+    assert_eq!(d.profile["employeeId"].as_deref(), Some("none yet"));
+    u.country = Some("fr".into());
+    u.extra
+        .insert("employee_number".into(), Some("E-42".into()));
+    let d = desired_user(&u, &mapping, UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("FR"));
+    assert_eq!(d.profile["employeeId"].as_deref(), Some("E-42"));
+}
+
+#[test]
+fn any_other_plumm_column_is_a_template_column_and_numbers_read_as_text() {
+    let snapshot = r#"{"id":7,"company_id":1,"email":"ada@contoso.com","first_name":"Ada",
+        "last_name":"Lovelace","role":null,"department":null,"location":null,"country":"GB",
+        "status":"active","updated_at":null,"employee_number":"E-7","manager_id":3,"phone":null}"#;
+    let u = PlummUser::from_snapshot(snapshot).unwrap();
+    assert_eq!(u.column("employee_number").as_deref(), Some("E-7"));
+    assert_eq!(u.column("manager_id").as_deref(), Some("3"));
+    assert_eq!(u.column("phone"), None);
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert(
+        "displayName".into(),
+        "{first_name} ({employee_number})".into(),
+    );
+    let d = desired_user(
+        &u,
+        &Mapping::from_table(&m).unwrap(),
+        UpnSource::EmailDomain,
+    )
+    .unwrap();
+    assert_eq!(d.profile["displayName"].as_deref(), Some("Ada (E-7)"));
+    let again = PlummUser::from_snapshot(&serde_json::to_string(&u).unwrap()).unwrap();
+    assert_eq!(again, u);
 }

@@ -18,6 +18,7 @@ mod forbidden;
 mod helpers;
 mod lifecycle;
 mod pacing;
+mod person;
 mod progress;
 mod quarantine;
 mod resilience;
