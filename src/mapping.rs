@@ -148,6 +148,8 @@ impl Default for Mapping {
     fn default() -> Self {
         let table: BTreeMap<String, String> = [
             ("displayName", "{first_name} {last_name}"),
+            ("givenName", "{first_name}"),
+            ("surname", "{last_name}"),
             ("jobTitle", "{role}"),
             ("department", "{department}"),
             ("officeLocation", "{location}"),

@@ -27,6 +27,8 @@ fn default_mapping_fills_the_documented_properties() {
     assert_eq!(d.mail_nickname, "Ada.Lovelace");
     assert!(d.account_enabled);
     assert_eq!(d.profile["displayName"].as_deref(), Some("Ada Lovelace"));
+    assert_eq!(d.profile["givenName"].as_deref(), Some("Ada"));
+    assert_eq!(d.profile["surname"].as_deref(), Some("Lovelace"));
     assert_eq!(d.profile["jobTitle"].as_deref(), Some("Engineer"));
     assert_eq!(d.profile["department"], None);
     assert_eq!(d.profile["officeLocation"].as_deref(), Some("London"));
@@ -126,11 +128,13 @@ fn a_control_character_is_refused_naming_the_field_and_never_quoted_raw() {
     u.location = Some("Lon\u{7}don".into());
     let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
     let text = err.to_string();
-    assert_eq!(err.0.len(), 2, "{text}");
+    // The first name feeds displayName and givenName: each is named.
+    assert_eq!(err.0.len(), 3, "{text}");
     assert!(
         text.contains("first_name+last_name (Entra displayName)"),
         "{text}"
     );
+    assert!(text.contains("first_name (Entra givenName)"), "{text}");
     assert!(text.contains("U+0000"), "{text}");
     assert!(text.contains("location (Entra officeLocation)"), "{text}");
     assert!(!text.contains('\0') && !text.contains('\u{7}'), "{text:?}");

@@ -121,3 +121,21 @@ async fn a_column_plumm_adds_while_the_daemon_runs_is_picked_up_on_reload() {
     stop.send(true).expect("stop");
     daemon.await.expect("join").expect("daemon");
 }
+
+#[tokio::test]
+async fn the_default_mapping_sends_given_name_and_surname_on_create() {
+    let app = TestApp::spawn().await;
+    app.connect(CONTOSO, T1).await;
+    app.hire(CONTOSO, "grace@contoso.com", "Grace", "Hopper", "Admiral");
+    app.run_once().await;
+    let create = app
+        .writes()
+        .into_iter()
+        .find(|r| r.method == "POST" && body(r)["mail"] == "grace@contoso.com")
+        .expect("grace's create");
+    assert_eq!(body(&create)["givenName"], "Grace");
+    assert_eq!(body(&create)["surname"], "Hopper");
+    let grace = app.entra(T1, "grace@contoso.com").expect("created");
+    assert_eq!(grace.given_name.as_deref(), Some("Grace"));
+    assert_eq!(grace.surname.as_deref(), Some("Hopper"));
+}
