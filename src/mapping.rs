@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Email, PlummStatus, PlummUser};
+use crate::domain::{Email, Phone, PlummStatus, PlummUser};
 
 /// Writable string properties of Graph's user resource that a template may
 /// fill, with the longest value Graph accepts for each
@@ -30,6 +30,9 @@ const PROFILE_PROPERTIES: &[(&str, usize)] = &[
     ("postalCode", 40),
     ("streetAddress", 1024),
     ("mobilePhone", 64),
+    // A one-element string collection on the wire ("only one number can be
+    // set", user-update); a template fills that one element.
+    ("businessPhones", 64),
 ];
 
 /// Properties the daemon derives itself; mapping them would fight the engine.
@@ -352,6 +355,14 @@ fn profile_value(
             Ok(code) => Some(code),
             Err(reason) => refuse(&v, reason),
         },
+        ("mobilePhone" | "businessPhones", Some(v))
+            if v.chars().count() <= max && !v.chars().any(char::is_control) =>
+        {
+            match Phone::parse(&v) {
+                Ok(p) => Some(p.as_str().to_string()),
+                Err(e) => refuse(&v, format!("{e}; correct the phone number in Plumm")),
+            }
+        }
         (_, Some(v)) => match v.chars().find(|c| c.is_control()) {
             Some(c) => refuse(
                 &v,

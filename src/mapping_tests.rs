@@ -237,3 +237,57 @@ fn any_other_plumm_column_is_a_template_column_and_numbers_read_as_text() {
     let again = PlummUser::from_snapshot(&serde_json::to_string(&u).unwrap()).unwrap();
     assert_eq!(again, u);
 }
+
+fn employee_mapping() -> Mapping {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("employeeId".into(), "{employee_number}".into());
+    m.insert("mobilePhone".into(), "{phone}".into());
+    m.insert("businessPhones".into(), "{desk_phone}".into());
+    Mapping::from_table(&m).unwrap()
+}
+
+#[test]
+fn an_employee_id_over_sixteen_characters_is_refused_naming_the_plumm_column() {
+    let mut u = ada();
+    u.extra
+        .insert("employee_number".into(), Some("E-1234567890123456".into()));
+    let err = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 1, "{text}");
+    assert_eq!(err.0[0].field, "employee_number (Entra employeeId)");
+    assert!(text.contains("16 characters"), "{text}");
+    u.extra
+        .insert("employee_number".into(), Some("E-12345678901234".into()));
+    assert!(desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).is_ok());
+}
+
+#[test]
+fn a_value_that_is_no_phone_number_is_refused_naming_the_plumm_column() {
+    let mut u = ada();
+    u.extra.insert("phone".into(), Some("n/a".into()));
+    u.extra
+        .insert("desk_phone".into(), Some("ada@contoso.com".into()));
+    let err = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "desk_phone (Entra businessPhones)",
+            "phone (Entra mobilePhone)"
+        ]
+    );
+    assert!(err
+        .to_string()
+        .contains("correct the phone number in Plumm"));
+    u.extra
+        .insert("phone".into(), Some("+44 7700 900123".into()));
+    u.extra
+        .insert("desk_phone".into(), Some("+44 20 7946 0958 x12".into()));
+    let d = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["mobilePhone"].as_deref(), Some("+44 7700 900123"));
+    assert_eq!(
+        d.profile["businessPhones"].as_deref(),
+        Some("+44 20 7946 0958 x12")
+    );
+}

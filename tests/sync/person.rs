@@ -139,3 +139,105 @@ async fn the_default_mapping_sends_given_name_and_surname_on_create() {
     assert_eq!(grace.given_name.as_deref(), Some("Grace"));
     assert_eq!(grace.surname.as_deref(), Some("Hopper"));
 }
+
+#[tokio::test]
+async fn an_employee_id_longer_than_entra_allows_parks_the_person_naming_the_field() {
+    let app = TestApp::spawn_with(with_mapping(
+        "displayName = \"{first_name} {last_name}\"\nemployeeId = \"{employee_number}\"",
+    ))
+    .await;
+    app.plumm("ALTER TABLE users ADD COLUMN employee_number TEXT");
+    app.connect(CONTOSO, T1).await;
+    hire_numbered(&app, "long@contoso.com", "EMP-2024-000000017", "'GB'");
+    let report = app.run_once().await;
+    assert_eq!(report.parked, 1, "{report:?}");
+    assert!(app.entra(T1, "long@contoso.com").is_none());
+    assert!(app.writes().is_empty(), "nothing reached Graph");
+    let parked = app.state().parked(None).expect("parked");
+    assert_eq!(parked.len(), 1);
+    let reason = &parked[0].reason;
+    assert!(
+        reason.contains("employee_number (Entra employeeId)"),
+        "{reason}"
+    );
+    assert!(reason.contains("16 characters"), "{reason}");
+
+    // Shortened in Plumm: it goes through.
+    app.plumm("UPDATE users SET employee_number = 'E-17' WHERE email = 'long@contoso.com'");
+    app.run_once().await;
+    let u = app
+        .entra(T1, "long@contoso.com")
+        .expect("created once fixed");
+    assert_eq!(u.employee_id.as_deref(), Some("E-17"));
+}
+
+#[tokio::test]
+async fn employee_data_reaches_entra_and_a_malformed_phone_parks_naming_the_field() {
+    // Graph's replication lag is not under test here: the PATCH right
+    // after the create is answered at once.
+    let app = TestApp::spawn_with(Options {
+        replication_delay_ms: 0,
+        ..with_mapping(
+        "displayName = \"{first_name} {last_name}\"\nemployeeType = \"{contract|Employee}\"\n\
+         companyName = \"Contoso Ltd\"\nmobilePhone = \"{phone}\"\nbusinessPhones = \"{desk_phone}\"",
+        )
+    })
+    .await;
+    app.plumm(
+        "ALTER TABLE users ADD COLUMN contract TEXT; ALTER TABLE users ADD COLUMN phone TEXT;
+         ALTER TABLE users ADD COLUMN desk_phone TEXT;",
+    );
+    app.connect(CONTOSO, T1).await;
+    app.plumm(&format!(
+        "INSERT INTO users (company_id, email, first_name, last_name, phone, desk_phone) VALUES
+         ({CONTOSO}, 'ada@contoso.com', 'Ada', 'Lovelace', '+44 7700 900123', '+44 20 7946 0958'),
+         ({CONTOSO}, 'bo@contoso.com', 'Bo', 'Peep', 'n/a', NULL)"
+    ));
+    let report = app.run_once().await;
+    assert_eq!(report.parked, 1, "{report:?}");
+    let ada = app.entra(T1, "ada@contoso.com").expect("ada created");
+    assert_eq!(ada.mobile_phone.as_deref(), Some("+44 7700 900123"));
+    assert_eq!(ada.business_phones, ["+44 20 7946 0958"]);
+    assert_eq!(ada.other_properties["employeeType"], "Employee");
+    assert_eq!(ada.other_properties["companyName"], "Contoso Ltd");
+    assert!(app.entra(T1, "bo@contoso.com").is_none());
+    let parked = app.state().parked(None).expect("parked");
+    assert!(
+        parked[0].reason.contains("phone (Entra mobilePhone) 'n/a'"),
+        "{}",
+        parked[0].reason
+    );
+
+    // A new desk number is one PATCH carrying the one-number collection.
+    let before = app.writes().len();
+    app.plumm("UPDATE users SET desk_phone = '+44 20 7946 0000' WHERE email = 'ada@contoso.com'");
+    app.run_once().await;
+    let accepted = app.writes()[before..].to_vec();
+    assert_eq!(accepted.len(), 1, "{accepted:#?}");
+    assert_eq!(
+        (accepted[0].method.as_str(), accepted[0].status),
+        ("PATCH", 204)
+    );
+    assert_eq!(
+        body(&accepted[0]),
+        serde_json::json!({ "businessPhones": ["+44 20 7946 0000"] })
+    );
+    let ada = app.entra(T1, "ada@contoso.com").expect("ada");
+    assert_eq!(ada.business_phones, ["+44 20 7946 0000"]);
+
+    // A full resync reads the phones back as Graph lists them: no drift.
+    app.control.clear_requests();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .args(["resync", "--company", &CONTOSO.to_string()])
+        .output()
+        .await
+        .expect("resync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(app.writes().is_empty(), "{:#?}", app.writes());
+}
