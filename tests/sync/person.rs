@@ -241,3 +241,33 @@ async fn employee_data_reaches_entra_and_a_malformed_phone_parks_naming_the_fiel
     );
     assert!(app.writes().is_empty(), "{:#?}", app.writes());
 }
+
+#[tokio::test]
+async fn migrate_rebuilds_the_outbox_triggers_for_a_column_plumm_added() {
+    let app = TestApp::spawn().await;
+    app.plumm("ALTER TABLE users ADD COLUMN employee_number TEXT");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .arg("migrate")
+        .output()
+        .await
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hire_numbered(&app, "ada@contoso.com", "E-1001", "'GB'");
+    let conn = rusqlite::Connection::open(&app.settings.plumm.database).expect("plumm");
+    let snapshot: String = conn
+        .query_row(
+            "SELECT snapshot FROM entra_outbox ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("an outbox row");
+    let snapshot: serde_json::Value = serde_json::from_str(&snapshot).expect("json");
+    assert_eq!(snapshot["employee_number"], "E-1001", "{snapshot}");
+    assert_eq!(snapshot["email"], "ada@contoso.com");
+}
