@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Email, PlummStatus, PlummUser};
+use crate::domain::{Email, Phone, PlummStatus, PlummUser};
 
 pub mod groups;
 
@@ -32,6 +32,9 @@ const PROFILE_PROPERTIES: &[(&str, usize)] = &[
     ("postalCode", 40),
     ("streetAddress", 1024),
     ("mobilePhone", 64),
+    // A one-element string collection on the wire ("only one number can be
+    // set", user-update); a template fills that one element.
+    ("businessPhones", 64),
 ];
 
 /// Properties the daemon derives itself; mapping them would fight the engine.
@@ -55,7 +58,7 @@ pub enum MappingError {
     UnknownProperty(String, String),
     #[error("'{0}' is derived from the email and status and cannot be mapped")]
     DerivedProperty(String),
-    #[error("template for {property} uses '{{{column}}}', which is not a Plumm users column; columns: {columns}")]
+    #[error("template for {property} uses '{{{column}}}', which Plumm's users table does not have; its columns: {columns}")]
     UnknownColumn {
         property: String,
         column: String,
@@ -63,6 +66,8 @@ pub enum MappingError {
     },
     #[error("template for {property} has an unclosed '{{'")]
     Unclosed { property: String },
+    #[error("template for {property} has '{{}}' without a column name; write '{{column}}' or '{{column|fallback}}'")]
+    NoColumn { property: String },
     #[error("displayName must be mapped: Graph requires it on every user")]
     NoDisplayName,
 }
@@ -70,7 +75,12 @@ pub enum MappingError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Column(String),
+    /// `{name}`, or `{name|fallback}`: the literal stands in when the column
+    /// is NULL or blank.
+    Column {
+        name: String,
+        fallback: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,21 +99,34 @@ impl Template {
             let close = rest[open..].find('}').ok_or(MappingError::Unclosed {
                 property: property.to_string(),
             })?;
-            let column = rest[open + 1..open + close].trim();
-            if !PlummUser::COLUMNS.contains(&column) {
-                return Err(MappingError::UnknownColumn {
+            let inside = &rest[open + 1..open + close];
+            let (name, fallback) = match inside.split_once('|') {
+                Some((name, fallback)) => (name.trim(), Some(fallback.to_string())),
+                None => (inside.trim(), None),
+            };
+            if name.is_empty() {
+                return Err(MappingError::NoColumn {
                     property: property.to_string(),
-                    column: column.to_string(),
-                    columns: PlummUser::COLUMNS.join(", "),
                 });
             }
-            segments.push(Segment::Column(column.to_string()));
+            segments.push(Segment::Column {
+                name: name.to_string(),
+                fallback,
+            });
             rest = &rest[open + close + 1..];
         }
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_string()));
         }
         Ok(Self { segments })
+    }
+
+    /// The Plumm columns the template reads.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Column { name, .. } => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
     }
 
     /// Renders the template; empty results (all columns NULL or blank) mean
@@ -113,7 +136,13 @@ impl Template {
         for s in &self.segments {
             match s {
                 Segment::Literal(l) => out.push_str(l),
-                Segment::Column(c) => out.push_str(user.column(c).unwrap_or_default().trim()),
+                Segment::Column { name, fallback } => {
+                    let value = user.column(name).unwrap_or_default();
+                    match (value.trim(), fallback) {
+                        ("", Some(f)) => out.push_str(f.trim()),
+                        (v, _) => out.push_str(v),
+                    }
+                }
             }
         }
         // Collapse the double spaces a missing middle column leaves behind.
@@ -132,6 +161,8 @@ impl Default for Mapping {
     fn default() -> Self {
         let table: BTreeMap<String, String> = [
             ("displayName", "{first_name} {last_name}"),
+            ("givenName", "{first_name}"),
+            ("surname", "{last_name}"),
             ("jobTitle", "{role}"),
             ("department", "{department}"),
             ("officeLocation", "{location}"),
@@ -183,6 +214,26 @@ impl Mapping {
             None if property == "accountEnabled" => "status (Entra accountEnabled)".into(),
             None => format!("Entra {property}"),
         }
+    }
+
+    /// Refuses a template over a column Plumm's table does not have
+    /// (`columns`, as discovered at start or reload), listing those it has:
+    /// Plumm's table is the deployment's, so only it can say what exists.
+    pub fn check_columns(&self, columns: &[String]) -> Result<(), MappingError> {
+        for (property, template) in &self.entries {
+            for s in &template.segments {
+                if let Segment::Column { name, .. } = s {
+                    if !columns.iter().any(|c| c == name) {
+                        return Err(MappingError::UnknownColumn {
+                            property: property.clone(),
+                            column: name.clone(),
+                            columns: columns.join(", "),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn properties(&self) -> impl Iterator<Item = &str> {
@@ -314,6 +365,14 @@ fn profile_value(
             Ok(code) => Some(code),
             Err(reason) => refuse(&v, reason),
         },
+        ("mobilePhone" | "businessPhones", Some(v))
+            if v.chars().count() <= max && !v.chars().any(char::is_control) =>
+        {
+            match Phone::parse(&v) {
+                Ok(p) => Some(p.as_str().to_string()),
+                Err(e) => refuse(&v, format!("{e}; correct the phone number in Plumm")),
+            }
+        }
         (_, Some(v)) => match v.chars().find(|c| c.is_control()) {
             Some(c) => refuse(
                 &v,
@@ -360,7 +419,7 @@ fn source_field(template: &Template, property: &str) -> String {
         .segments
         .iter()
         .filter_map(|s| match s {
-            Segment::Column(c) => Some(c.as_str()),
+            Segment::Column { name, .. } => Some(name.as_str()),
             Segment::Literal(_) => None,
         })
         .collect();

@@ -15,6 +15,7 @@ fn ada() -> PlummUser {
         country: Some("gb".into()),
         status: PlummStatus::Active,
         updated_at: None,
+        extra: Default::default(),
     }
 }
 
@@ -26,6 +27,8 @@ fn default_mapping_fills_the_documented_properties() {
     assert_eq!(d.mail_nickname, "Ada.Lovelace");
     assert!(d.account_enabled);
     assert_eq!(d.profile["displayName"].as_deref(), Some("Ada Lovelace"));
+    assert_eq!(d.profile["givenName"].as_deref(), Some("Ada"));
+    assert_eq!(d.profile["surname"].as_deref(), Some("Lovelace"));
     assert_eq!(d.profile["jobTitle"].as_deref(), Some("Engineer"));
     assert_eq!(d.profile["department"], None);
     assert_eq!(d.profile["officeLocation"].as_deref(), Some("London"));
@@ -104,8 +107,8 @@ fn mapping_rejects_unknown_properties_columns_and_derived_ones() {
         Err(MappingError::UnknownProperty(..))
     ));
     assert!(matches!(
-        t("jobTitle", "{rank}"),
-        Err(MappingError::UnknownColumn { .. })
+        t("jobTitle", "{ |x}"),
+        Err(MappingError::NoColumn { .. })
     ));
     assert!(matches!(
         t("mail", "{email}"),
@@ -125,11 +128,13 @@ fn a_control_character_is_refused_naming_the_field_and_never_quoted_raw() {
     u.location = Some("Lon\u{7}don".into());
     let err = desired_user(&u, &Mapping::default(), UpnSource::EmailDomain).unwrap_err();
     let text = err.to_string();
-    assert_eq!(err.0.len(), 2, "{text}");
+    // The first name feeds displayName and givenName: each is named.
+    assert_eq!(err.0.len(), 3, "{text}");
     assert!(
         text.contains("first_name+last_name (Entra displayName)"),
         "{text}"
     );
+    assert!(text.contains("first_name (Entra givenName)"), "{text}");
     assert!(text.contains("U+0000"), "{text}");
     assert!(text.contains("location (Entra officeLocation)"), "{text}");
     assert!(!text.contains('\0') && !text.contains('\u{7}'), "{text:?}");
@@ -169,4 +174,120 @@ fn an_entra_property_leads_back_to_its_plumm_field() {
         "status (Entra accountEnabled)"
     );
     assert_eq!(m.field_for("city"), "Entra city");
+}
+
+#[test]
+fn a_column_plumm_lacks_is_refused_listing_the_columns_it_has() {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("jobTitle".into(), "{rank|Staff}".into());
+    let mapping = Mapping::from_table(&m).unwrap();
+    let columns: Vec<String> = ["id", "first_name", "role"].map(String::from).to_vec();
+    let err = mapping.check_columns(&columns).unwrap_err();
+    assert!(matches!(err, MappingError::UnknownColumn { .. }));
+    let text = err.to_string();
+    assert!(text.contains("{rank}"), "{text}");
+    assert!(text.contains("id, first_name, role"), "{text}");
+    let with_rank = [columns, vec!["rank".into()]].concat();
+    assert_eq!(mapping.check_columns(&with_rank), Ok(()));
+}
+
+#[test]
+fn a_fallback_stands_in_for_a_null_or_blank_column_only() {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("usageLocation".into(), "{country|GB}".into());
+    m.insert("employeeId".into(), "{employee_number|none yet}".into());
+    let mapping = Mapping::from_table(&m).unwrap();
+    let mut u = ada();
+    u.country = None;
+    u.extra.insert("employee_number".into(), Some("  ".into()));
+    let d = desired_user(&u, &mapping, UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("GB"));
+    assert_eq!(d.profile["employeeId"].as_deref(), Some("none yet"));
+    u.country = Some("fr".into());
+    u.extra
+        .insert("employee_number".into(), Some("E-42".into()));
+    let d = desired_user(&u, &mapping, UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["usageLocation"].as_deref(), Some("FR"));
+    assert_eq!(d.profile["employeeId"].as_deref(), Some("E-42"));
+}
+
+#[test]
+fn any_other_plumm_column_is_a_template_column_and_numbers_read_as_text() {
+    let snapshot = r#"{"id":7,"company_id":1,"email":"ada@contoso.com","first_name":"Ada",
+        "last_name":"Lovelace","role":null,"department":null,"location":null,"country":"GB",
+        "status":"active","updated_at":null,"employee_number":"E-7","manager_id":3,"phone":null}"#;
+    let u = PlummUser::from_snapshot(snapshot).unwrap();
+    assert_eq!(u.column("employee_number").as_deref(), Some("E-7"));
+    assert_eq!(u.column("manager_id").as_deref(), Some("3"));
+    assert_eq!(u.column("phone"), None);
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert(
+        "displayName".into(),
+        "{first_name} ({employee_number})".into(),
+    );
+    let d = desired_user(
+        &u,
+        &Mapping::from_table(&m).unwrap(),
+        UpnSource::EmailDomain,
+    )
+    .unwrap();
+    assert_eq!(d.profile["displayName"].as_deref(), Some("Ada (E-7)"));
+    let again = PlummUser::from_snapshot(&serde_json::to_string(&u).unwrap()).unwrap();
+    assert_eq!(again, u);
+}
+
+fn employee_mapping() -> Mapping {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("displayName".into(), "{first_name}".into());
+    m.insert("employeeId".into(), "{employee_number}".into());
+    m.insert("mobilePhone".into(), "{phone}".into());
+    m.insert("businessPhones".into(), "{desk_phone}".into());
+    Mapping::from_table(&m).unwrap()
+}
+
+#[test]
+fn an_employee_id_over_sixteen_characters_is_refused_naming_the_plumm_column() {
+    let mut u = ada();
+    u.extra
+        .insert("employee_number".into(), Some("E-1234567890123456".into()));
+    let err = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 1, "{text}");
+    assert_eq!(err.0[0].field, "employee_number (Entra employeeId)");
+    assert!(text.contains("16 characters"), "{text}");
+    u.extra
+        .insert("employee_number".into(), Some("E-12345678901234".into()));
+    assert!(desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).is_ok());
+}
+
+#[test]
+fn a_value_that_is_no_phone_number_is_refused_naming_the_plumm_column() {
+    let mut u = ada();
+    u.extra.insert("phone".into(), Some("n/a".into()));
+    u.extra
+        .insert("desk_phone".into(), Some("ada@contoso.com".into()));
+    let err = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "desk_phone (Entra businessPhones)",
+            "phone (Entra mobilePhone)"
+        ]
+    );
+    assert!(err
+        .to_string()
+        .contains("correct the phone number in Plumm"));
+    u.extra
+        .insert("phone".into(), Some("+44 7700 900123".into()));
+    u.extra
+        .insert("desk_phone".into(), Some("+44 20 7946 0958 x12".into()));
+    let d = desired_user(&u, &employee_mapping(), UpnSource::EmailDomain).unwrap();
+    assert_eq!(d.profile["mobilePhone"].as_deref(), Some("+44 7700 900123"));
+    assert_eq!(
+        d.profile["businessPhones"].as_deref(),
+        Some("+44 20 7946 0958 x12")
+    );
 }

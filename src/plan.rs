@@ -37,7 +37,13 @@ pub fn props(d: &DesiredUser) -> Props {
     p.insert("mailNickname".into(), Value::from(d.mail_nickname.clone()));
     p.insert("accountEnabled".into(), Value::Bool(d.account_enabled));
     for (k, v) in &d.profile {
-        p.insert(k.clone(), v.clone().map(Value::from).unwrap_or(Value::Null));
+        let value = match k.as_str() {
+            // A string collection holding at most one number: none is `[]`,
+            // as Graph answers an empty one.
+            "businessPhones" => Value::Array(v.iter().cloned().map(Value::from).collect()),
+            _ => v.clone().map(Value::from).unwrap_or(Value::Null),
+        };
+        p.insert(k.clone(), value);
     }
     p
 }
@@ -262,6 +268,29 @@ mod tests {
         let mut current = props(&u);
         current.insert("mobilePhone".into(), "+44 1".into());
         assert_eq!(plan_update(&current, &u, true).action, Action::Nothing);
+    }
+
+    #[test]
+    fn business_phones_is_a_one_number_collection_and_a_change_patches_it_whole() {
+        let with = |phone: Option<&str>| {
+            let mut u = user(true, None);
+            u.profile
+                .insert("businessPhones".into(), phone.map(str::to_string));
+            u
+        };
+        let desk = props(&with(Some("+44 20 7946 0958")));
+        assert_eq!(
+            desk["businessPhones"],
+            serde_json::json!(["+44 20 7946 0958"])
+        );
+        assert_eq!(props(&with(None))["businessPhones"], serde_json::json!([]));
+        let p = plan_update(&desk, &with(Some("+44 20 7946 0000")), true);
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].new, serde_json::json!(["+44 20 7946 0000"]));
+        assert_eq!(
+            plan_update(&desk, &with(Some("+44 20 7946 0958")), true),
+            Plan::nothing()
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ fn user() -> impl Strategy<Value = PlummUser> {
                     PlummStatus::Inactive
                 },
                 updated_at: None,
+                extra: Default::default(),
             },
         )
 }
@@ -203,5 +204,30 @@ proptest! {
         let d = desired_user(&u, &m, UpnSource::EmailDomain).unwrap();
         let want = role.split_whitespace().collect::<Vec<_>>().join(" ");
         prop_assert_eq!(d.profile["jobTitle"].clone(), (!want.is_empty()).then_some(want));
+    }
+
+    #[test]
+    fn a_fallback_renders_exactly_when_the_column_is_null_or_blank(
+        value in proptest::option::of("[A-Za-z ]{0,20}"),
+        number in proptest::option::of("[A-Z0-9-]{1,12}"),
+        fallback in "[A-Za-z]{1,10}",
+        u in user(),
+    ) {
+        let mut table = BTreeMap::new();
+        table.insert("displayName".to_owned(), "Person".to_owned());
+        table.insert("jobTitle".to_owned(), format!("{{role|{fallback}}}"));
+        table.insert("employeeId".to_owned(), format!("{{employee_number|{fallback}}}"));
+        let m = Mapping::from_table(&table).unwrap();
+        let mut u = u;
+        u.email = "ada@contoso.com".into();
+        u.role = value.clone();
+        u.extra.insert("employee_number".into(), number.clone());
+        let d = desired_user(&u, &m, UpnSource::EmailDomain).unwrap();
+        let want = |v: Option<String>| match v.map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")) {
+            Some(v) if !v.is_empty() => v,
+            _ => fallback.clone(),
+        };
+        prop_assert_eq!(d.profile["jobTitle"].clone(), Some(want(value)));
+        prop_assert_eq!(d.profile["employeeId"].clone(), Some(want(number)));
     }
 }

@@ -15,6 +15,8 @@ use crate::configuration::{ConfigError, Settings};
 use crate::engine::Policy;
 use crate::store::StateDb;
 
+use super::StartupError;
+
 fn notify(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!("cannot notify systemd: {e}");
@@ -52,17 +54,24 @@ pub fn supervise(state: Arc<StateDb>, mut shutdown: watch::Receiver<bool>) -> Jo
     })
 }
 
-/// A configuration for `SIGHUP`: the file must be valid, and the credentials
+/// A configuration for `SIGHUP`: the file must be valid, the credentials
 /// it names must be readable (a reload that would fail at the next token
-/// request is refused now, and the old configuration stays). Returns the new
-/// policy, and the sections outside it that changed (they take effect on
-/// restart, and the log says so).
-pub fn reload(path: &Path, running: &Settings) -> Result<(Policy, Vec<&'static str>), ConfigError> {
+/// request is refused now, and the old configuration stays), and its
+/// `[mapping]` must read only columns Plumm's table has: the columns are
+/// discovered again, and the outbox triggers follow a column Plumm added
+/// since the start. Returns the new policy, and the sections outside it
+/// that changed (they take effect on restart, and the log says so).
+pub fn reload(
+    path: &Path,
+    running: &Settings,
+) -> Result<(Policy, Vec<&'static str>), StartupError> {
     let new = Settings::load(path)?;
     new.credential()?;
     if let Some(http) = &new.http {
-        http.signing_key()?;
+        http.signing_key().map_err(ConfigError::from)?;
     }
+    let mut plumm = super::startup::open_plumm(running)?;
+    super::startup::plumm_columns(&mut plumm, &new.policy.mapping)?;
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let fixed: [(&'static str, bool); 9] = [

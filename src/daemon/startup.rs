@@ -15,6 +15,7 @@ use crate::graph::{GraphClient, TokenProvider};
 use crate::http::health::Ops;
 use crate::pacing::Pacer;
 use crate::store::migrate::{is_current, migrate_plumm, migrate_state};
+use crate::store::plumm_schema::refresh_triggers;
 use crate::store::{PlummDb, StateDb, StoreError};
 use crate::support::progress::{Periodic, Progress};
 
@@ -67,6 +68,20 @@ pub fn open_plumm(settings: &Settings) -> Result<PlummDb, StartupError> {
         return Err(StartupError::NotMigrated("Plumm's"));
     }
     Ok(plumm)
+}
+
+/// Plumm's table as it is now: the outbox triggers rebuilt if Plumm added
+/// or dropped a column, and `mapping` refused if it reads a column the
+/// table does not have (the error lists those it has). At start and reload.
+pub fn plumm_columns(
+    plumm: &mut PlummDb,
+    mapping: &crate::mapping::Mapping,
+) -> Result<Vec<String>, StartupError> {
+    let columns = refresh_triggers(plumm.connection())?;
+    mapping
+        .check_columns(&columns)
+        .map_err(crate::configuration::ConfigError::from)?;
+    Ok(columns)
 }
 
 pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupError> {
@@ -178,12 +193,14 @@ async fn run_with(
     let settings = &run.settings;
     let _lock = exclusive(settings)?;
     let state = open_state(settings)?;
-    let plumm = open_plumm(settings)?;
+    let mut plumm = open_plumm(settings)?;
+    let policy = run.policy();
+    let mapping = policy.borrow().mapping.clone();
+    plumm_columns(&mut plumm, &mapping)?;
     let graph = match graph {
         Some(g) => g,
         None => graph_client(settings)?,
     };
-    let policy = run.policy();
     let converger = Arc::new(Converger {
         state: state.clone(),
         plumm: std::sync::Mutex::new(open_plumm(settings)?),
@@ -202,7 +219,6 @@ async fn run_with(
         probes: settings.sync.probes,
         progress: run.progress.clone(),
     };
-    let mut plumm = plumm;
     // Before any outbox row is read or removed: the cursor may move.
     let owed = super::handover::check(&mut plumm, &state, once)?;
     let mut ingestor = Ingestor::new(plumm, state.clone());

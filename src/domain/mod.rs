@@ -1,8 +1,10 @@
 //! Values parsed once at the edge and trusted everywhere after.
 mod email;
 mod ids;
+mod phone;
 mod plumm_user;
 
 pub use email::{Email, EmailError};
 pub use ids::{CompanyId, EntraObjectId, PlummUserId, TenantId, TenantIdError};
+pub use phone::{Phone, PhoneError};
 pub use plumm_user::{PlummStatus, PlummUser, SnapshotError};

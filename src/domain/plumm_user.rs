@@ -1,4 +1,6 @@
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer};
 
 use super::{CompanyId, PlummUserId};
 
@@ -20,6 +22,30 @@ pub struct PlummUser {
     pub status: PlummStatus,
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// Every other column of Plumm's table (`employee_number`, `phone`, ...,
+    /// whatever Plumm has), as text: templates read them by name. `None` is
+    /// SQL NULL (or a BLOB, which no Entra property can hold).
+    #[serde(flatten, deserialize_with = "extra_columns")]
+    pub extra: BTreeMap<String, Option<String>>,
+}
+
+/// SQLite's dynamic typing reaches the snapshot as JSON numbers, strings
+/// and nulls; a template sees them as the text Plumm would show.
+fn extra_columns<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Option<String>>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            };
+            (k, text)
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -57,10 +83,18 @@ impl PlummUser {
                 }
                 .to_string(),
             ),
-            _ => None,
+            "updated_at" => self.updated_at.clone(),
+            other => self.extra.get(other).cloned().flatten(),
         }
     }
 
+    /// Whether `name` is one of the contract's own columns (a named field
+    /// here), rather than one of Plumm's others (in `extra`).
+    pub fn is_contract_column(name: &str) -> bool {
+        Self::COLUMNS.contains(&name) || name == "updated_at"
+    }
+
+    /// The contract's columns: Plumm's table must have every one of them.
     pub const COLUMNS: &'static [&'static str] = &[
         "id",
         "company_id",

@@ -117,6 +117,14 @@ impl Rule {
                 if name.trim().is_empty() {
                     return Err("name is empty".into());
                 }
+                // Checked here, where the rule is read: rules name the
+                // contract's columns.
+                if let Some(column) = template.columns().find(|c| !PlummUser::COLUMNS.contains(c)) {
+                    return Err(format!(
+                        "name uses '{{{column}}}', which is not a Plumm users column; columns: {}",
+                        PlummUser::COLUMNS.join(", ")
+                    ));
+                }
                 Target::Name(template)
             }
         };

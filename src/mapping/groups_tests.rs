@@ -17,6 +17,7 @@ fn nia() -> PlummUser {
         country: Some("GB".into()),
         status: PlummStatus::Active,
         updated_at: None,
+        extra: Default::default(),
     }
 }
 

@@ -214,6 +214,7 @@ fn orphan_snapshot(user: PlummUserId, company: CompanyId, email: &str) -> String
         country: None,
         status: PlummStatus::Inactive,
         updated_at: None,
+        extra: Default::default(),
     })
     .unwrap_or_default()
 }

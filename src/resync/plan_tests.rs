@@ -20,6 +20,7 @@ fn person(id: i64, email: &str, role: &str, active: bool) -> PlummUser {
             PlummStatus::Inactive
         },
         updated_at: None,
+        extra: Default::default(),
     }
 }
 

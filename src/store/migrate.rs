@@ -88,7 +88,11 @@ pub fn migrate_plumm(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
                 .into(),
         ));
     }
-    apply(conn, PLUMM)
+    let applied = apply(conn, PLUMM)?;
+    // The triggers follow the table as it is now, which a numbered
+    // migration cannot know: Plumm may have added a column since.
+    super::plumm_schema::refresh_triggers(conn)?;
+    Ok(applied)
 }
 
 pub fn migrate_state(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {

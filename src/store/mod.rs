@@ -10,6 +10,7 @@ mod links;
 pub mod migrate;
 mod pending;
 pub mod plumm;
+pub mod plumm_schema;
 pub mod reports;
 pub mod resync;
 pub mod retention;

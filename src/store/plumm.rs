@@ -198,29 +198,54 @@ fn set_watermark(conn: &Connection, cursor: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns `user_from_row` reads, in its order.
-pub(crate) const USER_COLUMNS: &str =
-    "id, company_id, email, first_name, last_name, role, department, \
-                            location, country, status, updated_at";
+/// Every column: the contract's, and whatever else Plumm's table has
+/// (templates may read any of them).
+pub(crate) const USER_COLUMNS: &str = "*";
 
 pub(crate) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlummUser> {
-    let status: String = r.get(9)?;
+    let status: String = r.get("status")?;
+    let mut extra = std::collections::BTreeMap::new();
+    for (i, name) in r.as_ref().column_names().enumerate() {
+        if !PlummUser::is_contract_column(name) {
+            extra.insert(name.to_string(), text(r.get_ref(i)?));
+        }
+    }
+    let has_updated_at = r.as_ref().column_index("updated_at").is_ok();
     Ok(PlummUser {
-        id: PlummUserId(r.get(0)?),
-        company_id: CompanyId(r.get(1)?),
-        email: r.get(2)?,
-        first_name: r.get(3)?,
-        last_name: r.get(4)?,
-        role: r.get(5)?,
-        department: r.get(6)?,
-        location: r.get(7)?,
-        country: r.get(8)?,
+        id: PlummUserId(r.get("id")?),
+        company_id: CompanyId(r.get("company_id")?),
+        email: r.get("email")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        role: r.get("role")?,
+        department: r.get("department")?,
+        location: r.get("location")?,
+        country: r.get("country")?,
         // The table's CHECK constraint allows only these two.
         status: if status == "inactive" {
             PlummStatus::Inactive
         } else {
             PlummStatus::Active
         },
-        updated_at: r.get(10)?,
+        updated_at: match has_updated_at {
+            true => r.get("updated_at")?,
+            false => None,
+        },
+        extra,
     })
+}
+
+/// Another column's value as a template reads it: SQLite's dynamic types
+/// as text, as the outbox snapshot has them; a BLOB as no value (the
+/// triggers leave it out too).
+fn text(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null | ValueRef::Blob(_) => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => {
+            Some(serde_json::Number::from_f64(f).map_or(f.to_string(), |n| n.to_string()))
+        }
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+    }
 }

@@ -19,6 +19,7 @@ mod groups;
 mod helpers;
 mod lifecycle;
 mod pacing;
+mod person;
 mod progress;
 mod quarantine;
 mod resilience;
