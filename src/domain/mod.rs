@@ -1,9 +1,11 @@
 //! Values parsed once at the edge and trusted everywhere after.
+mod country;
 mod email;
 mod ids;
 mod phone;
 mod plumm_user;
 
+pub use country::country_code;
 pub use email::{Email, EmailError};
 pub use ids::{CompanyId, EntraObjectId, PlummUserId, TenantId, TenantIdError};
 pub use phone::{Phone, PhoneError};
