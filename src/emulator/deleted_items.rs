@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::errors::GraphResp;
 use super::filter::{self, Kind, Schema};
-use super::paging::{next_link, page_size, start_offset};
+use super::paging::{next_link, page_size, start_offset, Page};
 use super::state::{Inner, Tenant, UserRecord};
 use super::user_props::{self, DEFAULT_PROPS};
 use super::users::{
@@ -223,22 +223,17 @@ fn list(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, GraphResp>
     if let Some(sel) = &sel {
         context.push_str(&format!("({})", sel.join(",")));
     }
-    let mut obj = Map::new();
-    obj.insert("@odata.context".into(), json!(context));
-    if advanced {
-        obj.insert("@odata.count".into(), json!(total));
-    }
-    if end < total {
-        obj.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(env, LIST_PATH, call, end)),
-        );
-    }
     let value = users[start..end]
         .iter()
-        .map(|u| Value::Object(view(env, u, &props)));
-    obj.insert("value".into(), Value::Array(value.collect()));
-    Ok(GraphResp::json(200, Value::Object(obj)))
+        .map(|u| Value::Object(view(env, u, &props)))
+        .collect();
+    let page = Page {
+        context,
+        count: advanced.then_some(total),
+        next_link: (end < total).then(|| next_link(env, LIST_PATH, call, end)),
+        value,
+    };
+    Ok(page.answer())
 }
 
 /// `DELETE /directory/deletedItems/{id}`: deleted for good, no longer

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::errors::GraphResp;
 use super::group_props::{self, MEMBERS_BIND};
 use super::groups::find_index;
-use super::paging::{next_link, page_size, start_offset};
+use super::paging::{next_link, page_size, start_offset, Page};
 use super::state::{GroupRecord, Tenant, UserRecord};
 use super::user_props::DEFAULT_PROPS;
 use super::users::{
@@ -214,21 +214,19 @@ fn page(
     if let Some(sel) = sel {
         context.push_str(&format!("({})", sel.join(",")));
     }
-    let mut obj = Map::new();
-    obj.insert("@odata.context".into(), json!(context));
-    if end < total {
-        obj.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(env, path, call, end)),
-        );
-    }
     let value = items
         .into_iter()
         .skip(start)
         .take(end - start)
-        .map(Value::Object);
-    obj.insert("value".into(), Value::Array(value.collect()));
-    Ok(GraphResp::json(200, Value::Object(obj)))
+        .map(Value::Object)
+        .collect();
+    Ok(Page {
+        context,
+        count: None,
+        next_link: (end < total).then(|| next_link(env, path, call, end)),
+        value,
+    }
+    .answer())
 }
 
 fn typed(kind: &str, mut props: Map<String, Value>) -> Map<String, Value> {

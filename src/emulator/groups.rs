@@ -10,7 +10,7 @@ use super::errors::GraphResp;
 use super::filter;
 use super::group_members::{self, bound_members};
 use super::group_props::{self, DEFAULT_PROPS, MEMBERS_BIND};
-use super::paging::{next_link, page_size, start_offset};
+use super::paging::{next_link, page_size, start_offset, Page};
 use super::state::{GroupRecord, Inner, Tenant};
 use super::users::{body_object, method_not_allowed, not_found, q, segment_not_found, Call, Env};
 use super::util::new_guid;
@@ -208,19 +208,13 @@ fn list(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, GraphResp>
         .iter()
         .map(|g| Value::Object(group_props::project(g, &props)))
         .collect();
-    let mut obj = Map::new();
-    obj.insert("@odata.context".into(), json!(context(env, &sel, false)));
-    if advanced {
-        obj.insert("@odata.count".into(), json!(total));
+    Ok(Page {
+        context: context(env, &sel, false),
+        count: advanced.then_some(total),
+        next_link: (end < total).then(|| next_link(env, "groups", call, end)),
+        value,
     }
-    if end < total {
-        obj.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(env, "groups", call, end)),
-        );
-    }
-    obj.insert("value".into(), Value::Array(value));
-    Ok(GraphResp::json(200, Value::Object(obj)))
+    .answer())
 }
 
 /// Properties and `members@odata.bind` in one PATCH; any error leaves the

@@ -84,6 +84,32 @@ pub(super) fn next_link(env: &Env, path: &str, call: &Call, offset: usize) -> St
     format!("{}/{path}?{}", env.graph_base, parts.join("&"))
 }
 
+/// One page of a collection as Graph answers it: `@odata.context`, the
+/// `@odata.count` an advanced query asked for, `@odata.nextLink` while
+/// more remain, then `value` (concepts/paging).
+pub(crate) struct Page {
+    pub context: String,
+    pub count: Option<usize>,
+    pub next_link: Option<String>,
+    pub value: Vec<serde_json::Value>,
+}
+
+impl Page {
+    pub(crate) fn answer(self) -> GraphResp {
+        use serde_json::{json, Map, Value};
+        let mut obj = Map::new();
+        obj.insert("@odata.context".into(), json!(self.context));
+        if let Some(n) = self.count {
+            obj.insert("@odata.count".into(), json!(n));
+        }
+        if let Some(link) = self.next_link {
+            obj.insert("@odata.nextLink".into(), json!(link));
+        }
+        obj.insert("value".into(), Value::Array(self.value));
+        GraphResp::json(200, Value::Object(obj))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
 //! `GET /users`: query options, `$filter`, sorting and paging.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::errors::GraphResp;
 use super::filter;
 use super::manager::{self, expansion};
-use super::paging::{next_link, page_size, start_offset};
+use super::paging::{next_link, page_size, start_offset, Page};
 use super::state::{Tenant, UserRecord};
 use super::user_props::{self, DEFAULT_PROPS};
 use super::users::{context, q, selection, view, Call, Env};
@@ -49,19 +49,13 @@ fn list_page(tenant: &Tenant, env: &Env, call: &Call) -> Result<GraphResp, Graph
             Value::Object(obj)
         })
         .collect();
-    let mut obj = Map::new();
-    obj.insert("@odata.context".into(), json!(context(env, &sel, false)));
-    if advanced {
-        obj.insert("@odata.count".into(), json!(total));
+    Ok(Page {
+        context: context(env, &sel, false),
+        count: advanced.then_some(total),
+        next_link: (end < total).then(|| next_link(env, "users", call, end)),
+        value,
     }
-    if end < total {
-        obj.insert(
-            "@odata.nextLink".into(),
-            json!(next_link(env, "users", call, end)),
-        );
-    }
-    obj.insert("value".into(), Value::Array(value));
-    Ok(GraphResp::json(200, Value::Object(obj)))
+    .answer())
 }
 
 fn check_query_options(call: &Call) -> Result<(), GraphResp> {
