@@ -82,9 +82,25 @@ fn changes(detail: &str) -> String {
         .join(", ")
 }
 
+/// What Entra holds for every property the daemon may write.
 fn entra_props(u: &EmulatedUser) -> Props {
     let s = |v: &Option<String>| v.clone().map(Value::from).unwrap_or(Value::Null);
-    Props::from([
+    let mut props: Props = u
+        .other_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    props.extend([
+        ("givenName".into(), s(&u.given_name)),
+        ("surname".into(), s(&u.surname)),
+        ("employeeId".into(), s(&u.employee_id)),
+        ("mobilePhone".into(), s(&u.mobile_phone)),
+        (
+            "businessPhones".into(),
+            Value::from(u.business_phones.clone()),
+        ),
+    ]);
+    props.extend([
         (
             "userPrincipalName".into(),
             Value::from(u.user_principal_name.clone()),
@@ -97,7 +113,8 @@ fn entra_props(u: &EmulatedUser) -> Props {
         ("department".into(), s(&u.department)),
         ("officeLocation".into(), s(&u.office_location)),
         ("usageLocation".into(), s(&u.usage_location)),
-    ])
+    ]);
+    props
 }
 
 /// Prints Plumm next to Entra for every user; true when every valid user
