@@ -63,6 +63,20 @@ pub(crate) fn dispatch(tenant: &mut Tenant, env: &Env, call: &Call) -> GraphResp
 /// The object id an `@odata.id` or bind URL names:
 /// `https://graph.microsoft.com/v1.0/directoryObjects/{id}` (or `users/{id}`),
 /// with any host, or relative.
+/// The `@odata.id` of a `$ref` body (members/$ref, manager/$ref).
+pub(crate) fn reference_url<'a>(call: &'a Call) -> Result<&'a str, GraphResp> {
+    body_object(call)?
+        .get("@odata.id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            GraphResp::error(
+                400,
+                "BadRequest",
+                "The request body must contain an '@odata.id' reference.",
+            )
+        })
+}
+
 pub(crate) fn referenced_id(url: &str) -> Option<String> {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let mut parts = path.rsplit('/');
@@ -88,16 +102,9 @@ fn is_member(g: &GroupRecord, id: &str) -> bool {
 
 /// `POST /groups/{id}/members/$ref` (https://learn.microsoft.com/graph/api/group-post-members): 204.
 fn add(tenant: &mut Tenant, env: &Env, call: &Call, i: usize) -> GraphResp {
-    let body = match body_object(call) {
-        Ok(b) => b,
+    let url = match reference_url(call) {
+        Ok(u) => u,
         Err(e) => return e,
-    };
-    let Some(url) = body.get("@odata.id").and_then(Value::as_str) else {
-        return GraphResp::error(
-            400,
-            "BadRequest",
-            "The request body must contain an '@odata.id' reference.",
-        );
     };
     let Some(id) = referenced_id(url) else {
         return bad_reference(url);

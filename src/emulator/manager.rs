@@ -6,12 +6,10 @@
 use serde_json::{json, Map, Value};
 
 use super::errors::GraphResp;
-use super::group_members::referenced_id;
+use super::group_members::{reference_url, referenced_id};
 use super::state::{Tenant, UserRecord};
 use super::user_props::{self, DEFAULT_PROPS};
-use super::users::{
-    body_object, denied, find, method_not_allowed, not_found, q, selection, view, Call, Env,
-};
+use super::users::{denied, find, method_not_allowed, not_found, q, selection, view, Call, Env};
 
 /// What `$expand=manager` asks of the manager: its `$select`, or the
 /// default properties.
@@ -151,16 +149,9 @@ fn get(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp {
 /// invalid value of the `manager` property, the wording Graph uses for a
 /// property it will not take.
 fn set(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp {
-    let body = match body_object(call) {
-        Ok(b) => b,
+    let url = match reference_url(call) {
+        Ok(u) => u,
         Err(e) => return e,
-    };
-    let Some(url) = body.get("@odata.id").and_then(Value::as_str) else {
-        return GraphResp::error(
-            400,
-            "BadRequest",
-            "The request body must contain an '@odata.id' reference.",
-        );
     };
     let Some(manager_id) = referenced_id(url) else {
         return GraphResp::error(
