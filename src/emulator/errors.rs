@@ -112,6 +112,16 @@ impl GraphResp {
 }
 
 /// Error code Graph uses for a bare status (injected faults).
+/// A write naming a property the resource does not have (users and groups
+/// answer alike).
+pub(crate) fn unknown_property(key: &str) -> GraphResp {
+    GraphResp::error(
+        400,
+        "BadRequest",
+        format!("Property '{key}' does not exist as a declared property or extension property."),
+    )
+}
+
 pub(crate) fn code_for_status(status: u16) -> &'static str {
     match status {
         400 => "BadRequest",

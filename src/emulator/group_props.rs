@@ -248,15 +248,7 @@ fn set_property(g: &mut GroupRecord, key: &str, v: &Value) -> Result<(), GraphRe
                 format!("Property '{key}' is read-only and cannot be set."),
             ))
         }
-        _ => {
-            return Err(GraphResp::error(
-                400,
-                "BadRequest",
-                format!(
-                    "Property '{key}' does not exist as a declared property or extension property."
-                ),
-            ))
-        }
+        _ => return Err(super::errors::unknown_property(key)),
     }
     Ok(())
 }

@@ -275,15 +275,7 @@ fn set_property(
                 None => u.other.insert(k.to_string(), Value::Null),
             };
         }
-        _ => {
-            return Err(GraphResp::error(
-                400,
-                "BadRequest",
-                format!(
-                    "Property '{key}' does not exist as a declared property or extension property."
-                ),
-            ))
-        }
+        _ => return Err(super::errors::unknown_property(key)),
     }
     Ok(())
 }
