@@ -33,6 +33,7 @@ pub(super) struct RawSync {
     drain_timeout: String,
     batch: bool,
     batch_linger: String,
+    membership_batch_wait: String,
     quarantine_probe_first: String,
     quarantine_probe_max: String,
     reconcile_schedule: String,
@@ -58,6 +59,7 @@ impl Default for RawSync {
             drain_timeout: "10s".into(),
             batch: true,
             batch_linger: "250ms".into(),
+            membership_batch_wait: "2s".into(),
             quarantine_probe_first: "30s".into(),
             quarantine_probe_max: "1h".into(),
             // Nightly at 03:00 UTC (seconds, minutes, hours, day, month, weekday).
@@ -157,6 +159,12 @@ impl RawSync {
             bulk_workers_per_tenant: self.bulk_workers_per_tenant,
             drain_timeout: bounded("sync.drain_timeout", &self.drain_timeout, ms(0), secs(3600))?,
             batch,
+            membership_batch_wait: bounded(
+                "sync.membership_batch_wait",
+                &self.membership_batch_wait,
+                ms(0),
+                secs(600),
+            )?,
             probes: ProbeSettings {
                 first: bounded(
                     "sync.quarantine_probe_first",

@@ -10,7 +10,7 @@ use crate::configuration::Settings;
 use crate::connections::{verify_tenant, ConnectError, Connections, Proof};
 use crate::domain::{CompanyId, TenantId};
 use crate::engine::ingest::spawn_watcher;
-use crate::engine::{Converger, Dispatcher, Ingestor, PolicyRx, RunReport};
+use crate::engine::{Converger, Dispatcher, Ingestor, MembershipBatcher, PolicyRx, RunReport};
 use crate::graph::{GraphClient, TokenProvider};
 use crate::http::health::Ops;
 use crate::pacing::Pacer;
@@ -201,14 +201,23 @@ async fn run_with(
         Some(g) => g,
         None => graph_client(settings)?,
     };
+    let (wake, batch_wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let converger = Arc::new(Converger {
         state: state.clone(),
         plumm: std::sync::Mutex::new(open_plumm(settings)?),
         graph: graph.clone(),
         policy: policy.clone(),
         group_names: tokio::sync::Mutex::new(()),
+        batch_wake: batch_wake.clone(),
     });
-    let wake = Arc::new(Notify::new());
+    let batcher = Arc::new(MembershipBatcher {
+        state: state.clone(),
+        graph: graph.clone(),
+        policy: policy.clone(),
+        wake: batch_wake,
+        dispatch: wake.clone(),
+        wait: settings.sync.membership_batch_wait,
+    });
     let dispatcher = Dispatcher {
         converger,
         state: state.clone(),
@@ -234,7 +243,7 @@ async fn run_with(
         }
         ingestor.ingest_available()?;
         ingestor.consume_recorded()?;
-        return Ok(dispatcher.run(shutdown, true).await);
+        return Ok(batcher.run_once(&dispatcher, shutdown).await);
     }
     let retention_policy = policy.clone();
     let _retention = crate::store::retention::spawn(
@@ -243,6 +252,10 @@ async fn run_with(
         shutdown.clone(),
     );
     let _supervision = super::service::supervise(state.clone(), shutdown.clone());
+    let batches = tokio::spawn({
+        let (b, stop) = (batcher.clone(), shutdown.clone());
+        async move { b.run(stop).await }
+    });
     let resyncs = crate::resync::Service::new(crate::resync::Resync {
         plumm_database: settings.plumm.database.clone(),
         policy,
@@ -272,6 +285,7 @@ async fn run_with(
     super::service::ready();
     let report = dispatcher.run(shutdown, false).await;
     let _ = resync_loop.await;
+    let _ = batches.await;
     stop.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     Ok(report)

@@ -8,6 +8,7 @@ pub mod converge;
 pub mod dispatch;
 pub mod ingest;
 pub mod matching;
+pub mod membership_batch;
 pub mod password;
 pub mod policy;
 pub mod quarantine;
@@ -22,6 +23,7 @@ use crate::store::{AuditRecord, Outcome, StateDb};
 pub use converge::{Converged, Converger};
 pub use dispatch::{Dispatcher, RunReport};
 pub use ingest::Ingestor;
+pub use membership_batch::MembershipBatcher;
 pub use policy::{Policy, PolicyRx, SyncSettings};
 
 /// Who a piece of work is for: every log line and audit row about a user

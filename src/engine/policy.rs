@@ -74,4 +74,7 @@ pub struct SyncSettings {
     pub batch: Option<BatchSettings>,
     /// How often a quarantined tenant is asked whether it accepts the app again.
     pub probes: ProbeSettings,
+    /// `membership_batch_wait`: how long bulk group additions wait for a
+    /// fuller batch (20 members a write) while bulk work is under way.
+    pub membership_batch_wait: Duration,
 }

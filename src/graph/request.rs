@@ -233,6 +233,24 @@ pub fn add_group_member(group: &str, member: &EntraObjectId) -> GraphRequest {
     r
 }
 
+/// `PATCH /groups/{id}` with `members@odata.bind`: up to
+/// [`MEMBERS_PER_WRITE`] members in one write, all or none ("If an error
+/// condition exists in the request body, no members are added",
+/// learn.microsoft.com/graph/api/group-post-members, example 2). 204.
+pub fn add_group_members(group: &str, members: &[EntraObjectId]) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::PATCH, group_path(group));
+    let refs: Vec<String> = members
+        .iter()
+        .map(|m| format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", m.0))
+        .collect();
+    r.body = Some(json!({ "members@odata.bind": refs }));
+    r
+}
+
+/// Graph's limit on members one write may add (group-post-members:
+/// "up to 20 members can be added in a single request").
+pub const MEMBERS_PER_WRITE: usize = 20;
+
 /// `DELETE /groups/{id}/members/{userId}/$ref` (graph/api/group-delete-members):
 /// 204, or 404 for a user who is not a member.
 pub fn remove_group_member(group: &str, member: &EntraObjectId) -> GraphRequest {

@@ -97,6 +97,11 @@ impl StateDb {
             [user.0],
         )
         .ctx("forgetting managed memberships")?;
+        tx.execute(
+            "DELETE FROM membership_queue WHERE plumm_user_id = ?1",
+            [user.0],
+        )
+        .ctx("forgetting queued memberships")?;
         tx.commit().ctx("removing a link")
     }
 

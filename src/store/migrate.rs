@@ -68,6 +68,11 @@ const STATE: &[Migration] = &[
         name: "groups",
         sql: include_str!("../../migrations/state/0009_groups.sql"),
     },
+    Migration {
+        version: 10,
+        name: "membership queue",
+        sql: include_str!("../../migrations/state/0010_membership_queue.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

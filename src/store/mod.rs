@@ -7,6 +7,7 @@ pub mod groups;
 pub mod handover;
 mod intents;
 mod links;
+pub mod membership_queue;
 pub mod migrate;
 mod pending;
 pub mod plumm;
@@ -24,6 +25,7 @@ use rusqlite::Connection;
 pub use audit::{AuditFilter, AuditRecord, AuditRow, Outcome};
 pub use connect::{ConnectStart, StateRejected};
 pub use groups::{ManagedGroup, ManagedMembership};
+pub use membership_queue::{DueGroup, NewQueuedAdd, QueuedAdd};
 pub use plumm::{OutboxRow, PlummDb};
 pub use state::{
     Connection as TenantConnection, Intent, IntentOutcome, Link, Parked, PendingEntry, PendingKind,

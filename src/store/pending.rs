@@ -123,6 +123,21 @@ impl StateDb {
         })
     }
 
+    /// Whether bulk work (an initial sync, a resync) is still queued for
+    /// the company: its group additions then wait for fuller batches.
+    pub fn has_bulk_pending(&self, company: CompanyId) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM pending WHERE company_id = ?1 AND priority = ?2 LIMIT 1",
+                params![company.0, Priority::Bulk.as_i64()],
+                |_| Ok(()),
+            )
+            .optional()
+            .ctx("reading pending work")?
+            .is_some())
+    }
+
     /// Whether any change of `user` is waiting (or being worked on).
     pub fn has_pending(&self, user: PlummUserId) -> Result<bool, StoreError> {
         Ok(self

@@ -449,10 +449,12 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Outbox rows the daemon has not recorded yet, and changes still pending.
+    /// Outbox rows the daemon has not recorded yet, and changes still
+    /// pending (group additions waiting for their batch included).
     pub fn backlog(&self) -> anyhow::Result<(i64, i64)> {
         let waiting = self.plumm.outbox_waiting(self.state.outbox_cursor()?)?;
-        Ok((waiting, self.state.pending_total()?))
+        let pending = self.state.pending_total()? + self.state.queued_membership_count(None)?;
+        Ok((waiting, pending))
     }
 
     /// Waits until the outbox is consumed and nothing is pending, looking

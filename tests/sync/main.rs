@@ -15,6 +15,7 @@ mod common;
 mod crash;
 mod fail_closed;
 mod forbidden;
+mod group_bulk;
 mod groups;
 mod helpers;
 mod lifecycle;

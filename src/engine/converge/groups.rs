@@ -16,9 +16,12 @@ use crate::domain::PlummStatus;
 use crate::engine::retry::{self, CallFailed, RetrySettings};
 use crate::graph::{request, Failure};
 use crate::mapping::groups::{desired_groups, group_mail_nickname, GroupTarget, OnSuspendGroups};
+use crate::pacing::Priority;
 use crate::plan::membership::plan_memberships;
 use crate::plan::{Action, OnDelete};
-use crate::store::{Link, ManagedMembership, Outcome, StoreError};
+use crate::store::{
+    after, now_text, Link, ManagedMembership, NewQueuedAdd, Outcome, QueuedAdd, StoreError,
+};
 
 const MEMBER_PERMISSION: &str = "the app may not change group membership in the tenant (403): \
      grant GroupMember.ReadWrite.All in Entra, then reconnect from Plumm's Store";
@@ -43,7 +46,10 @@ impl Job<'_> {
         let recorded = self
             .state()
             .memberships(self.ctx.user, &link.tenant, &link.entra_id)?;
-        if self.s.groups.is_empty() && recorded.is_empty() {
+        let queued =
+            self.state()
+                .queued_memberships(self.ctx.user, &link.tenant, &link.entra_id)?;
+        if self.s.groups.is_empty() && recorded.is_empty() && queued.is_empty() {
             return Ok(Converged::Done);
         }
         let suspended = leaving || self.user.status == PlummStatus::Inactive;
@@ -66,26 +72,91 @@ impl Job<'_> {
                 }
             }
         }
-        let have: BTreeSet<String> = recorded.iter().map(|m| m.group_id.clone()).collect();
+        // An addition waiting for its batch counts as made; one handed back
+        // by the batcher does not: this worker makes it alone.
+        let have: BTreeSet<String> = recorded
+            .iter()
+            .map(|m| m.group_id.clone())
+            .chain(
+                queued
+                    .iter()
+                    .filter(|q| !q.direct)
+                    .map(|q| q.group_id.clone()),
+            )
+            .collect();
         let want: BTreeSet<String> = wanted.keys().cloned().collect();
         let plan = plan_memberships(&want, &have, blocked.is_none());
         let young = link.created_by_us && age(&link.linked_at) < self.s.replication_timeout;
         // Removals first: access is never wider than Plumm says, not even
-        // for the moment between two writes.
-        for m in recorded
-            .iter()
-            .filter(|m| plan.remove.contains(&m.group_id))
-        {
-            if let Some(c) = self.remove_member(&link, m).await? {
-                return Ok(c);
+        // for the moment between two writes. A queued addition no rule
+        // wants any more is withdrawn before it is sent.
+        for id in &plan.remove {
+            match recorded.iter().find(|m| &m.group_id == id) {
+                Some(m) => {
+                    if let Some(c) = self.remove_member(&link, m).await? {
+                        return Ok(c);
+                    }
+                }
+                None => self.withdraw(&queued, id)?,
+            }
+        }
+        if blocked.is_none() {
+            for q in queued
+                .iter()
+                .filter(|q| q.direct && !want.contains(&q.group_id))
+            {
+                self.state().unqueue_membership(q.id)?;
             }
         }
         for (m, fresh) in plan.add.iter().filter_map(|id| wanted.get(id)) {
+            let handed_back = queued.iter().find(|q| q.direct && q.group_id == m.group_id);
+            if self.ctx.priority == Priority::Bulk && handed_back.is_none() {
+                self.queue_add(&link, m, young || *fresh)?;
+                continue;
+            }
             if let Some(c) = self.add_member(&link, m, young || *fresh).await? {
                 return Ok(c);
             }
+            if let Some(q) = handed_back {
+                self.state().unqueue_membership(q.id)?;
+            }
         }
         Ok(blocked.unwrap_or(Converged::Done))
+    }
+
+    /// Bulk work queues its additions for the batcher (20 members to a
+    /// write) instead of sending them one by one.
+    fn queue_add(
+        &self,
+        link: &Link,
+        m: &ManagedMembership,
+        replicating: bool,
+    ) -> Result<(), StoreError> {
+        let young_until = match replicating {
+            true => after(self.s.replication_timeout),
+            false => now_text(),
+        };
+        self.state().queue_membership(&NewQueuedAdd {
+            tenant: &link.tenant,
+            company: self.ctx.company,
+            group_id: &m.group_id,
+            group_name: m.group_name.as_deref(),
+            user: self.ctx.user,
+            email: &self.ctx.email,
+            member: &link.entra_id,
+            young_until: &young_until,
+        })?;
+        self.batch_wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes back a queued addition to `group_id` (the batcher, finding it
+    /// gone after sending, has this worker take the membership out).
+    fn withdraw(&self, queued: &[QueuedAdd], group_id: &str) -> Result<(), StoreError> {
+        for q in queued.iter().filter(|q| q.group_id == group_id) {
+            self.state().unqueue_membership(q.id)?;
+        }
+        Ok(())
     }
 
     /// A departure that suspends the account takes the person out of the
@@ -403,10 +474,6 @@ impl Job<'_> {
     }
 }
 
-/// How an audit row names a group: its name and id, or its id.
 fn label(m: &ManagedMembership) -> String {
-    match &m.group_name {
-        Some(name) => format!("group \"{name}\" ({})", m.group_id),
-        None => format!("group {}", m.group_id),
-    }
+    crate::engine::membership_batch::group_label(m.group_name.as_deref(), &m.group_id)
 }

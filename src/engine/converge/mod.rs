@@ -54,6 +54,9 @@ pub struct Converger {
     /// Held while a managed group's name is resolved against Entra, so
     /// two people never create the same group at once.
     pub group_names: tokio::sync::Mutex<()>,
+    /// The membership batcher's wake-up, rung when bulk work queues an
+    /// addition (see `engine::membership_batch`).
+    pub batch_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Converger {
@@ -129,6 +132,7 @@ impl Converger {
             absent: entry.absent,
             queued_at: &entry.first_queued_at,
             names: &self.group_names,
+            batch_wake: &self.batch_wake,
         };
         match (entry.kind, departed) {
             // Memberships follow the account: a new hire's use the id the
@@ -201,6 +205,8 @@ struct Job<'a> {
     queued_at: &'a str,
     /// See [`Converger::group_names`].
     names: &'a tokio::sync::Mutex<()>,
+    /// See [`Converger::batch_wake`].
+    batch_wake: &'a tokio::sync::Notify,
 }
 
 impl Job<'_> {
