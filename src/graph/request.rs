@@ -251,6 +251,15 @@ pub fn add_group_members(group: &str, members: &[EntraObjectId]) -> GraphRequest
 /// "up to 20 members can be added in a single request").
 pub const MEMBERS_PER_WRITE: usize = 20;
 
+/// `GET /groups/{id}/members?$select=id&$top=999`: a group's members, ids
+/// only, in the largest pages Graph gives (graph/api/group-list-members).
+pub fn list_group_members(group: &str) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::GET, format!("{}/members", group_path(group)));
+    r.query.push(("$select", "id".into()));
+    r.query.push(("$top", "999".into()));
+    r
+}
+
 /// `DELETE /groups/{id}/members/{userId}/$ref` (graph/api/group-delete-members):
 /// 204, or 404 for a user who is not a member.
 pub fn remove_group_member(group: &str, member: &EntraObjectId) -> GraphRequest {

@@ -172,6 +172,35 @@ pub fn desired_groups(user: &PlummUser, rules: &GroupRules) -> BTreeSet<GroupTar
         .collect()
 }
 
+/// The groups a person belongs in now: none while suspended with
+/// `on_suspend_groups = "remove"`, else [`desired_groups`].
+pub fn person_groups(
+    user: &PlummUser,
+    rules: &GroupRules,
+    on_suspend: OnSuspendGroups,
+    suspended: bool,
+) -> BTreeSet<GroupTarget> {
+    match (suspended, on_suspend) {
+        (true, OnSuspendGroups::Remove) => BTreeSet::new(),
+        _ => desired_groups(user, rules),
+    }
+}
+
+impl GroupRules {
+    /// The existing groups (by object id) the rules name for a company:
+    /// managed, so a resync reads their members even when no one matches.
+    pub fn group_ids(&self, company: CompanyId) -> BTreeSet<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.company == Some(company))
+            .filter_map(|r| match &r.target {
+                Target::Id(id) => Some(id.clone()),
+                Target::Name(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// `*` matches any run of characters (none included); all else literally.
 fn wildcard(pattern: &[char], value: &[char]) -> bool {
     let (mut p, mut v) = (0, 0);

@@ -22,6 +22,8 @@ pub enum Trigger {
     /// The daemon found its state database behind (or ahead of) Plumm's
     /// hand-over watermark at start: changes may have been missed.
     Handover,
+    /// A reload changed the `[[groups]]` rules (or `on_suspend_groups`).
+    Rules,
 }
 
 impl Trigger {
@@ -31,6 +33,7 @@ impl Trigger {
             Trigger::Cli => "cli",
             Trigger::Schedule => "schedule",
             Trigger::Handover => "handover",
+            Trigger::Rules => "rules",
         }
     }
 }
@@ -60,6 +63,12 @@ pub struct CompanyReport {
     pub counts: BTreeMap<String, u64>,
     /// Changes handed to the engine (none in a dry run).
     pub queued: u64,
+    /// Group memberships the rules give and Entra lacks, and the reverse
+    /// (drift in managed groups; planned in a dry run).
+    #[serde(default)]
+    pub membership_adds: u64,
+    #[serde(default)]
+    pub membership_removals: u64,
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brake: Option<BrakeNote>,
@@ -165,6 +174,13 @@ impl CompanyReport {
             self.counts_text(),
             self.queued
         );
+        if self.membership_adds + self.membership_removals > 0 {
+            let _ = write!(
+                s,
+                "; group memberships: {} to add, {} to remove",
+                self.membership_adds, self.membership_removals
+            );
+        }
         if let Some(b) = &self.brake {
             let _ = write!(s, "; brake held {}: {}", b.held, b.reason);
         }
@@ -206,6 +222,13 @@ pub fn table(reports: &[CompanyReport]) -> String {
             r.queued,
             r.duration_ms
         );
+        if r.membership_adds + r.membership_removals > 0 {
+            let _ = writeln!(
+                out,
+                "  group memberships: {} to add, {} to remove",
+                r.membership_adds, r.membership_removals
+            );
+        }
         if let Some(b) = &r.brake {
             let _ = writeln!(out, "  BRAKE: {} held back. {}", b.held, b.reason);
         }

@@ -197,11 +197,13 @@ impl Resync {
                 w.notify_one();
             }
         }
+        let groups = self.memberships(conn, &s, opts, &plumm, report).await?;
         // Consumed as converted: the plan and its report are not both held.
         report.items = planned
             .actions
             .into_iter()
             .map(|a| ItemOut::from_item(&a.item, held && a.item.deprovisions()))
+            .chain(groups)
             .collect();
         Ok(())
     }

@@ -233,12 +233,25 @@ pub async fn serve(
             tracing::error!("resync ({}): {e}", trigger.as_str());
         }
     };
+    // A reload that changes who belongs in which group is carried out by
+    // a resync: its membership pass batches the additions and the brake
+    // counts the removals (a rule typo must not empty "All staff").
+    let mut policy = service.resync.policy.clone();
+    let mut rules = group_rules(&policy);
     loop {
         if *shutdown.borrow() {
             break;
         }
         tokio::select! {
             _ = shutdown.changed() => {}
+            Ok(()) = policy.changed() => {
+                let now = group_rules(&policy);
+                if now != rules {
+                    tracing::info!("the [[groups]] rules changed: resyncing every connected company");
+                    rules = now;
+                    all(Trigger::Rules);
+                }
+            }
             _ = signal.notified() => {
                 tracing::info!("SIGUSR1: resyncing every connected company");
                 all(Trigger::Signal);
@@ -251,6 +264,16 @@ pub async fn serve(
     if let Some(s) = scheduler.as_mut() {
         let _ = s.shutdown().await;
     }
+}
+
+fn group_rules(
+    policy: &crate::engine::PolicyRx,
+) -> (
+    crate::mapping::groups::GroupRules,
+    crate::mapping::groups::OnSuspendGroups,
+) {
+    let p = policy.borrow();
+    (p.groups.clone(), p.on_suspend_groups)
 }
 
 /// Asks the running daemon for a resync (through the state database) and

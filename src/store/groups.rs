@@ -151,6 +151,27 @@ impl StateDb {
         })
     }
 
+    /// Every group the daemon manages or made a membership in, in the
+    /// tenant, with its name (`None` for a group named by id).
+    pub fn tenant_groups(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT group_id, name FROM managed_groups
+                   WHERE tenant_id = ?1 AND group_id IS NOT NULL
+                 UNION
+                 SELECT group_id, group_name FROM managed_memberships WHERE tenant_id = ?1",
+            )
+            .ctx("reading managed groups")?;
+        let rows = stmt
+            .query_map([tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("reading managed groups")?;
+        rows.collect::<Result<_, _>>().ctx("reading managed groups")
+    }
+
     /// Forgets a create that Graph refused (it made nothing).
     pub fn drop_group_intent(&self, tenant: &TenantId, name: &str) -> Result<(), StoreError> {
         self.lock()

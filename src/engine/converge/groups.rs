@@ -15,7 +15,7 @@ use super::{age, refusal, Converged, Job};
 use crate::domain::PlummStatus;
 use crate::engine::retry::{self, CallFailed, RetrySettings};
 use crate::graph::{request, Failure};
-use crate::mapping::groups::{desired_groups, group_mail_nickname, GroupTarget, OnSuspendGroups};
+use crate::mapping::groups::{group_mail_nickname, person_groups, GroupTarget, OnSuspendGroups};
 use crate::pacing::Priority;
 use crate::plan::membership::plan_memberships;
 use crate::plan::{Action, OnDelete};
@@ -53,10 +53,12 @@ impl Job<'_> {
             return Ok(Converged::Done);
         }
         let suspended = leaving || self.user.status == PlummStatus::Inactive;
-        let targets = match (suspended, self.s.on_suspend_groups) {
-            (true, OnSuspendGroups::Remove) => BTreeSet::new(),
-            _ => desired_groups(self.user, &self.s.groups),
-        };
+        let targets = person_groups(
+            self.user,
+            &self.s.groups,
+            self.s.on_suspend_groups,
+            suspended,
+        );
         let mut wanted: BTreeMap<String, Resolved> = BTreeMap::new();
         let mut blocked = None;
         for target in &targets {

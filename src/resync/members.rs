@@ -1,0 +1,412 @@
+//! A resync's membership pass: each managed group's members are listed once
+//! (`$select=id`, 999 a page), compared with what the rules say of every
+//! linked person ([`super::members_plan`]), and the drift is put right:
+//! additions queued for the batcher (20 members a write), removals one
+//! write each, records brought in line without a write. The
+//! mass-deprovision brake counts the removals too: a rule typo must not
+//! empty "All staff". A dry run only reports, with each person's groups
+//! before and after.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::Value;
+
+use super::members_plan::{plan_members, Change, MemberChange, Person};
+use super::report::{BrakeNote, ChangeOut, CompanyReport, ItemOut};
+use super::run::{Resync, RunOptions};
+use crate::domain::{EntraObjectId, PlummStatus, PlummUserId};
+use crate::engine::retry::{send_with_retry, Target};
+use crate::engine::{brake, Policy};
+use crate::graph::{request, Failure};
+use crate::mapping::groups::{person_groups, GroupTarget};
+use crate::pacing::Priority;
+use crate::plan::Action;
+use crate::store::resync::for_each_company_user;
+use crate::store::state::Enqueue;
+use crate::store::{
+    now_text, AuditRecord, ManagedMembership, NewQueuedAdd, Outcome, PendingKind, PlummDb,
+    StoreError, TenantConnection,
+};
+
+/// What the pass read from the state database and Plumm.
+#[derive(Default)]
+struct Found {
+    people: Vec<Person>,
+    /// Group id -> name, for the report and the records (by-id groups: none).
+    names: BTreeMap<String, String>,
+    /// The groups whose members are read.
+    groups: BTreeSet<String>,
+    /// People whose rules name a managed group not created yet: their own
+    /// worker creates it.
+    unresolved: Vec<(PlummUserId, String)>,
+}
+
+impl Resync {
+    /// The membership pass of one company's resync; its lines join the
+    /// report's items.
+    pub(super) async fn memberships(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        opts: RunOptions,
+        plumm: &Mutex<PlummDb>,
+        report: &mut CompanyReport,
+    ) -> Result<Vec<ItemOut>, StoreError> {
+        let known = self.state.tenant_groups(&conn.tenant)?;
+        if s.groups.is_empty() && known.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.gather(conn, s, plumm, &known)?;
+        let mut listed = BTreeMap::new();
+        let mut items = Vec::new();
+        for g in &found.groups {
+            match self.list_members(conn, s, g).await {
+                Ok(members) => {
+                    listed.insert(g.clone(), members);
+                }
+                Err(why) => items.push(ItemOut {
+                    action: "groups".into(),
+                    user: None,
+                    email: String::new(),
+                    entra_id: None,
+                    changes: Vec::new(),
+                    note: Some(format!("{}: {why}", name(&found.names, g))),
+                    held: false,
+                }),
+            }
+        }
+        let plan = plan_members(&listed, &found.people);
+        let count = |c: Change| plan.iter().filter(|m| m.change == c).count() as u64;
+        report.membership_adds = count(Change::Add);
+        report.membership_removals = count(Change::Remove);
+        let held = self.membership_brake(conn, s, opts, report)?;
+        items.extend(person_items(&found, &listed, &plan, held));
+        if !opts.dry_run {
+            self.apply_members(conn, s, &found, &plan, held).await?;
+            self.run_workers(conn, &found.unresolved)?;
+        }
+        Ok(items)
+    }
+
+    fn gather(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        plumm: &Mutex<PlummDb>,
+        known: &[(String, Option<String>)],
+    ) -> Result<Found, StoreError> {
+        let mut found = Found::default();
+        for (id, name) in known {
+            found.groups.insert(id.clone());
+            if let Some(n) = name {
+                found.names.insert(id.clone(), n.clone());
+            }
+        }
+        found.groups.extend(s.groups.group_ids(conn.company));
+        let mut by_name: HashMap<String, Option<String>> = HashMap::new();
+        let mut guard = plumm.lock().unwrap_or_else(PoisonError::into_inner);
+        for_each_company_user(guard.connection(), conn.company, |u| {
+            let Some(link) = self.state.link(u.id)?.filter(|l| l.tenant == conn.tenant) else {
+                return Ok(());
+            };
+            let suspended = u.status == PlummStatus::Inactive;
+            let mut p = Person {
+                user: u.id.0,
+                email: u.email.clone(),
+                entra_id: link.entra_id.0.clone(),
+                complete: true,
+                ..Person::default()
+            };
+            for t in person_groups(&u, &s.groups, s.on_suspend_groups, suspended) {
+                let id = match t {
+                    GroupTarget::Id(id) => Some(id),
+                    GroupTarget::Name(n) => {
+                        if !by_name.contains_key(&n) {
+                            let g = self.state.managed_group(&conn.tenant, &n)?;
+                            by_name.insert(n.clone(), g.and_then(|g| g.group_id));
+                        }
+                        let id = by_name.get(&n).cloned().flatten();
+                        if let Some(id) = &id {
+                            found.names.insert(id.clone(), n);
+                        }
+                        id
+                    }
+                };
+                match id {
+                    Some(id) => {
+                        found.groups.insert(id.clone());
+                        p.want.insert(id);
+                    }
+                    None => p.complete = false,
+                }
+            }
+            if !p.complete {
+                found.unresolved.push((u.id, u.email.clone()));
+            }
+            let member = &link.entra_id;
+            p.recorded = (self.state.memberships(u.id, &conn.tenant, member)?)
+                .into_iter()
+                .map(|m| m.group_id)
+                .collect();
+            p.queued = (self.state.queued_memberships(u.id, &conn.tenant, member)?)
+                .into_iter()
+                .filter(|q| !q.direct)
+                .map(|q| q.group_id)
+                .collect();
+            found.people.push(p);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// A group's member ids, every page; why not when Graph will not say.
+    async fn list_members(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        group: &str,
+    ) -> Result<BTreeSet<String>, String> {
+        let target = Target {
+            tenant: &conn.tenant,
+            priority: Priority::Bulk,
+            retry_not_found: false,
+        };
+        let mut members = BTreeSet::new();
+        let mut next = Some(request::list_group_members(group));
+        while let Some(req) = next.take() {
+            let sent = send_with_retry(&self.graph, &s.retry, target, &req, |e, wait, _| {
+                tracing::info!(tenant = %conn.tenant, group, "listing members: {}; retrying in {wait:?}", e.summary());
+            })
+            .await
+            .map(|(sent, _)| sent)
+            .map_err(|(e, _)| match e.failure() {
+                Some(Failure::NotFound) => "the group no longer exists in Entra; correct the [[groups]] rule".to_string(),
+                Some(Failure::Forbidden) => "the app may not read the group's members (403): grant GroupMember.ReadWrite.All, then reconnect".to_string(),
+                _ => format!("its members could not be read ({}); nothing of it changes this time", e.summary()),
+            })?;
+            let body = sent.reply.body.unwrap_or(Value::Null);
+            let page = body.get("value").and_then(Value::as_array);
+            for m in page.into_iter().flatten() {
+                if let Some(id) = m.get("id").and_then(Value::as_str) {
+                    members.insert(id.to_ascii_lowercase());
+                }
+            }
+            next = match body.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(link) => Some(
+                    self.graph
+                        .next_page(link)
+                        .ok_or("an unexpected next link")?,
+                ),
+                None => None,
+            };
+        }
+        Ok(members)
+    }
+
+    /// Holds the pass's removals when they trip the brake, unless allowed.
+    fn membership_brake(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        opts: RunOptions,
+        report: &mut CompanyReport,
+    ) -> Result<bool, StoreError> {
+        let n = report.membership_removals;
+        if n == 0 || opts.allow_mass_deprovision {
+            return Ok(false);
+        }
+        let linked = self.state.links_count(conn.company)?.max(0) as u64;
+        if !brake::trips(&s.brake, n, linked) {
+            return Ok(false);
+        }
+        let reason = format!(
+            "{n} group membership removals for {linked} linked users reach both [sync] \
+             max_deprovision_count = {} and max_deprovision_percent = {}: none is applied; check \
+             the [[groups]] rules and Plumm, then release with `entra-daemon resync --company {} \
+             --allow-mass-deprovision`",
+            s.brake.max_count, s.brake.max_percent, conn.company
+        );
+        if !opts.dry_run {
+            let mut r = AuditRecord::new("brake", Outcome::Skipped);
+            r.company = Some(conn.company);
+            r.tenant = Some(conn.tenant.clone());
+            r.detail = Some(reason.clone());
+            self.state.append_audit(&r)?;
+        }
+        report.outcome = "held".into();
+        report.brake = Some(match report.brake.take() {
+            Some(b) => BrakeNote {
+                held: b.held + n,
+                reason: format!("{}; {reason}", b.reason),
+            },
+            None => BrakeNote { held: n, reason },
+        });
+        Ok(true)
+    }
+
+    async fn apply_members(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        found: &Found,
+        plan: &[MemberChange],
+        held: bool,
+    ) -> Result<(), StoreError> {
+        let young_until = now_text();
+        for c in plan {
+            let p = &found.people[c.person];
+            let (user, member) = (PlummUserId(p.user), EntraObjectId(p.entra_id.clone()));
+            let m = ManagedMembership {
+                group_id: c.group_id.clone(),
+                group_name: found.names.get(&c.group_id).cloned(),
+            };
+            match c.change {
+                Change::Add => self.state.queue_membership(&NewQueuedAdd {
+                    tenant: &conn.tenant,
+                    company: conn.company,
+                    group_id: &c.group_id,
+                    group_name: m.group_name.as_deref(),
+                    user,
+                    email: &p.email,
+                    member: &member,
+                    young_until: &young_until,
+                })?,
+                Change::Adopt => self
+                    .state
+                    .record_membership(user, &conn.tenant, &member, &m)?,
+                Change::Forget => self
+                    .state
+                    .forget_membership(user, &conn.tenant, &c.group_id)?,
+                Change::Remove if held => {}
+                Change::Remove => self.remove(conn, s, p, &m).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One removal Plumm's rules no longer give; a 404 (not a member any
+    /// more) counts as done.
+    async fn remove(
+        &self,
+        conn: &TenantConnection,
+        s: &Policy,
+        p: &Person,
+        m: &ManagedMembership,
+    ) -> Result<(), StoreError> {
+        let user = PlummUserId(p.user);
+        let req = request::remove_group_member(&m.group_id, &EntraObjectId(p.entra_id.clone()));
+        let target = Target {
+            tenant: &conn.tenant,
+            priority: Priority::Bulk,
+            retry_not_found: false,
+        };
+        let result = send_with_retry(&self.graph, &s.retry, target, &req, |_, _, _| {}).await;
+        let label =
+            crate::engine::membership_batch::group_label(m.group_name.as_deref(), &m.group_id);
+        let mut r = AuditRecord::new(Action::GroupRemove.as_str(), Outcome::Ok);
+        (r.company, r.tenant, r.user) = (Some(conn.company), Some(conn.tenant.clone()), Some(user));
+        r.email = Some(p.email.clone());
+        match result {
+            Ok((sent, n)) => {
+                r.http_status = Some(sent.reply.status);
+                r.request_id = sent.reply.request_id.clone();
+                r.attempt = Some(n);
+                r.detail = Some(format!(
+                    "removed from {label}: resync, the [[groups]] rules do not give it"
+                ));
+            }
+            Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
+                r = f.describe(r);
+                r.attempt = Some(n);
+                r.detail = Some(format!("not a member of {label}; counted as done"));
+            }
+            Err((f, n)) => {
+                r = f.describe(r);
+                r.outcome = Some(Outcome::Failed);
+                r.attempt = Some(n);
+                r.detail = Some(format!(
+                    "removal from {label} failed; the next resync tries again"
+                ));
+                return self.state.append_audit(&r);
+            }
+        }
+        self.state
+            .forget_membership(user, &conn.tenant, &m.group_id)?;
+        self.state.append_audit(&r)
+    }
+
+    /// Queues a bulk change for each person whose managed group does not
+    /// exist yet: their worker creates it and adds them.
+    fn run_workers(
+        &self,
+        conn: &TenantConnection,
+        people: &[(PlummUserId, String)],
+    ) -> Result<(), StoreError> {
+        let items: Vec<Enqueue> = people
+            .iter()
+            .map(|(user, email)| Enqueue {
+                user: *user,
+                company: conn.company,
+                kind: PendingKind::Upsert,
+                snapshot:
+                    serde_json::json!({"id": user.0, "company_id": conn.company.0, "email": email})
+                        .to_string(),
+                priority: Priority::Bulk,
+                absent: false,
+            })
+            .collect();
+        self.state.enqueue(&items, None)
+    }
+}
+
+fn name(names: &BTreeMap<String, String>, id: &str) -> String {
+    crate::engine::membership_batch::group_label(names.get(id).map(String::as_str), id)
+}
+
+/// One report line per person whose groups change: before and after, by
+/// name, among the groups that were listed.
+fn person_items(
+    found: &Found,
+    listed: &BTreeMap<String, BTreeSet<String>>,
+    plan: &[MemberChange],
+    held: bool,
+) -> Vec<ItemOut> {
+    let mut by_person: BTreeMap<usize, Vec<&MemberChange>> = BTreeMap::new();
+    for c in plan.iter().filter(|c| c.change.writes()) {
+        by_person.entry(c.person).or_default().push(c);
+    }
+    let shown = |id: &String| found.names.get(id).cloned().unwrap_or_else(|| id.clone());
+    by_person
+        .into_iter()
+        .map(|(i, changes)| {
+            let p = &found.people[i];
+            let before: BTreeSet<String> = listed
+                .iter()
+                .filter(|(_, members)| members.contains(&p.entra_id))
+                .map(|(g, _)| g.clone())
+                .collect();
+            let mut after = before.clone();
+            for c in &changes {
+                match c.change {
+                    Change::Add => after.insert(c.group_id.clone()),
+                    _ => after.remove(&c.group_id),
+                };
+            }
+            let names =
+                |set: &BTreeSet<String>| Value::from(set.iter().map(shown).collect::<Vec<_>>());
+            ItemOut {
+                action: "groups".into(),
+                user: Some(p.user),
+                email: p.email.clone(),
+                entra_id: Some(p.entra_id.clone()),
+                changes: vec![ChangeOut {
+                    property: "groups".into(),
+                    old: names(&before),
+                    new: names(&after),
+                }],
+                note: None,
+                held: held && changes.iter().any(|c| c.change == Change::Remove),
+            }
+        })
+        .collect()
+}
