@@ -50,7 +50,11 @@ async fn daemon_command(
             .map(|_| ExitCode::SUCCESS),
         Command::Disconnect { company } => commands::disconnect(&settings, company),
         Command::Audit(a) => commands::audit(&settings, a).map(|_| ExitCode::SUCCESS),
-        Command::Status { json } => super::status::command(&settings, json),
+        Command::Status { json, user: None } => super::status::command(&settings, json),
+        Command::Status {
+            json,
+            user: Some(user),
+        } => super::status::person(&settings, user, json),
         Command::Resync(a) => super::resync::command(settings, a, progress_every).await,
         Command::Backup { file, force } => {
             super::backup::command(&settings, &file, force, progress_every)

@@ -93,6 +93,10 @@ pub enum Command {
         /// One JSON document instead of lines.
         #[arg(long)]
         json: bool,
+        /// One person instead (Plumm's `users.id`): the groups the daemon
+        /// manages for them, made or on their way.
+        #[arg(long)]
+        user: Option<i64>,
     },
     /// Serve the Microsoft Graph + login emulator on loopback. `--config`
     /// names the emulator's configuration (tenants, app, limits, faults).

@@ -216,3 +216,31 @@ pub(crate) async fn audit(
         json!({ "company": id, "rows": rows, "next_cursor": next.flatten() }),
     )
 }
+
+/// `GET /api/companies/{id}/users/{user}/groups`: the groups the daemon
+/// manages for one of the company's people (made, or on their way); 404
+/// when the person has no linked Entra account in that company.
+pub(crate) async fn person_groups(
+    State(app): State<Arc<App>>,
+    Path((id, user)): Path<(i64, i64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(why) = authenticate(&app, &method, &uri, &headers) {
+        return unauthorized(why);
+    }
+    let found = crate::status::person::person(
+        app.state(),
+        Some(CompanyId(id)),
+        crate::domain::PlummUserId(user),
+    );
+    match found {
+        Ok(Some(p)) => answer(StatusCode::OK, json!(p)),
+        Ok(None) => answer(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("user {user} has no linked Entra account in company {id}") }),
+        ),
+        Err(e) => internal(e),
+    }
+}

@@ -177,6 +177,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/disconnect", post(routes::disconnect))
         .route("/api/companies/{id}/status", get(api::status))
         .route("/api/companies/{id}/audit", get(api::audit))
+        .route(
+            "/api/companies/{id}/users/{user}/groups",
+            get(api::person_groups),
+        )
         .with_state(app)
 }
 

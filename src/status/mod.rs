@@ -11,6 +11,7 @@ use serde::Serialize;
 
 pub mod audit;
 pub mod gauges;
+pub mod person;
 
 use crate::domain::CompanyId;
 use crate::store::reports::LastError;
@@ -46,6 +47,8 @@ pub struct CompanyStatus {
     pub oldest_pending_at: Option<String>,
     pub oldest_pending_age_seconds: Option<u64>,
     pub parked: i64,
+    /// Group additions waiting for their batch (bulk work).
+    pub group_additions_queued: i64,
     pub last_success: Option<String>,
     pub last_error: Option<LastError>,
 }
@@ -134,6 +137,7 @@ pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreErr
         oldest_pending_age_seconds: oldest.as_deref().and_then(since).map(|d| d.as_secs()),
         oldest_pending_at: oldest,
         parked: state.parked_count(id)?,
+        group_additions_queued: state.queued_membership_count(Some(id))?,
         last_success: state.last_success(id)?,
         last_error: state.last_error(id)?,
     })
@@ -188,13 +192,17 @@ pub fn text(r: &Report) -> String {
             .map(|e| format!("{} {} {}: {}", e.at, e.action, e.outcome, e.message))
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}  last success {}  last error {}\n",
+            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}{}  last success {}  last error {}\n",
             c.company,
             c.tenant.as_deref().unwrap_or("-"),
             state,
             c.pending,
             age(c.oldest_pending_age_seconds),
             c.parked,
+            match c.group_additions_queued {
+                0 => String::new(),
+                n => format!("  group additions queued {n}"),
+            },
             c.last_success.as_deref().unwrap_or("-"),
             last_error,
         ));

@@ -52,6 +52,34 @@ impl StateDb {
             .ctx("reading managed memberships")
     }
 
+    /// [`StateDb::memberships`], each with when it was made.
+    pub fn memberships_since(
+        &self,
+        user: PlummUserId,
+        tenant: &TenantId,
+        member: &EntraObjectId,
+    ) -> Result<Vec<(ManagedMembership, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT group_id, group_name, added_at FROM managed_memberships
+                 WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND member_id = ?3
+                 ORDER BY group_name, group_id",
+            )
+            .ctx("reading managed memberships")?;
+        let rows = stmt
+            .query_map(params![user.0, tenant.as_str(), member.0], |r| {
+                let m = ManagedMembership {
+                    group_id: r.get(0)?,
+                    group_name: r.get(1)?,
+                };
+                Ok((m, r.get(2)?))
+            })
+            .ctx("reading managed memberships")?;
+        rows.collect::<Result<_, _>>()
+            .ctx("reading managed memberships")
+    }
+
     pub fn record_membership(
         &self,
         user: PlummUserId,

@@ -186,3 +186,45 @@ async fn the_audit_is_paged_filtered_and_never_shows_another_company() {
     let (status, _) = api.signed(audit, "faild=true").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_managed_groups_are_answered_to_their_company_only() {
+    let api = Api::new().await;
+    let state = api.app.state();
+    let plumm = rusqlite::Connection::open(&api.app.settings.plumm.database).unwrap();
+    let ada: i64 = plumm
+        .query_row(
+            "SELECT id FROM users WHERE email = 'ada@contoso.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let link = state
+        .link(entra_daemon::domain::PlummUserId(ada))
+        .unwrap()
+        .expect("ada is linked");
+    let g = entra_daemon::store::ManagedMembership {
+        group_id: "0b5c2d3e-0000-4000-8000-000000000001".into(),
+        group_name: Some("All staff".into()),
+    };
+    state
+        .record_membership(link.user, &link.tenant, &link.entra_id, &g)
+        .unwrap();
+
+    let path = format!("/api/companies/1/users/{ada}/groups");
+    let (status, body) = api.signed(&path, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["entra_id"], link.entra_id.0.as_str());
+    assert_eq!(body["groups"][0]["name"], "All staff");
+    assert_eq!(body["groups"][0]["state"], "member");
+    let (status, body) = api
+        .signed(&format!("/api/companies/2/users/{ada}/groups"), "")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "Fabrikam does not see Contoso's people: {body}"
+    );
+    let (status, _) = api.send(&path, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -16,6 +16,7 @@ mod crash;
 mod fail_closed;
 mod forbidden;
 mod group_bulk;
+mod group_history;
 mod group_resync;
 mod groups;
 mod helpers;
