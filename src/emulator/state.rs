@@ -348,6 +348,8 @@ impl Inner {
             if !envelope {
                 t.operations += 1;
                 t.writes += u64::from(entry.method != "GET");
+                t.group_writes +=
+                    u64::from(entry.method != "GET" && entry.path.starts_with("/v1.0/groups"));
                 t.throttled += u64::from(entry.status == 429);
             }
         } else if entry.path.ends_with("/oauth2/v2.0/token") {

@@ -74,6 +74,8 @@ pub struct Traffic {
     pub operations: u64,
     /// Operations that were writes (not GET).
     pub writes: u64,
+    /// The writes to groups: creates and membership changes.
+    pub group_writes: u64,
     /// Operations answered 429.
     pub throttled: u64,
     /// Token requests.
