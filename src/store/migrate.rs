@@ -68,6 +68,11 @@ const STATE: &[Migration] = &[
         name: "groups",
         sql: include_str!("../../migrations/state/0009_groups.sql"),
     },
+    Migration {
+        version: 11,
+        name: "manager",
+        sql: include_str!("../../migrations/state/0011_manager.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

@@ -7,6 +7,7 @@ pub mod groups;
 pub mod handover;
 mod intents;
 mod links;
+pub mod managers;
 pub mod migrate;
 mod pending;
 pub mod plumm;

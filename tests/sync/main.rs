@@ -18,6 +18,7 @@ mod forbidden;
 mod groups;
 mod helpers;
 mod lifecycle;
+mod manager;
 mod pacing;
 mod person;
 mod progress;
