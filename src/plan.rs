@@ -76,6 +76,8 @@ pub enum Action {
     GroupCreate,
     /// The person's manager set, changed or removed.
     Manager,
+    /// A soft-deleted account brought back for a rehire.
+    Restore,
 }
 
 impl Action {
@@ -96,6 +98,7 @@ impl Action {
             Action::GroupRemove => "group_remove",
             Action::GroupCreate => "group_create",
             Action::Manager => "manager",
+            Action::Restore => "restore",
         }
     }
 }

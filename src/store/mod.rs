@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backup;
 pub mod connect;
+pub mod deleted;
 pub mod groups;
 pub mod handover;
 mod intents;

@@ -23,6 +23,7 @@ mod pacing;
 mod person;
 mod progress;
 mod quarantine;
+mod rehire;
 mod resilience;
 mod restore;
 mod resync;

@@ -7,6 +7,7 @@ mod intents;
 mod lookup;
 mod manager;
 mod remove;
+mod restore;
 mod upsert;
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -207,6 +207,10 @@ impl Job<'_> {
                 Ok(None) => {}
             }
         }
+        // A rehire's soft-deleted account comes back rather than a second one.
+        if let Some(step) = self.restore_first(desired).await? {
+            return Ok(step);
+        }
         // Intent before action: what is about to exist is on disk before the
         // request leaves, so a lost answer or a crash cannot hide it.
         let intent = self.state().record_intent(
