@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Email, Phone, PlummStatus, PlummUser};
 
+pub mod dates;
 pub mod groups;
 mod identity;
 pub mod manager;
@@ -39,6 +40,9 @@ const PROFILE_PROPERTIES: &[(&str, usize)] = &[
     // A one-element string collection on the wire ("only one number can be
     // set", user-update); a template fills that one element.
     ("businessPhones", 64),
+    // Dates, normalised to Graph's UTC form (mapping/dates.rs).
+    ("employeeHireDate", 20),
+    ("employeeLeaveDateTime", 20),
 ];
 
 /// Properties the daemon derives itself; mapping them would fight the engine.
@@ -156,6 +160,8 @@ pub struct Mapping {
     /// `manager`: the Plumm id of the person's manager (see [`manager`]).
     /// Not a property: Graph sets it through a reference, never a PATCH.
     manager: Option<Template>,
+    /// `[sync] time_zone`: how a bare date in Plumm is read.
+    time_zone: chrono_tz::Tz,
 }
 
 impl Default for Mapping {
@@ -176,6 +182,7 @@ impl Default for Mapping {
         Self::from_table(&table).unwrap_or(Self {
             entries: Vec::new(),
             manager: None,
+            time_zone: chrono_tz::Tz::UTC,
         })
     }
 }
@@ -205,7 +212,17 @@ impl Mapping {
         if !entries.iter().any(|(p, _)| p == "displayName") {
             return Err(MappingError::NoDisplayName);
         }
-        Ok(Self { entries, manager })
+        Ok(Self {
+            entries,
+            manager,
+            time_zone: chrono_tz::Tz::UTC,
+        })
+    }
+
+    /// The mapping reading bare dates as local midnight in `tz`.
+    pub fn with_time_zone(mut self, tz: chrono_tz::Tz) -> Self {
+        self.time_zone = tz;
+        self
     }
 
     /// The Plumm field an Entra property comes from, for a message that
@@ -328,7 +345,7 @@ pub fn desired_user(
         .entries
         .iter()
         .map(|(property, template)| {
-            let value = profile_value(user, property, template, &mut problems);
+            let value = profile_value(user, property, template, mapping.time_zone, &mut problems);
             (property.clone(), value)
         })
         .collect();
@@ -364,6 +381,7 @@ fn profile_value(
     user: &PlummUser,
     property: &str,
     template: &Template,
+    tz: chrono_tz::Tz,
     problems: &mut Vec<FieldProblem>,
 ) -> Option<String> {
     let mut refuse = |value: &str, reason: String| {
@@ -378,6 +396,10 @@ fn profile_value(
     match (property, template.render(user)) {
         ("usageLocation", Some(v)) => match crate::domain::country_code(&v) {
             Ok(code) => Some(code),
+            Err(reason) => refuse(&v, reason),
+        },
+        (p, Some(v)) if dates::DATE_PROPERTIES.contains(&p) => match dates::instant(&v, tz) {
+            Ok(t) => Some(dates::graph_text(t)),
             Err(reason) => refuse(&v, reason),
         },
         ("mobilePhone" | "businessPhones", Some(v))

@@ -13,6 +13,7 @@ mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod crash;
+mod dates;
 mod fail_closed;
 mod forbidden;
 mod groups;
