@@ -10,7 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Email, Phone, PlummStatus, PlummUser};
 
+pub mod dates;
 pub mod groups;
+mod identity;
+pub mod manager;
+
+use identity::{mail_nickname, principal_name};
 
 /// Writable string properties of Graph's user resource that a template may
 /// fill, with the longest value Graph accepts for each
@@ -35,6 +40,9 @@ const PROFILE_PROPERTIES: &[(&str, usize)] = &[
     // A one-element string collection on the wire ("only one number can be
     // set", user-update); a template fills that one element.
     ("businessPhones", 64),
+    // Dates, normalised to Graph's UTC form (mapping/dates.rs).
+    ("employeeHireDate", 20),
+    ("employeeLeaveDateTime", 20),
 ];
 
 /// Properties the daemon derives itself; mapping them would fight the engine.
@@ -45,12 +53,6 @@ const DERIVED_PROPERTIES: &[&str] = &[
     "accountEnabled",
     "passwordProfile",
 ];
-
-/// UPN alias characters Graph allows (user-post-users, userPrincipalName).
-const UPN_ALIAS_SPECIALS: &[char] = &['\'', '.', '-', '_', '!', '#', '^', '~'];
-const UPN_ALIAS_MAX: usize = 64;
-const UPN_DOMAIN_MAX: usize = 48;
-const MAIL_NICKNAME_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MappingError {
@@ -155,6 +157,11 @@ impl Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     entries: Vec<(String, Template)>,
+    /// `manager`: the Plumm id of the person's manager (see [`manager`]).
+    /// Not a property: Graph sets it through a reference, never a PATCH.
+    manager: Option<Template>,
+    /// `[sync] time_zone`: how a bare date in Plumm is read.
+    time_zone: chrono_tz::Tz,
 }
 
 impl Default for Mapping {
@@ -174,6 +181,8 @@ impl Default for Mapping {
         // The defaults are constants that parse; a failure is a programming error.
         Self::from_table(&table).unwrap_or(Self {
             entries: Vec::new(),
+            manager: None,
+            time_zone: chrono_tz::Tz::UTC,
         })
     }
 }
@@ -182,8 +191,12 @@ impl Mapping {
     /// A `[mapping]` table replaces the defaults whole, so an operator can
     /// stop managing a property by leaving it out.
     pub fn from_table(table: &BTreeMap<String, String>) -> Result<Self, MappingError> {
-        let mut entries = Vec::new();
+        let (mut entries, mut manager) = (Vec::new(), None);
         for (property, raw) in table {
+            if property == manager::MANAGER {
+                manager = Some(Template::parse(property, raw)?);
+                continue;
+            }
             if DERIVED_PROPERTIES.contains(&property.as_str()) {
                 return Err(MappingError::DerivedProperty(property.clone()));
             }
@@ -199,15 +212,32 @@ impl Mapping {
         if !entries.iter().any(|(p, _)| p == "displayName") {
             return Err(MappingError::NoDisplayName);
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries,
+            manager,
+            time_zone: chrono_tz::Tz::UTC,
+        })
+    }
+
+    /// The mapping reading bare dates as local midnight in `tz`.
+    pub fn with_time_zone(mut self, tz: chrono_tz::Tz) -> Self {
+        self.time_zone = tz;
+        self
     }
 
     /// The Plumm field an Entra property comes from, for a message that
     /// names the property: "role (Entra jobTitle)", "email" for the
     /// identity properties.
     pub fn field_for(&self, property: &str) -> String {
+        let manager = self
+            .manager
+            .as_ref()
+            .filter(|_| property == manager::MANAGER);
         match self.entries.iter().find(|(p, _)| p == property) {
             Some((_, template)) => source_field(template, property),
+            None if manager.is_some() => manager
+                .map(|t| source_field(t, property))
+                .unwrap_or_default(),
             None if ["userPrincipalName", "mail", "mailNickname"].contains(&property) => {
                 format!("email (Entra {property})")
             }
@@ -220,12 +250,14 @@ impl Mapping {
     /// (`columns`, as discovered at start or reload), listing those it has:
     /// Plumm's table is the deployment's, so only it can say what exists.
     pub fn check_columns(&self, columns: &[String]) -> Result<(), MappingError> {
-        for (property, template) in &self.entries {
+        let manager = self.manager.iter().map(|t| (manager::MANAGER, t));
+        let entries = self.entries.iter().map(|(p, t)| (p.as_str(), t));
+        for (property, template) in entries.chain(manager) {
             for s in &template.segments {
                 if let Segment::Column { name, .. } = s {
                     if !columns.iter().any(|c| c == name) {
                         return Err(MappingError::UnknownColumn {
-                            property: property.clone(),
+                            property: property.to_string(),
                             column: name.clone(),
                             columns: columns.join(", "),
                         });
@@ -313,7 +345,7 @@ pub fn desired_user(
         .entries
         .iter()
         .map(|(property, template)| {
-            let value = profile_value(user, property, template, &mut problems);
+            let value = profile_value(user, property, template, mapping.time_zone, &mut problems);
             (property.clone(), value)
         })
         .collect();
@@ -349,6 +381,7 @@ fn profile_value(
     user: &PlummUser,
     property: &str,
     template: &Template,
+    tz: chrono_tz::Tz,
     problems: &mut Vec<FieldProblem>,
 ) -> Option<String> {
     let mut refuse = |value: &str, reason: String| {
@@ -363,6 +396,10 @@ fn profile_value(
     match (property, template.render(user)) {
         ("usageLocation", Some(v)) => match crate::domain::country_code(&v) {
             Ok(code) => Some(code),
+            Err(reason) => refuse(&v, reason),
+        },
+        (p, Some(v)) if dates::DATE_PROPERTIES.contains(&p) => match dates::instant(&v, tz) {
+            Ok(t) => Some(dates::graph_text(t)),
             Err(reason) => refuse(&v, reason),
         },
         ("mobilePhone" | "businessPhones", Some(v))
@@ -427,56 +464,6 @@ fn source_field(template: &Template, property: &str) -> String {
         format!("[mapping] {property}")
     } else {
         format!("{} (Entra {property})", columns.join("+"))
-    }
-}
-
-/// alias@domain, checked against Graph's rules for userPrincipalName
-/// (learn.microsoft.com/graph/api/user-post-users; resources/user).
-fn principal_name(email: &Email, upn: UpnSource<'_>) -> Result<String, String> {
-    let alias = email.local_part();
-    let domain = match upn {
-        UpnSource::EmailDomain => email.domain(),
-        UpnSource::Fallback(d) => d,
-    };
-    if let Some(bad) = alias
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || UPN_ALIAS_SPECIALS.contains(c)))
-    {
-        return Err(format!(
-            "has '{bad}' before the '@', which Entra does not allow in a user name \
-             (letters, digits and ' . - _ ! # ^ ~ only); change the email in Plumm"
-        ));
-    }
-    if alias.starts_with('.') || alias.ends_with('.') {
-        return Err("starts or ends with '.' before the '@', which Entra does not allow; change the email in Plumm".into());
-    }
-    if alias.len() > UPN_ALIAS_MAX {
-        return Err(format!(
-            "has more than {UPN_ALIAS_MAX} characters before the '@'"
-        ));
-    }
-    if domain.len() > UPN_DOMAIN_MAX {
-        return Err(format!(
-            "has a domain longer than {UPN_DOMAIN_MAX} characters"
-        ));
-    }
-    Ok(format!("{alias}@{domain}"))
-}
-
-/// A mailNickname Graph accepts: ASCII, none of @()\[]";:<>, space or ','
-/// (resources/user, mailNickname), at most 64 characters.
-fn mail_nickname(email: &Email, id: i64) -> String {
-    let nick: String = email
-        .local_part()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .take(MAIL_NICKNAME_MAX)
-        .collect();
-    let nick = nick.trim_matches('.').to_string();
-    if nick.is_empty() {
-        format!("user{id}")
-    } else {
-        nick
     }
 }
 

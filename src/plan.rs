@@ -74,6 +74,10 @@ pub enum Action {
     /// A group the daemon manages by name, created once per tenant.
     #[serde(rename = "group_create")]
     GroupCreate,
+    /// The person's manager set, changed or removed.
+    Manager,
+    /// A soft-deleted account brought back for a rehire.
+    Restore,
 }
 
 impl Action {
@@ -93,6 +97,8 @@ impl Action {
             Action::GroupAdd => "group_add",
             Action::GroupRemove => "group_remove",
             Action::GroupCreate => "group_create",
+            Action::Manager => "manager",
+            Action::Restore => "restore",
         }
     }
 }

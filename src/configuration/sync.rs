@@ -40,6 +40,7 @@ pub(super) struct RawSync {
     max_deprovision_count: u64,
     max_deprovision_percent: u64,
     brake_window: String,
+    time_zone: String,
 }
 
 impl Default for RawSync {
@@ -67,6 +68,7 @@ impl Default for RawSync {
             max_deprovision_count: 10,
             max_deprovision_percent: 20,
             brake_window: "10m".into(),
+            time_zone: "UTC".into(),
         }
     }
 }
@@ -88,8 +90,19 @@ impl RawSync {
         audit_retention: Duration,
     ) -> Result<Sync, ConfigError> {
         let upn_domain = self.upn_domain()?;
+        let tz = self
+            .time_zone
+            .trim()
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| ConfigError::Invalid {
+                key: "sync.time_zone",
+                reason: format!(
+                    "'{}' is not an IANA time zone name such as Europe/London or UTC",
+                    self.time_zone
+                ),
+            })?;
         let policy = Policy {
-            mapping,
+            mapping: mapping.with_time_zone(tz),
             groups,
             on_delete: self.on_delete,
             on_suspend_groups: self.on_suspend_groups,

@@ -113,7 +113,10 @@ impl Matcher<'_> {
     ) -> Result<(), MatchError> {
         let select = select_list(self.mapping);
         let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
-        let mut next = Some(request::list_users(&select_refs));
+        let mut next = Some(match self.mapping.manages_manager() {
+            true => request::list_users_and_managers(&select_refs),
+            false => request::list_users(&select_refs),
+        });
         while let Some(req) = next.take() {
             let sent = self.fetch(tenant, &req).await?;
             let body = sent.reply.body.unwrap_or(Value::Null);

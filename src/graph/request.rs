@@ -190,6 +190,16 @@ pub fn list_users(select: &[&str]) -> GraphRequest {
     r
 }
 
+/// [`list_users`] with each user's manager's id
+/// (`$expand=manager($select=id)`, graph/api/user-list-manager): one more
+/// resource unit a page (Graph's cost table: `$expand` +1), so a resync
+/// sees manager drift without a read per user.
+pub fn list_users_and_managers(select: &[&str]) -> GraphRequest {
+    let mut r = list_users(select);
+    r.query.push(("$expand", "manager($select=id)".into()));
+    r
+}
+
 /// The request for an `@odata.nextLink`, which Graph returns absolute and
 /// fully encoded: used as it is, relative to the version root.
 pub fn next_page(next_link: &str, graph_base: &str) -> Option<GraphRequest> {
@@ -298,6 +308,62 @@ pub fn create_security_group(display_name: &str, nickname: &str) -> GraphRequest
     r
 }
 
+/// `PUT /users/{id}/manager/$ref` (learn.microsoft.com/graph/api/user-post-manager):
+/// 204. The reference is spelled on Graph's public host, as documented.
+pub fn set_manager(id: &EntraObjectId, manager: &EntraObjectId) -> GraphRequest {
+    let mut r = GraphRequest::new(Method::PUT, format!("{}/manager/$ref", user_path(id)));
+    r.body = Some(json!({
+        "@odata.id": format!("https://graph.microsoft.com/v1.0/users/{}", manager.0)
+    }));
+    r
+}
+
+/// `DELETE /users/{id}/manager/$ref` (graph/api/user-delete-manager): 204.
+pub fn remove_manager(id: &EntraObjectId) -> GraphRequest {
+    GraphRequest::new(Method::DELETE, format!("{}/manager/$ref", user_path(id)))
+}
+
+/// `GET /directory/deletedItems/{id}` (graph/api/directory-deleteditems-get):
+/// a soft-deleted user by its object id, 404 when it is not (or no longer)
+/// in the deleted items.
+pub fn get_deleted_user(id: &EntraObjectId, select: &[&str]) -> GraphRequest {
+    let path = format!(
+        "/directory/deletedItems/{}",
+        utf8_percent_encode(&id.0, QUERY_VALUE)
+    );
+    let mut r = GraphRequest::new(Method::GET, path);
+    r.query.push(("$select", select.join(",")));
+    r
+}
+
+/// `GET /directory/deletedItems/microsoft.graph.user?$filter=<property> eq '..'`
+/// (graph/api/directory-deleteditems-list: the cast is required; `eq` on
+/// mail and userPrincipalName needs no advanced query).
+pub fn find_deleted_users_by(property: &str, value: &str, select: &[&str]) -> GraphRequest {
+    let mut r = GraphRequest::new(
+        Method::GET,
+        "/directory/deletedItems/microsoft.graph.user".into(),
+    );
+    r.query.push((
+        "$filter",
+        format!("{property} eq '{}'", odata_string(value)),
+    ));
+    r.query.push(("$select", select.join(",")));
+    r
+}
+
+/// `POST /directory/deletedItems/{id}/restore` (graph/api/directory-deleteditems-restore):
+/// 200 with the user, back with its id, properties and groups.
+pub fn restore_deleted_user(id: &EntraObjectId) -> GraphRequest {
+    GraphRequest::new(
+        Method::POST,
+        format!(
+            "/directory/deletedItems/{}/restore",
+            utf8_percent_encode(&id.0, QUERY_VALUE)
+        ),
+    )
+}
+
 /// OData string literals double their single quotes.
 fn odata_string(v: &str) -> String {
     v.replace('\'', "''")
@@ -353,6 +419,32 @@ mod tests {
         );
         let debug = format!("{r:?}");
         assert!(!debug.contains("S3cret"), "{debug}");
+    }
+
+    #[test]
+    fn manager_and_restore_requests_are_shaped_as_graph_documents_them() {
+        let u = EntraObjectId("0a1b2c3d-0000-4000-8000-000000000001".into());
+        let m = EntraObjectId("0a1b2c3d-0000-4000-8000-000000000002".into());
+        let put = set_manager(&u, &m);
+        assert_eq!(put.method, Method::PUT);
+        assert_eq!(put.relative_url(), format!("/users/{}/manager/$ref", u.0));
+        assert_eq!(
+            put.body.unwrap()["@odata.id"],
+            format!("https://graph.microsoft.com/v1.0/users/{}", m.0)
+        );
+        let del = remove_manager(&u);
+        assert_eq!((del.method, del.body), (Method::DELETE, None));
+        let find = find_deleted_users_by("mail", "ada@contoso.com", &["id", "mail"]);
+        assert_eq!(
+            find.relative_url(),
+            "/directory/deletedItems/microsoft.graph.user?$filter=mail%20eq%20%27ada%40contoso.com%27&$select=id%2Cmail"
+        );
+        let restore = restore_deleted_user(&u);
+        assert_eq!(restore.method, Method::POST);
+        assert_eq!(
+            restore.relative_url(),
+            format!("/directory/deletedItems/{}/restore", u.0)
+        );
     }
 
     #[test]

@@ -145,6 +145,14 @@ impl Resync {
             link.pushed = listed.clone();
             self.state.save_link(&link)?;
         }
+        if let Some(manager) = &a.listed_manager {
+            // What Entra holds, as if the daemon had set it: the worker
+            // compares Plumm's manager with it and writes the difference.
+            let manager = manager.clone().map(EntraObjectId);
+            let tenant = link.tenant.clone();
+            self.state
+                .record_manager(user, &tenant, &link.entra_id, manager.as_ref())?;
+        }
         Ok(true)
     }
 

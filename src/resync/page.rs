@@ -6,10 +6,12 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-use super::plan::{plan_listed, Item, Known, Listed, Rules, Verdict};
+use super::plan::{
+    listed_manager, manager_drift, plan_listed, Item, Known, Listed, Rules, Verdict,
+};
 use super::report::CompanyReport;
 use super::run::{Action, Planned};
-use crate::domain::{CompanyId, PlummUser, PlummUserId, TenantId};
+use crate::domain::{CompanyId, EntraObjectId, PlummUser, PlummUserId, TenantId};
 use crate::engine::matching::listed_props;
 use crate::store::resync::{plumm_users_by_ids, LinkBrief};
 use crate::store::{Intent, PlummDb, StateDb, StoreError};
@@ -48,21 +50,28 @@ impl PageCtx<'_> {
         planned: &mut Planned,
         report: &mut CompanyReport,
     ) -> Result<(), StoreError> {
-        let listed: Vec<Listed> = page
+        let listed: Vec<(Listed, Option<String>)> = page
             .iter()
             .filter_map(|u| {
                 let id = u.get("id").and_then(Value::as_str)?;
                 let props = listed_props(u, self.select);
-                Some(Listed {
+                let listed = Listed {
                     id: id.to_string(),
                     props,
-                })
+                };
+                Some((listed, listed_manager(u)))
             })
             .collect();
+        let (listed, managers): (Vec<Listed>, Vec<Option<String>>) = listed.into_iter().unzip();
         let rows = self.read_rows(&listed)?;
-        for l in &listed {
+        for (l, manager) in listed.iter().zip(&managers) {
             match rows.links.get(&l.id) {
-                Some(b) => self.plan_linked(l, b, &rows, planned, report),
+                Some(b) => {
+                    let linked = self.plan_linked(l, b, &rows, planned, report)?;
+                    if let Some(u) = linked {
+                        self.check_manager(l, u, manager.as_deref(), planned, report)?;
+                    }
+                }
                 None => self.plan_unlinked(l, &rows, planned, report)?,
             }
         }
@@ -94,15 +103,15 @@ impl PageCtx<'_> {
     }
 
     /// A listed user a link points at: the person, an orphan of a deleted
-    /// person, or another company's.
-    fn plan_linked(
+    /// person, or another company's. The person, when it is theirs.
+    fn plan_linked<'r>(
         &self,
         l: &Listed,
         b: &LinkBrief,
-        rows: &PageRows,
+        rows: &'r PageRows,
         planned: &mut Planned,
         report: &mut CompanyReport,
-    ) {
+    ) -> Result<Option<&'r PlummUser>, StoreError> {
         let (known, user_row, orphan) = match rows.by_id.get(&b.user) {
             Some(u) if u.company_id == self.company => {
                 let known = Known::Linked {
@@ -119,6 +128,55 @@ impl PageCtx<'_> {
         }
         let item = plan_listed(l, known, self.policy);
         push(planned, report, item, l, user_row, orphan);
+        Ok(user_row)
+    }
+
+    /// Manager drift on a linked person's account: the listing's manager
+    /// against the account of the manager Plumm names. Drift turns the
+    /// person's line into an update (or adds to it).
+    fn check_manager(
+        &self,
+        l: &Listed,
+        u: &PlummUser,
+        entra: Option<&str>,
+        planned: &mut Planned,
+        report: &mut CompanyReport,
+    ) -> Result<(), StoreError> {
+        if !self.policy.mapping.manages_manager() {
+            return Ok(());
+        }
+        let wanted = match self.policy.mapping.manager_id(u) {
+            Ok(None) => Some(None),
+            Ok(Some(m)) => match self.state.link(m)?.filter(|k| k.tenant == *self.tenant) {
+                Some(k) => Some(Some(k.entra_id.0)),
+                None => None,
+            },
+            Err(_) => None, // refused by the worker, with its reason
+        };
+        let member = EntraObjectId(l.id.clone());
+        let set = self.state.manager_set(u.id, self.tenant, &member)?;
+        let wanted = wanted.as_ref().map(|w| w.as_deref());
+        let Some(change) = manager_drift(entra, wanted, set.is_some()) else {
+            return Ok(());
+        };
+        let at = planned
+            .actions
+            .iter()
+            .position(|a| a.item.user == Some(u.id.0) && a.item.entra_id.as_deref() == Some(&l.id));
+        let a = match at {
+            Some(i) => &mut planned.actions[i],
+            None => {
+                let item = Item::new(Verdict::Update, Some(u), &u.email).entra(&l.id);
+                report.uncount(Verdict::Nothing);
+                match push(planned, report, item, l, Some(u), false) {
+                    Some(a) => a,
+                    None => return Ok(()),
+                }
+            }
+        };
+        a.item.changes.push(change);
+        a.listed_manager = Some(entra.map(str::to_string));
+        Ok(())
     }
 
     /// A listed user no link points at: found by email, made by a create
@@ -229,6 +287,7 @@ fn push<'p>(
             .unwrap_or_default(),
         orphan,
         intent: None,
+        listed_manager: None,
     });
     planned.actions.last_mut()
 }

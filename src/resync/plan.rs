@@ -87,7 +87,7 @@ pub struct Item {
 }
 
 impl Item {
-    fn new(verdict: Verdict, user: Option<&PlummUser>, email: &str) -> Self {
+    pub(crate) fn new(verdict: Verdict, user: Option<&PlummUser>, email: &str) -> Self {
         Self {
             verdict,
             user: user.map(|u| u.id.0),
@@ -98,7 +98,7 @@ impl Item {
         }
     }
 
-    fn entra(mut self, id: &str) -> Self {
+    pub(crate) fn entra(mut self, id: &str) -> Self {
         self.entra_id = Some(id.to_string());
         self
     }
@@ -335,6 +335,38 @@ fn on_delete_name(o: OnDelete) -> &'static str {
         OnDelete::Delete => "delete",
         OnDelete::Ignore => "ignore",
     }
+}
+
+/// The id of a listed user's manager, from `$expand=manager($select=id)`
+/// (lower case, as links keep ids); `None`: no manager.
+pub fn listed_manager(user: &Value) -> Option<String> {
+    let id = user.get("manager")?.get("id")?.as_str()?;
+    Some(id.to_ascii_lowercase())
+}
+
+/// A manager that differs between Entra (`entra`) and Plumm (`wanted`: the
+/// manager's account; `None` when that is not known yet, as for a manager
+/// without an account). A manager Plumm does not name is only removed if
+/// the daemon set one on the account (`daemon_set`): one set by hand in
+/// Entra for a person Plumm gives none stays.
+pub fn manager_drift(
+    entra: Option<&str>,
+    wanted: Option<Option<&str>>,
+    daemon_set: bool,
+) -> Option<Change> {
+    let wanted = wanted?;
+    if wanted.is_none() && !daemon_set {
+        return None;
+    }
+    let same = match (entra, wanted) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    (!same).then(|| Change {
+        property: "manager".into(),
+        old: entra.map_or(Value::Null, Value::from),
+        new: wanted.map_or(Value::Null, Value::from),
+    })
 }
 
 #[cfg(test)]

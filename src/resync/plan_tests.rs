@@ -213,3 +213,21 @@ fn an_account_a_lost_create_left_for_someone_now_under_another_email_needs_a_per
     assert_eq!(item.verdict, Verdict::Reported);
     assert!(item.note.unwrap().contains("renamed@contoso.com"));
 }
+
+#[test]
+fn manager_drift_is_what_differs_and_a_hand_set_manager_plumm_does_not_name_stays() {
+    let listed =
+        json!({"id": "u1", "manager": {"@odata.type": "#microsoft.graph.user", "id": "M-1"}});
+    assert_eq!(listed_manager(&listed).as_deref(), Some("m-1"));
+    assert_eq!(listed_manager(&json!({"id": "u1"})), None);
+    assert_eq!(manager_drift(Some("m-1"), Some(Some("M-1")), true), None);
+    let changed = manager_drift(Some("m-1"), Some(Some("m-2")), true).unwrap();
+    assert_eq!((changed.old, changed.new), (json!("m-1"), json!("m-2")));
+    let lost = manager_drift(None, Some(Some("m-2")), false).unwrap();
+    assert_eq!(lost.old, Value::Null);
+    // Plumm names none: removed only if the daemon had set one.
+    assert_eq!(manager_drift(Some("m-1"), Some(None), false), None);
+    assert!(manager_drift(Some("m-1"), Some(None), true).is_some());
+    // The manager has no account yet: nothing to compare with.
+    assert_eq!(manager_drift(Some("m-1"), None, true), None);
+}

@@ -143,6 +143,14 @@ impl CompanyReport {
         *self.counts.entry(v.as_str().to_string()).or_default() += 1;
     }
 
+    /// Takes back one count: a line planned again (manager drift turns
+    /// "nothing" into "update").
+    pub fn uncount(&mut self, v: Verdict) {
+        if let Some(n) = self.counts.get_mut(v.as_str()) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     pub fn counted(&self, v: Verdict) -> u64 {
         self.counts.get(v.as_str()).copied().unwrap_or(0)
     }

@@ -74,6 +74,9 @@ pub(super) struct Action {
     pub(super) orphan: bool,
     /// Made by a create of this daemon whose answer was lost (the intent's id).
     pub(super) intent: Option<i64>,
+    /// The manager the listing showed, when it differs from Plumm's: what
+    /// the daemon records as set before queueing, so the worker corrects it.
+    pub(super) listed_manager: Option<Option<String>>,
 }
 
 /// Everything the plan found, kept only for lines other than "nothing":
@@ -256,6 +259,7 @@ impl Resync {
                     snapshot: serde_json::to_string(&u).unwrap_or_default(),
                     orphan: false,
                     intent: None,
+                    listed_manager: None,
                 });
             }
             Ok(())

@@ -85,7 +85,7 @@ impl StateDb {
         tx.commit().ctx("saving a link")
     }
 
-    /// Forgets the link and the memberships the daemon made for it: the
+    /// Forgets the link and the memberships and manager the daemon set for it: the
     /// Plumm id may be reused by a new person, who must not inherit them.
     pub fn remove_link(&self, user: PlummUserId) -> Result<(), StoreError> {
         let mut conn = self.lock();
@@ -102,6 +102,13 @@ impl StateDb {
             [user.0],
         )
         .ctx("forgetting queued memberships")?;
+        tx.execute("DELETE FROM managers WHERE plumm_user_id = ?1", [user.0])
+            .ctx("forgetting the manager set")?;
+        tx.execute(
+            "DELETE FROM manager_waits WHERE plumm_user_id = ?1",
+            [user.0],
+        )
+        .ctx("forgetting a wait for a manager")?;
         tx.commit().ctx("removing a link")
     }
 

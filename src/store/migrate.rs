@@ -73,6 +73,16 @@ const STATE: &[Migration] = &[
         name: "membership queue",
         sql: include_str!("../../migrations/state/0010_membership_queue.sql"),
     },
+    Migration {
+        version: 11,
+        name: "manager",
+        sql: include_str!("../../migrations/state/0011_manager.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "restore",
+        sql: include_str!("../../migrations/state/0012_restore.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

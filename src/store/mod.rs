@@ -3,10 +3,12 @@
 pub mod audit;
 pub mod backup;
 pub mod connect;
+pub mod deleted;
 pub mod groups;
 pub mod handover;
 mod intents;
 mod links;
+pub mod managers;
 pub mod membership_queue;
 pub mod migrate;
 mod pending;

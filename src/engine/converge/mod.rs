@@ -5,7 +5,9 @@ mod forbidden;
 mod groups;
 mod intents;
 mod lookup;
+mod manager;
 mod remove;
+mod restore;
 mod upsert;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,6 +43,26 @@ pub enum Converged {
     /// A suspension or deletion the mass-deprovision brake holds: the change
     /// stays pending until an admin releases the company's brake.
     Held(String),
+}
+
+impl Converged {
+    /// Of two parts of one person's convergence (the manager, then the
+    /// memberships), the outcome that keeps the most work: a part still
+    /// to be done keeps the change pending even if the other parked.
+    fn or(self, other: Converged) -> Converged {
+        let weight = |c: &Converged| match c {
+            Converged::Done => 0,
+            Converged::Parked(_) => 1,
+            Converged::Deferred(_) => 2,
+            Converged::Held(_) => 3,
+            Converged::Quarantine(_) => 4,
+        };
+        if weight(&other) > weight(&self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 pub struct Converger {
@@ -133,12 +155,16 @@ impl Converger {
             queued_at: &entry.first_queued_at,
             names: &self.group_names,
             batch_wake: &self.batch_wake,
+            plumm: &self.plumm,
         };
         match (entry.kind, departed) {
             // Memberships follow the account: a new hire's use the id the
             // create returned.
             (PendingKind::Upsert, false) => match job.upsert().await? {
-                Converged::Done => job.memberships(false).await,
+                Converged::Done => {
+                    let manager = job.manager().await?;
+                    Ok(manager.or(job.memberships(false).await?))
+                }
                 other => Ok(other),
             },
             _ => job.remove().await,
@@ -207,6 +233,8 @@ struct Job<'a> {
     names: &'a tokio::sync::Mutex<()>,
     /// See [`Converger::batch_wake`].
     batch_wake: &'a tokio::sync::Notify,
+    /// See [`Converger::plumm`]: the people a manager chain names.
+    plumm: &'a Mutex<PlummDb>,
 }
 
 impl Job<'_> {

@@ -175,6 +175,21 @@ impl Job<'_> {
                     };
                     self.done(plan.action, &sent, n, Some(detail.into()));
                     if plan.action == Action::Delete {
+                        // A rehire within Entra's 30 days gets this account back.
+                        let text = |p: &str| {
+                            link.pushed
+                                .get(p)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        self.state().record_deleted(
+                            &link.tenant,
+                            &link.entra_id,
+                            link.user,
+                            &text("userPrincipalName"),
+                            &text("mail"),
+                        )?;
                         self.state().remove_link(link.user)?;
                         return Ok(Ok(Converged::Done));
                     }

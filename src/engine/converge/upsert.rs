@@ -20,6 +20,17 @@ pub(super) enum Step {
     Relink,
     /// The tenant refused the email's domain: build the UPN on `upn_domain`.
     UseFallback(Option<Link>),
+    /// Graph refused a write carrying employeeLeaveDateTime with 403: the
+    /// app lacks User-LifeCycleInfo.ReadWrite.All. The rest goes without it.
+    DropLeaveDate(Option<Link>),
+}
+
+const LEAVE_DATE: &str = "employeeLeaveDateTime";
+
+/// Whether a 403 may be the missing lifecycle permission: the write carried
+/// the leave date (graph/api/resources/user, employeeLeaveDateTime).
+fn leave_date_refused(f: &CallFailed, carried: bool) -> bool {
+    carried && f.failure() == Some(&Failure::Forbidden)
 }
 
 impl Job<'_> {
@@ -44,9 +55,14 @@ impl Job<'_> {
             }
         }
         let mut fallback = link.as_ref().is_some_and(|l| l.upn_fallback);
+        let mut without_leave_date = false;
         // A few rounds at most: link -> update, relink -> create, fallback -> retry.
         for _ in 0..4 {
             let desired = match self.desired(fallback) {
+                Ok(mut d) if without_leave_date => {
+                    d.profile.remove(LEAVE_DATE);
+                    d
+                }
                 Ok(d) => d,
                 Err(invalid) => {
                     let reason = format!(
@@ -73,6 +89,18 @@ impl Job<'_> {
                 Step::Finished(c) => return Ok(c),
                 Step::Linked(l) => link = Some(l),
                 Step::Relink => link = None,
+                Step::DropLeaveDate(l) => {
+                    without_leave_date = true;
+                    link = l;
+                    let mut r = self.ctx.record(Action::Update, Outcome::Parked);
+                    r.detail = Some(format!(
+                        "{}: Entra refused to write the leave date (403); grant \
+                         User-LifeCycleInfo.ReadWrite.All in Entra, then reconnect from Plumm's \
+                         Store; the rest of the account is synced",
+                        self.s.mapping.field_for(LEAVE_DATE)
+                    ));
+                    self.ctx.audit(&r);
+                }
                 Step::UseFallback(l) => {
                     fallback = true;
                     link = l;
@@ -142,6 +170,9 @@ impl Job<'_> {
                     self.state().save_link(&link)?;
                 }
                 Err((f, n)) => match f.failure() {
+                    _ if leave_date_refused(&f, req_carries_leave_date(&plan.changes)) => {
+                        return Ok(Step::DropLeaveDate(Some(link)))
+                    }
                     Some(Failure::NotFound) if !young => return self.vanished(link),
                     Some(Failure::UnverifiedDomain) if !fallback && self.s.upn_domain.is_some() => {
                         return Ok(Step::UseFallback(Some(link)))
@@ -206,6 +237,10 @@ impl Job<'_> {
                 Ok(Some(found)) => return self.adopt(found),
                 Ok(None) => {}
             }
+        }
+        // A rehire's soft-deleted account comes back rather than a second one.
+        if let Some(step) = self.restore_first(desired).await? {
+            return Ok(step);
         }
         // Intent before action: what is about to exist is on disk before the
         // request leaves, so a lost answer or a crash cannot hide it.
@@ -285,6 +320,12 @@ impl Job<'_> {
         f: CallFailed,
         n: u32,
     ) -> Result<Step, StoreError> {
+        if leave_date_refused(
+            &f,
+            desired.profile.get(LEAVE_DATE).is_some_and(Option::is_some),
+        ) {
+            return Ok(Step::DropLeaveDate(None));
+        }
         match f.failure() {
             Some(Failure::Conflict { property }) => {
                 // Uniqueness is immediate, visibility is not: the user may
@@ -349,4 +390,8 @@ impl Job<'_> {
             wait = (wait * 2).min(self.s.retry.max);
         }
     }
+}
+
+fn req_carries_leave_date(changes: &[crate::plan::Change]) -> bool {
+    changes.iter().any(|c| c.property == LEAVE_DATE)
 }
