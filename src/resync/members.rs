@@ -392,8 +392,10 @@ fn person_items(
                     _ => after.remove(&c.group_id),
                 };
             }
-            let names =
-                |set: &BTreeSet<String>| Value::from(set.iter().map(shown).collect::<Vec<_>>());
+            let names = |set: &BTreeSet<String>| {
+                let named: BTreeSet<String> = set.iter().map(shown).collect();
+                Value::from(named.into_iter().collect::<Vec<_>>())
+            };
             ItemOut {
                 action: "groups".into(),
                 user: Some(p.user),
