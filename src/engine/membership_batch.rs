@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::{watch, Notify};
 
 use super::retry::{send_with_retry, CallFailed, Target};
@@ -27,9 +28,12 @@ use crate::graph::{Failure, GraphClient, Sent};
 use crate::pacing::Priority;
 use crate::plan::Action;
 use crate::store::{
-    after, now_text, since, state::Enqueue, AuditRecord, DueGroup, Outcome, PendingKind, QueuedAdd,
-    StateDb, StoreError,
+    after, now_text, since, state::Enqueue, AuditRecord, Outcome, PendingKind, QueuedAdd, StateDb,
+    StoreError,
 };
+
+/// Batched writes in flight at once (the pacer still decides how fast).
+const IN_FLIGHT: usize = 16;
 
 pub struct MembershipBatcher {
     pub state: Arc<StateDb>,
@@ -118,7 +122,9 @@ impl MembershipBatcher {
     }
 
     /// One pass over the due groups; how long until the next may be due,
-    /// and how many additions were handed back.
+    /// and how many additions were handed back. The writes of a pass go
+    /// out together (up to [`IN_FLIGHT`]), so the client packs them into
+    /// `$batch` round trips instead of waiting out its linger for each.
     async fn flush(&self, all: bool) -> Result<(Duration, usize), StoreError> {
         let quarantined: HashSet<CompanyId> = self
             .state
@@ -128,57 +134,49 @@ impl MembershipBatcher {
             .collect();
         let mut next = self.wait;
         let mut handed = 0;
-        for g in self.state.due_memberships(&now_text())? {
+        let mut chunks: Vec<Vec<QueuedAdd>> = Vec::new();
+        let now = now_text();
+        for g in self.state.due_memberships(&now)? {
             if quarantined.contains(&g.company) && !all {
                 continue;
             }
             let waited = since(&g.oldest).unwrap_or(Duration::ZERO);
-            let ready = all
-                || g.count >= MEMBERS_PER_WRITE as i64
-                || waited >= self.wait
-                || !self.state.has_bulk_pending(g.company)?;
-            if !ready {
+            let whole = all || waited >= self.wait || !self.state.has_bulk_pending(g.company)?;
+            // While bulk work goes on, only full batches leave.
+            let take = match whole {
+                true => g.count as usize,
+                false => (g.count as usize / MEMBERS_PER_WRITE) * MEMBERS_PER_WRITE,
+            };
+            if !whole {
                 next = next.min(self.wait.saturating_sub(waited));
+            }
+            if take == 0 {
                 continue;
             }
-            handed += self
-                .send_group(&g, all, quarantined.contains(&g.company))
-                .await?;
+            let rows = self
+                .state
+                .take_memberships(&g.tenant, &g.group_id, &now, take)?;
+            if quarantined.contains(&g.company) {
+                self.hand_back(&rows, "the tenant is quarantined")?;
+                handed += rows.len();
+                continue;
+            }
+            chunks.extend(rows.chunks(MEMBERS_PER_WRITE).map(<[QueuedAdd]>::to_vec));
+        }
+        let results: Vec<Result<(Batch, usize), StoreError>> = stream::iter(chunks)
+            .map(|rows| async move { Ok((self.send(&rows, all).await?, rows.len())) })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for r in results {
+            if let (Batch::HandedBack, n) = r? {
+                handed += n;
+            }
         }
         if let Some(at) = self.state.next_membership_due()? {
             next = next.min(crate::store::until(&at).unwrap_or(Duration::ZERO));
         }
         Ok((next.max(Duration::from_millis(5)), handed))
-    }
-
-    /// Sends a group's due additions, 20 to a write, until none is left.
-    async fn send_group(
-        &self,
-        g: &DueGroup,
-        all: bool,
-        quarantined: bool,
-    ) -> Result<usize, StoreError> {
-        let mut handed = 0;
-        loop {
-            let rows = self.state.take_memberships(
-                &g.tenant,
-                &g.group_id,
-                &now_text(),
-                MEMBERS_PER_WRITE,
-            )?;
-            if rows.is_empty() {
-                return Ok(handed);
-            }
-            if quarantined {
-                self.hand_back(&rows, "the tenant is quarantined")?;
-                return Ok(handed + rows.len());
-            }
-            match self.send(&rows, all).await? {
-                Batch::Added => {}
-                Batch::HandedBack => handed += rows.len(),
-                Batch::Waiting => return Ok(handed),
-            }
-        }
     }
 
     async fn send(&self, rows: &[QueuedAdd], all: bool) -> Result<Batch, StoreError> {

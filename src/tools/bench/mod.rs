@@ -2,6 +2,7 @@
 //! documented limits on a time scale, each figure beside a naive baseline
 //! measured in the same run. Prints figures; asserts nothing (timing goals
 //! live here, never in tests).
+mod groups;
 mod handover;
 pub mod naive;
 mod rig;

@@ -44,8 +44,10 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let naive = naive_one_tenant(&o).await?;
     let app = app_wide(&o).await?;
     let handover = super::handover::run(o.users)?;
+    let groups = super::groups::run(&o).await?;
     report(&o, &one, &latency, &naive, &app);
     super::handover::report(&handover);
+    super::groups::report(&groups);
     Ok(())
 }
 
