@@ -62,7 +62,10 @@ async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
             .iter()
             .all(|c| c.throttle_priority.as_deref() == Some("low")),
         "{:?}",
-        creates.iter().map(|c| &c.throttle_priority).collect::<Vec<_>>()
+        creates
+            .iter()
+            .map(|c| &c.throttle_priority)
+            .collect::<Vec<_>>()
     );
     assert!(per_batch.values().all(|n| *n <= 20), "{per_batch:?}");
     let round_trips = app.batches().len()
