@@ -47,6 +47,8 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             users_per_tenant,
             time_scale,
             naive_seconds,
+            adaptive_users,
+            only,
             ..
         } => {
             telemetry::init("error", LogFormat::Text);
@@ -56,6 +58,8 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
                 users_per_tenant,
                 time_scale,
                 naive_seconds,
+                adaptive_users,
+                only,
                 ..Default::default()
             };
             bench::run(o).await?;

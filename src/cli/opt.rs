@@ -125,6 +125,13 @@ pub enum Command {
         /// How long the naive baseline runs before its rate is projected.
         #[arg(long, default_value_t = 20.0)]
         naive_seconds: f64,
+        /// Users of each run where another app takes part of the tenant's budget.
+        #[arg(long, default_value_t = 6_000)]
+        adaptive_users: usize,
+        /// Only one section: `adaptive` (the runs where another app takes
+        /// part of the tenant's budget) or `groups` (group membership).
+        #[arg(long, value_parser = ["adaptive", "groups"])]
+        only: Option<String>,
         /// Internal: run as the naive baseline's worker process.
         #[arg(long, hide = true)]
         naive_worker: bool,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::foreign_load::ForeignLoad;
 use super::types::SeedUser;
 use super::EmulatorError;
 
@@ -148,6 +149,8 @@ pub struct ThrottleConfig {
     /// (https://learn.microsoft.com/graph/throttling): a refused request is
     /// charged as well. On by default; off only for a test that needs it.
     pub charge_throttled_requests: bool,
+    /// Other apps writing in a tenant (see `foreign_load.rs`): none by default.
+    pub foreign_load: Vec<ForeignLoad>,
 }
 
 impl Default for ThrottleConfig {
@@ -167,6 +170,7 @@ impl Default for ThrottleConfig {
             tenant_writes: 18_000,
             tenant_writes_window_secs: 300.0,
             charge_throttled_requests: true,
+            foreign_load: Vec::new(),
         }
     }
 }
@@ -184,6 +188,9 @@ impl ThrottleConfig {
             return Err(EmulatorError::Config(
                 "throttling windows must be > 0".into(),
             ));
+        }
+        for f in &self.foreign_load {
+            f.validate().map_err(EmulatorError::Config)?;
         }
         Ok(())
     }

@@ -340,6 +340,17 @@ impl EmulatorControl {
     pub fn set_throttling_enabled(&self, enabled: bool) {
         self.shared.lock().limiter.set_enabled(enabled);
     }
+
+    /// From now on another app writes `writes_per_sec` (Microsoft time) in
+    /// `tenant`'s tenant-wide write budget, after spending `burst` writes
+    /// at once: what a customer's other tools leave this app.
+    pub fn set_foreign_load(&self, tenant: &str, writes_per_sec: f64, burst: f64) {
+        let now = Instant::now();
+        self.shared
+            .lock()
+            .limiter
+            .set_foreign_load(now, tenant, writes_per_sec, burst);
+    }
 }
 
 // ---- HTTP twin ---------------------------------------------------------

@@ -240,6 +240,22 @@ async fn throttling(State(c): Ctl, Json(b): Json<ThrottlingBody>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+#[derive(Deserialize)]
+struct ForeignLoadBody {
+    writes_per_sec: f64,
+    #[serde(default)]
+    burst: f64,
+}
+
+async fn foreign_load(
+    State(c): Ctl,
+    Path(tenant): Path<String>,
+    Json(b): Json<ForeignLoadBody>,
+) -> Response {
+    c.set_foreign_load(&tenant, b.writes_per_sec, b.burst);
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub(crate) fn router(control: EmulatorControl) -> Router {
     Router::new()
         .route("/_emulator/tenants", get(list_tenants).post(add_tenant))
@@ -294,5 +310,9 @@ pub(crate) fn router(control: EmulatorControl) -> Router {
         .route("/_emulator/replication-delay", put(replication))
         .route("/_emulator/replicate-now", post(replicate_now))
         .route("/_emulator/throttling", put(throttling))
+        .route(
+            "/_emulator/tenants/{tenant}/foreign-load",
+            put(foreign_load),
+        )
         .with_state(control)
 }

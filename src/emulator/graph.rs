@@ -169,7 +169,7 @@ pub(crate) fn throttled_dispatch(
                 .push(("x-ms-resource-unit".into(), cost.resource_units.to_string()));
             if let Some(p) = limit_percentage {
                 r.headers
-                    .push(("x-ms-throttle-limit-percentage".into(), format!("{p:.1}")));
+                    .push(("x-ms-throttle-limit-percentage".into(), format!("{p:.2}")));
             }
             r
         }

@@ -18,6 +18,7 @@ mod deleted_items;
 mod discovery;
 mod errors;
 mod filter;
+mod foreign_load;
 mod graph;
 mod group_members;
 mod group_props;
@@ -56,6 +57,7 @@ pub use config::{
     RedirectUri, TenantSize, TenantSpec, ThrottleConfig,
 };
 pub use control::EmulatorControl;
+pub use foreign_load::ForeignLoad;
 pub use throttle::{
     base_resource_units, cost_from_base, request_cost, Cost, Decision, Limiter, Throttled,
 };

@@ -8,9 +8,10 @@
 //! The clock is passed in so the limiter can be tested without sleeping.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::config::{TenantSize, ThrottleConfig};
+use super::foreign_load::{Schedule, Step};
 
 /// Resource-unit and write cost of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,11 @@ pub struct Limiter {
     cfg: ThrottleConfig,
     time_scale: f64,
     buckets: HashMap<Key, Bucket>,
+    /// Other apps' load on each tenant's write bucket, by tenant.
+    foreign: HashMap<String, Schedule>,
+    /// Buckets start full at this instant: a foreign load scheduled from
+    /// the start has been draining them since, used or not.
+    started: Instant,
 }
 
 struct Check {
@@ -138,11 +144,42 @@ struct Check {
 
 impl Limiter {
     pub fn new(cfg: ThrottleConfig, time_scale: f64) -> Self {
-        Self {
+        Self::starting(cfg, time_scale, Instant::now())
+    }
+
+    /// A limiter whose configured foreign load counts from `started`.
+    pub fn starting(cfg: ThrottleConfig, time_scale: f64, started: Instant) -> Self {
+        let mut l = Self {
             cfg,
             time_scale,
             buckets: HashMap::new(),
+            foreign: HashMap::new(),
+            started,
+        };
+        for f in l.cfg.foreign_load.clone() {
+            let from = started + Duration::from_secs_f64(f.at_secs / time_scale);
+            l.set_foreign_load(from, &f.tenant, f.writes_per_sec, f.burst);
         }
+        l
+    }
+
+    /// From `from` on, another app writes `writes_per_sec` (Microsoft time)
+    /// in `tenant`, after spending `burst` writes at once.
+    pub fn set_foreign_load(
+        &mut self,
+        from: Instant,
+        tenant: &str,
+        writes_per_sec: f64,
+        burst: f64,
+    ) {
+        self.foreign
+            .entry(tenant.to_string())
+            .or_default()
+            .push(Step {
+                from,
+                rate: writes_per_sec.max(0.0) * self.time_scale,
+                burst: burst.max(0.0),
+            });
     }
 
     pub fn set_enabled(&mut self, enabled: bool) {
@@ -222,13 +259,24 @@ impl Limiter {
         let charge_refused = self.cfg.charge_throttled_requests;
         let mut refused: Option<Throttled> = None;
         for ch in &checks {
-            let rate = ch.capacity / ch.window * scale;
+            let refill = ch.capacity / ch.window * scale;
             let b = self.buckets.entry(ch.key.clone()).or_insert(Bucket {
                 tokens: ch.capacity,
-                last: now,
+                last: self.started.min(now),
             });
-            let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-            b.tokens = (b.tokens + elapsed * rate).min(ch.capacity);
+            // What this app gets back per second: the refill, less what
+            // other apps in the tenant take of a tenant-wide bucket.
+            let (tokens, rate) = match (&ch.key, self.foreign.get_mut(tenant)) {
+                (Key::TenantWrites(_), Some(s)) => (
+                    s.advance(b.tokens, b.last, now, refill, ch.capacity),
+                    refill - s.rate_at(now),
+                ),
+                _ => {
+                    let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+                    ((b.tokens + elapsed * refill).min(ch.capacity), refill)
+                }
+            };
+            b.tokens = tokens;
             b.last = now.max(b.last);
             if b.tokens < ch.cost {
                 // A refused request that is charged as well must be paid
@@ -239,7 +287,15 @@ impl Limiter {
                 } else {
                     ch.cost
                 };
-                let wait = (owed - b.tokens) / rate;
+                // Another app taking (nearly) the whole refill leaves
+                // nothing certain to wait for: at most two windows, as
+                // long as a debt of one window's worth takes to repay.
+                let longest = 2.0 * ch.window / scale;
+                let wait = if rate > 0.0 {
+                    ((owed - b.tokens) / rate).min(longest)
+                } else {
+                    longest
+                };
                 match &mut refused {
                     None => {
                         refused = Some(Throttled {
@@ -266,6 +322,11 @@ impl Limiter {
         }
         match refused {
             Some(t) => Decision::Throttled(t),
+            // "x-ms-throttle-limit-percentage - Returned only when the
+            // application consumed more than 0.8 of its limit. The value
+            // ranges from 0.8 to 1.8" (throttling-limits, identity and
+            // access, "Regular responses"): the most used limit the request
+            // counted against, other apps' share of a tenant-wide one included.
             None => Decision::Allowed {
                 limit_percentage: (max_share > 0.8).then(|| max_share.min(1.8)),
             },
@@ -274,181 +335,5 @@ impl Limiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn tiny() -> ThrottleConfig {
-        ThrottleConfig {
-            app_tenant_ru_small: 4,
-            app_tenant_ru_window_secs: 10.0,
-            app_tenant_writes: 2,
-            app_tenant_writes_window_secs: 100.0,
-            ..ThrottleConfig::default()
-        }
-    }
-
-    const READ: Cost = Cost {
-        resource_units: 1,
-        writes: 0,
-    };
-    const WRITE: Cost = Cost {
-        resource_units: 1,
-        writes: 1,
-    };
-
-    #[test]
-    fn costs_follow_the_table() {
-        assert_eq!(
-            request_cost("GET", true, false, false, None).resource_units,
-            2
-        );
-        assert_eq!(
-            request_cost("GET", true, true, false, None).resource_units,
-            1
-        );
-        assert_eq!(
-            request_cost("GET", true, true, false, Some(5)).resource_units,
-            1
-        );
-        assert_eq!(
-            request_cost("GET", true, false, true, None).resource_units,
-            3
-        );
-        assert_eq!(
-            request_cost("GET", false, true, false, None).resource_units,
-            1
-        );
-        assert_eq!(request_cost("PATCH", false, false, false, None), WRITE);
-        assert_eq!(request_cost("GET", true, false, false, Some(999)).writes, 0);
-    }
-
-    #[test]
-    fn ru_bucket_refuses_then_refills() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(tiny(), 1.0);
-        for _ in 0..4 {
-            assert!(matches!(
-                l.check(t0, "app", "t", TenantSize::Small, READ),
-                Decision::Allowed { .. }
-            ));
-        }
-        let Decision::Throttled(th) = l.check(t0, "app", "t", TenantSize::Small, READ) else {
-            panic!("expected throttling");
-        };
-        assert_eq!(th.scope, "Tenant_Application/ReadWrite/app/t");
-        // The refused request is charged too, and the wait covers it.
-        assert!(
-            (th.retry_after_secs - 5.0).abs() < 1e-9,
-            "{}",
-            th.retry_after_secs
-        );
-        let early = t0 + Duration::from_millis(2500);
-        assert!(matches!(
-            l.check(early, "app", "t", TenantSize::Small, READ),
-            Decision::Throttled(_)
-        ));
-        // Retrying early was charged as well: obeying its Retry-After fits.
-        let Decision::Throttled(th) = l.check(early, "app", "t", TenantSize::Small, READ) else {
-            panic!("expected throttling");
-        };
-        let later = early + Duration::from_secs_f64(th.retry_after_secs);
-        assert!(matches!(
-            l.check(later, "app", "t", TenantSize::Small, READ),
-            Decision::Allowed { .. }
-        ));
-        // Another tenant has its own app+tenant bucket.
-        assert!(matches!(
-            l.check(t0, "app", "u", TenantSize::Small, READ),
-            Decision::Allowed { .. }
-        ));
-    }
-
-    #[test]
-    fn write_bucket_and_percentage() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(tiny(), 1.0);
-        let first = l.check(t0, "app", "t", TenantSize::Small, WRITE);
-        assert_eq!(
-            first,
-            Decision::Allowed {
-                limit_percentage: None
-            }
-        );
-        let second = l.check(t0, "app", "t", TenantSize::Small, WRITE);
-        assert_eq!(
-            second,
-            Decision::Allowed {
-                limit_percentage: Some(1.0)
-            }
-        );
-        let Decision::Throttled(th) = l.check(t0, "app", "t", TenantSize::Small, WRITE) else {
-            panic!("expected throttling");
-        };
-        assert_eq!(th.scope, "Tenant_Application/Write/app/t");
-        assert_eq!(th.information, "WriteLimitExceeded");
-        // Two writes' worth: the refused one is charged as well.
-        assert!((th.retry_after_secs - 100.0).abs() < 1e-9);
-        // Reads still pass while writes are throttled.
-        assert!(matches!(
-            l.check(t0, "app", "t", TenantSize::Small, READ),
-            Decision::Allowed { .. }
-        ));
-    }
-
-    #[test]
-    fn time_scale_shortens_waits() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(tiny(), 10.0);
-        for _ in 0..4 {
-            l.check(t0, "a", "t", TenantSize::Small, READ);
-        }
-        let Decision::Throttled(th) = l.check(t0, "a", "t", TenantSize::Small, READ) else {
-            panic!("expected throttling");
-        };
-        assert!((th.retry_after_secs - 0.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn tenant_and_app_scopes() {
-        let cfg = ThrottleConfig {
-            tenant_writes: 1,
-            app_writes: 100,
-            ..ThrottleConfig::default()
-        };
-        let t0 = Instant::now();
-        let mut l = Limiter::new(cfg, 1.0);
-        assert!(matches!(
-            l.check(t0, "a", "t", TenantSize::Large, WRITE),
-            Decision::Allowed { .. }
-        ));
-        let Decision::Throttled(th) = l.check(t0, "b", "t", TenantSize::Large, WRITE) else {
-            panic!("expected tenant-wide throttling across apps");
-        };
-        assert_eq!(th.scope, "Tenant/Write/b/t");
-        let cfg = ThrottleConfig {
-            app_writes: 1,
-            ..ThrottleConfig::default()
-        };
-        let mut l = Limiter::new(cfg, 1.0);
-        l.check(t0, "a", "t", TenantSize::Large, WRITE);
-        let Decision::Throttled(th) = l.check(t0, "a", "u", TenantSize::Large, WRITE) else {
-            panic!("expected app-wide throttling across tenants");
-        };
-        assert_eq!(th.scope, "Application/Write/a/u");
-    }
-
-    #[test]
-    fn disabled_never_throttles() {
-        let mut cfg = tiny();
-        cfg.enabled = false;
-        let t0 = Instant::now();
-        let mut l = Limiter::new(cfg, 1.0);
-        for _ in 0..100 {
-            assert!(matches!(
-                l.check(t0, "a", "t", TenantSize::Small, WRITE),
-                Decision::Allowed { .. }
-            ));
-        }
-    }
-}
+#[path = "throttle_tests.rs"]
+mod tests;

@@ -10,7 +10,7 @@ use super::response::Reply;
 use super::token::{TokenError, TokenProvider};
 use super::transport::Transport;
 use crate::domain::TenantId;
-use crate::pacing::{Pacer, Priority};
+use crate::pacing::{Granted, Pacer, Priority};
 
 /// The request reached no usable HTTP answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,12 +91,12 @@ impl GraphClient {
         priority: Priority,
     ) -> Result<Sent, CallError> {
         let cost = request.cost();
-        self.pacer.admit(tenant, priority, cost).await;
+        let granted = self.pacer.admit(tenant, priority, cost).await;
         let sent = match &self.batcher {
             Some(b) => b.send(tenant, request, priority).await?,
             None => self.transport.send(tenant, request, priority).await?,
         };
-        self.observe(tenant, request, &sent.reply);
+        self.observe(tenant, request, &sent.reply, granted);
         crate::metrics::graph_answer(
             request.method.as_str(),
             sent.duration,
@@ -107,8 +107,9 @@ impl GraphClient {
 }
 
 impl GraphClient {
-    /// Tells the scheduler what Graph said about its limits.
-    fn observe(&self, tenant: &TenantId, request: &GraphRequest, reply: &Reply) {
+    /// Tells the scheduler what Graph said about its limits: a 429 (and
+    /// the scope it named), or how close to a limit an answer came.
+    fn observe(&self, tenant: &TenantId, request: &GraphRequest, reply: &Reply, granted: Granted) {
         if reply.failure() == Some(super::Failure::Throttled) {
             // The whole scope waits, not just this request.
             self.pacer.throttled(
@@ -116,9 +117,12 @@ impl GraphClient {
                 reply.throttle_scope.as_deref(),
                 request.is_write(),
                 reply.retry_after.unwrap_or(Duration::from_secs(1)),
+                granted,
             );
-        } else if let Some(share) = reply.limit_percentage {
-            self.pacer.limit_percentage(tenant, share);
+        } else if reply.status < 500 {
+            // A 5xx may never have reached the limits; anything else was metered.
+            self.pacer
+                .answered(tenant, request.is_write(), reply.limit_percentage, granted);
         }
     }
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::pacing::LimitShare;
+
 /// A Graph response, whatever its status.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -14,7 +16,7 @@ pub struct Reply {
     /// `x-ms-throttle-scope` on a 429: which limit was hit.
     pub throttle_scope: Option<String>,
     /// `x-ms-throttle-limit-percentage` (0.8 to 1.8), sent above 80% of a limit.
-    pub limit_percentage: Option<f64>,
+    pub limit_percentage: Option<LimitShare>,
     pub body: Option<Value>,
 }
 
@@ -166,6 +168,19 @@ pub fn named_property(message: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// `x-ms-throttle-limit-percentage`, with the most it may mean: the value
+/// plus one unit of its last digit ("0.9" -> up to 1.0, "0.93" -> 0.94),
+/// since Graph does not say whether it rounds or cuts.
+pub fn parse_limit_percentage(raw: &str) -> Option<LimitShare> {
+    let raw = raw.trim();
+    let v: f64 = raw.parse().ok().filter(|v: &f64| v.is_finite())?;
+    let decimals = raw.split_once('.').map_or(0, |(_, f)| f.len()).min(6);
+    Some(LimitShare {
+        reported: v,
+        at_most: v + 10f64.powi(-(decimals as i32)),
+    })
+}
+
 /// `Retry-After` as Graph sends it: delay-seconds, possibly with a fraction
 /// (learn.microsoft.com/graph/throttling), or an HTTP date (RFC 9110 10.2.3).
 /// Longer waits are capped: the change is deferred and tried again later
@@ -268,6 +283,20 @@ mod tests {
             Some(Failure::Rejected)
         );
         assert_eq!(reply(204, json!({})).failure(), None);
+    }
+
+    #[test]
+    fn a_limit_percentage_means_at_most_its_value_plus_its_precision() {
+        let near = |raw: &str, v: f64, most: f64| {
+            let got = parse_limit_percentage(raw).expect(raw);
+            assert!((got.reported - v).abs() < 1e-9, "{raw}: {got:?}");
+            assert!((got.at_most - most).abs() < 1e-9, "{raw}: {got:?}");
+        };
+        near("0.9", 0.9, 1.0);
+        near("0.93", 0.93, 0.94);
+        near("1", 1.0, 2.0);
+        assert_eq!(parse_limit_percentage("high"), None);
+        assert_eq!(parse_limit_percentage("NaN"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use http::Method;
 
 use super::request::GraphRequest;
-use super::response::{parse_retry_after, Reply};
+use super::response::{parse_limit_percentage, parse_retry_after, Reply};
 use crate::pacing::Priority;
 
 /// A header of an answer, or of a `$batch` item's `headers` object.
@@ -37,7 +37,8 @@ pub(crate) fn reply_from(
         request_id,
         retry_after: header("retry-after").and_then(|v| parse_retry_after(&v, now)),
         throttle_scope: header("x-ms-throttle-scope"),
-        limit_percentage: header("x-ms-throttle-limit-percentage").and_then(|v| v.parse().ok()),
+        limit_percentage: header("x-ms-throttle-limit-percentage")
+            .and_then(|v| parse_limit_percentage(&v)),
         body,
     }
 }

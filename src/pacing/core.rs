@@ -4,59 +4,17 @@
 //!
 //! Each tenant mirrors Graph's token buckets for this app, keeping a small
 //! reserve so that network jitter between our grant and Graph's metering
-//! does not turn into 429s. Within a tenant, real-time requests always go
+//! does not turn into 429s, and learning each bucket's live ceiling from
+//! what Graph answers (`bucket.rs`). Within a tenant, real-time requests always go
 //! before bulk ones; across tenants, grants rotate one at a time, so the
 //! app-wide budget is shared fairly and one tenant's backlog never holds
 //! another tenant's change.
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::limits::{AppLimits, Cost, Rate, TenantLimits};
-use super::Priority;
-
-/// Share of each bucket kept in reserve against jitter.
-const RESERVE: f64 = 0.02;
-
-#[derive(Debug, Clone)]
-struct Bucket {
-    rate: Rate,
-    capacity: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: Rate, now: Instant) -> Self {
-        let capacity = rate.capacity * (1.0 - RESERVE);
-        Self {
-            rate,
-            capacity,
-            tokens: capacity,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate.per_sec()).min(self.capacity);
-        self.last = self.last.max(now);
-    }
-
-    /// Time until `need` tokens are there (zero if they are).
-    fn wait_for(&self, need: f64) -> Duration {
-        if self.tokens >= need {
-            return Duration::ZERO;
-        }
-        // A day at most: a wild value (from a header) must not panic or
-        // park a tenant forever; the next poll recomputes anyway.
-        let secs = ((need - self.tokens) / self.rate.per_sec()).min(86_400.0);
-        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(86_400))
-    }
-
-    fn used_share(&self) -> f64 {
-        1.0 - self.tokens / self.rate.capacity
-    }
-}
+use super::bucket::Bucket;
+use super::limits::{AppLimits, Cost, TenantLimits};
+use super::{LimitShare, Priority};
 
 pub type Ticket = u64;
 
@@ -109,6 +67,43 @@ impl Scope {
             "Application" => Some(Scope::App),
             _ => None,
         }
+    }
+}
+
+/// What a 429 says about which bucket is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub scope: Scope,
+    /// The write budget (`Write`), or the resource units (`Read`, `ReadWrite`).
+    pub write: bool,
+    /// Whether Graph named the limit (`x-ms-throttle-scope`), or the scope
+    /// is only assumed (an answer without the header: a pause, no lesson).
+    pub named: bool,
+}
+
+impl Throttle {
+    /// From `x-ms-throttle-scope`, `<Scope>/<Limit>/<ApplicationId>/<TenantId>`;
+    /// without it (or unreadable), this app in this tenant, the request's
+    /// own budget.
+    pub fn from_header(header: Option<&str>, request_is_write: bool) -> Self {
+        let parsed = header.and_then(|h| {
+            let scope = Scope::parse(h)?;
+            let write = match h.split('/').nth(1) {
+                Some("Write") => true,
+                Some("Read" | "ReadWrite") => false,
+                _ => request_is_write,
+            };
+            Some(Self {
+                scope,
+                write,
+                named: true,
+            })
+        });
+        parsed.unwrap_or(Self {
+            scope: Scope::TenantApp,
+            write: request_is_write,
+            named: false,
+        })
     }
 }
 
@@ -241,11 +236,13 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                     note(now + wait);
                     continue;
                 }
-                t.ru.tokens -= cost.resource_units;
-                t.writes.tokens -= cost.writes;
-                t.tenant_writes.tokens -= cost.writes;
-                self.app_ru.tokens -= cost.resource_units;
-                self.app_writes.tokens -= cost.writes;
+                t.ru.charge(cost.resource_units, now);
+                self.app_ru.charge(cost.resource_units, now);
+                if cost.writes > 0.0 {
+                    t.writes.charge(cost.writes, now);
+                    t.tenant_writes.charge(cost.writes, now);
+                    self.app_writes.charge(cost.writes, now);
+                }
                 if let Some(w) = t.pop_head() {
                     self.where_is.remove(&w.ticket);
                     out.granted.push(w.ticket);
@@ -267,61 +264,101 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         out
     }
 
-    /// Graph answered 429: stop sending in that scope for `retry_after`,
-    /// and assume the bucket it named is empty.
+    /// Graph answered 429 to a request granted at `granted_at`: stop
+    /// sending in that scope for `retry_after`. When the answer named the
+    /// limit, that bucket is empty and its live ceiling is re-measured.
     pub fn throttled(
         &mut self,
         key: &K,
-        scope: Scope,
-        write: bool,
+        t: Throttle,
         retry_after: Duration,
+        granted_at: Instant,
         now: Instant,
     ) {
         let until = now
             .checked_add(retry_after)
             .unwrap_or(now + Duration::from_secs(3_600));
-        match scope {
+        let (paused, bucket) = match t.scope {
             Scope::App => {
-                self.app_paused_until = Some(self.app_paused_until.map_or(until, |p| p.max(until)));
-                let b = if write {
+                let b = if t.write {
                     &mut self.app_writes
                 } else {
                     &mut self.app_ru
                 };
-                b.tokens = b.tokens.min(0.0);
+                (&mut self.app_paused_until, b)
             }
             Scope::TenantApp | Scope::Tenant => {
-                let t = self.tenant(key, now);
-                t.paused_until = Some(t.paused_until.map_or(until, |p| p.max(until)));
-                let b = match (scope, write) {
-                    (Scope::Tenant, _) => &mut t.tenant_writes,
-                    (_, true) => &mut t.writes,
-                    (_, false) => &mut t.ru,
+                let ts = self.tenant(key, now);
+                let b = match (t.scope, t.write) {
+                    (Scope::Tenant, _) => &mut ts.tenant_writes,
+                    (_, true) => &mut ts.writes,
+                    (_, false) => &mut ts.ru,
                 };
-                b.tokens = b.tokens.min(0.0);
+                (&mut ts.paused_until, b)
+            }
+        };
+        if t.named {
+            bucket.throttled(granted_at, retry_after, now);
+        } else {
+            bucket.tokens = bucket.tokens.min(0.0);
+        }
+        *paused = Some(paused.map_or(until, |p| p.max(until)));
+    }
+
+    /// A successful answer to a request granted at `granted_at`, with
+    /// `x-ms-throttle-limit-percentage` when Graph sent it. Graph sends it
+    /// only above 0.8, for the most used limit the request counted against
+    /// (learn.microsoft.com/graph/throttling-limits, "Regular responses"):
+    /// so every bucket the request touched holds at least what the most the
+    /// value may mean leaves (0.2 without the header), and any of them may
+    /// hold only what the value leaves.
+    pub fn answered(
+        &mut self,
+        key: &K,
+        write: bool,
+        share: Option<LimitShare>,
+        granted_at: Instant,
+        now: Instant,
+    ) {
+        // Graph sends 0.8 to 1.8; anything else is not to be trusted whole.
+        let (reported, at_most) = match share {
+            Some(s) if s.reported.is_finite() && s.at_most.is_finite() => {
+                (Some(s.reported.clamp(0.8, 1.8)), s.at_most.clamp(0.8, 1.9))
+            }
+            Some(_) => return,
+            None => (None, 0.8),
+        };
+        self.tenant(key, now);
+        let Some(t) = self.tenants.get_mut(key) else {
+            return;
+        };
+        let mut touched = vec![&mut t.ru, &mut self.app_ru];
+        if write {
+            touched.extend([&mut t.writes, &mut t.tenant_writes, &mut self.app_writes]);
+        }
+        for b in touched {
+            b.at_most_used(at_most, granted_at, now);
+            if let Some(used) = reported {
+                // Which limit it was, Graph does not say: each may be the
+                // one, so each holds at most what is left of it. Only
+                // tokens: whether a ceiling is lower, the 429s tell.
+                b.may_be_used(used, granted_at, now);
             }
         }
     }
 
-    /// Graph reported (`x-ms-throttle-limit-percentage`) that a limit is
-    /// more used than our mirror thinks: other apps, or our own restart.
-    /// Slow down before the wall by lowering our tokens to match.
-    pub fn limit_percentage(&mut self, key: &K, share: f64, now: Instant) {
-        // Graph sends 0.8 to 1.8; anything else is not to be trusted whole.
-        if !share.is_finite() {
-            return;
-        }
-        let share = share.clamp(0.0, 1.0);
-        let t = self.tenant(key, now);
-        for b in [&mut t.ru, &mut t.writes] {
-            b.refill(now);
-            if share > b.used_share() {
-                b.tokens = b.tokens.min(b.rate.capacity * (1.0 - share));
-            }
-        }
+    /// The live ceilings learnt for `key` as shares of the documented ones:
+    /// resource units, writes, tenant-wide writes (for status and tests).
+    pub fn shares(&self, key: &K) -> Option<[f64; 3]> {
+        let t = self.tenants.get(key)?;
+        Some([t.ru.share(), t.writes.share(), t.tenant_writes.share()])
     }
 }
 
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "adaptive_tests.rs"]
+mod adaptive_tests;

@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::pacing::limits::{AppLimits, Cost, Rate, TenantLimits, TenantSize};
+use crate::pacing::LimitShare;
 
 const WRITE: Cost = Cost {
     resource_units: 1.0,
@@ -118,13 +119,8 @@ fn the_app_wide_budget_is_shared_fairly_between_tenants() {
 fn a_429_pauses_its_scope_for_retry_after_and_no_other() {
     let t0 = Instant::now();
     let mut c = core(t0);
-    c.throttled(
-        &"contoso",
-        Scope::TenantApp,
-        true,
-        Duration::from_millis(300),
-        t0,
-    );
+    let named = Throttle::from_header(Some("Tenant_Application/Write/app/contoso"), true);
+    c.throttled(&"contoso", named, Duration::from_millis(300), t0, t0);
     c.submit(1, &"contoso", Priority::Realtime, WRITE, t0);
     c.submit(2, &"fabrikam", Priority::Realtime, WRITE, t0);
     let p = c.poll(t0);
@@ -133,7 +129,8 @@ fn a_429_pauses_its_scope_for_retry_after_and_no_other() {
     let p = c.poll(t0 + Duration::from_millis(300));
     assert_eq!(p.granted, vec![1]);
 
-    c.throttled(&"contoso", Scope::App, true, Duration::from_secs(1), t0);
+    let app = Throttle::from_header(Some("Application/Write/app/contoso"), true);
+    c.throttled(&"contoso", app, Duration::from_secs(1), t0, t0);
     c.submit(3, &"fabrikam", Priority::Realtime, WRITE, t0);
     assert!(
         c.poll(t0 + Duration::from_millis(500)).granted.is_empty(),
@@ -146,7 +143,11 @@ fn a_high_limit_percentage_slows_before_the_wall() {
     let t0 = Instant::now();
     let mut c = core(t0);
     // Graph says 90% of a limit is used (another app is busy in the tenant).
-    c.limit_percentage(&"contoso", 0.9, t0);
+    let share = LimitShare {
+        reported: 0.9,
+        at_most: 0.9,
+    };
+    c.answered(&"contoso", true, Some(share), t0, t0);
     for i in 0..1_000 {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }

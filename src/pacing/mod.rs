@@ -1,9 +1,10 @@
 //! Proactive pacing at Graph's ceiling. Every Graph request asks the
 //! scheduler for admission with its cost; a small actor task owns the pure
 //! [`core::Core`] and grants requests as the budgets allow, so requests
-//! rarely meet a 429. It also learns from what Graph says: `Retry-After`
-//! and `x-ms-throttle-scope` on a 429, `x-ms-throttle-limit-percentage`
-//! above 80%.
+//! rarely meet a 429. It also learns each limit's live ceiling from what
+//! Graph says: `Retry-After` and `x-ms-throttle-scope` on a 429,
+//! `x-ms-throttle-limit-percentage` above 80%, and the absence of both.
+mod bucket;
 pub mod core;
 pub mod limits;
 mod settings;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use self::core::{Core, Scope, Ticket};
+use self::core::{Core, Throttle, Ticket};
 use self::limits::{AppLimits, Cost, TenantLimits};
 use crate::domain::TenantId;
 
@@ -58,19 +59,34 @@ enum Msg {
         tenant: TenantId,
         priority: Priority,
         cost: Cost,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Granted>,
     },
     Throttled {
         tenant: TenantId,
-        scope: Scope,
-        write: bool,
+        throttle: Throttle,
         retry_after: Duration,
+        granted_at: Granted,
     },
-    Percentage {
+    Answered {
         tenant: TenantId,
-        share: f64,
+        write: bool,
+        share: Option<LimitShare>,
+        granted_at: Granted,
     },
 }
+
+/// `x-ms-throttle-limit-percentage` as read: the value, and the most it
+/// may mean given the precision it came in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitShare {
+    pub reported: f64,
+    pub at_most: f64,
+}
+
+/// When the scheduler let a request go: what Graph later says about its
+/// limits describes them as they were then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted(std::time::Instant);
 
 /// Cheap to clone; all clones share one scheduler.
 #[derive(Clone)]
@@ -95,7 +111,7 @@ impl Pacer {
     /// Waits until the request may be sent. If the scheduler is gone (the
     /// runtime is shutting down), lets the request through: Graph's own
     /// 429s still protect it.
-    pub async fn admit(&self, tenant: &TenantId, priority: Priority, cost: Cost) {
+    pub async fn admit(&self, tenant: &TenantId, priority: Priority, cost: Cost) -> Granted {
         let (reply, granted) = oneshot::channel();
         let msg = Msg::Admit {
             tenant: tenant.clone(),
@@ -104,36 +120,50 @@ impl Pacer {
             reply,
         };
         if self.tx.send(msg).is_ok() {
-            let _ = granted.await;
+            if let Ok(at) = granted.await {
+                return at;
+            }
         }
+        Granted(Instant::now().into_std())
     }
 
+    /// Graph answered 429 (`scope`: its `x-ms-throttle-scope`).
     pub fn throttled(
         &self,
         tenant: &TenantId,
         scope: Option<&str>,
         write: bool,
         retry_after: Duration,
+        granted_at: Granted,
     ) {
-        let scope = scope.and_then(Scope::parse).unwrap_or(Scope::TenantApp);
         let _ = self.tx.send(Msg::Throttled {
             tenant: tenant.clone(),
-            scope,
-            write,
+            throttle: Throttle::from_header(scope, write),
             retry_after,
+            granted_at,
         });
     }
 
-    pub fn limit_percentage(&self, tenant: &TenantId, share: f64) {
-        let _ = self.tx.send(Msg::Percentage {
+    /// Graph answered anything but a 429, with its
+    /// `x-ms-throttle-limit-percentage` if it sent one.
+    pub fn answered(
+        &self,
+        tenant: &TenantId,
+        write: bool,
+        share: Option<LimitShare>,
+        granted_at: Granted,
+    ) {
+        let _ = self.tx.send(Msg::Answered {
             tenant: tenant.clone(),
+            write,
             share,
+            granted_at,
         });
     }
 }
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
-    let mut waiting: HashMap<Ticket, oneshot::Sender<()>> = HashMap::new();
+    let mut waiting: HashMap<Ticket, oneshot::Sender<Granted>> = HashMap::new();
     let mut next_ticket: Ticket = 0;
     let mut wake: Option<Instant> = None;
     loop {
@@ -161,11 +191,16 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
             }
             Some(Msg::Throttled {
                 tenant,
-                scope,
-                write,
+                throttle,
                 retry_after,
-            }) => core.throttled(&tenant, scope, write, retry_after, now),
-            Some(Msg::Percentage { tenant, share }) => core.limit_percentage(&tenant, share, now),
+                granted_at,
+            }) => core.throttled(&tenant, throttle, retry_after, granted_at.0, now),
+            Some(Msg::Answered {
+                tenant,
+                write,
+                share,
+                granted_at,
+            }) => core.answered(&tenant, write, share, granted_at.0, now),
             None => {}
         }
         // Waiters whose request was abandoned are dropped uncharged.
@@ -179,7 +214,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
         let poll = core.poll(now);
         for ticket in poll.granted {
             if let Some(tx) = waiting.remove(&ticket) {
-                let _ = tx.send(());
+                let _ = tx.send(Granted(now));
             }
         }
         wake = poll.next.map(Instant::from_std);

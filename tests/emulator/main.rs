@@ -12,6 +12,7 @@ mod batch_throttle;
 mod deleted_items;
 mod employee;
 mod faults_log;
+mod foreign_load;
 mod group_members;
 mod groups;
 mod helpers;

@@ -49,6 +49,24 @@ async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
         }
     }
     assert!(!per_batch.is_empty(), "bulk work used $batch");
+    // Bulk work tells Graph to throttle it first (x-ms-throttle-priority,
+    // learn.microsoft.com/graph/throttling-limits): every create says low.
+    let creates: Vec<_> = app
+        .graph_calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path == "/v1.0/users")
+        .collect();
+    assert_eq!(creates.len(), 45);
+    assert!(
+        creates
+            .iter()
+            .all(|c| c.throttle_priority.as_deref() == Some("low")),
+        "{:?}",
+        creates
+            .iter()
+            .map(|c| &c.throttle_priority)
+            .collect::<Vec<_>>()
+    );
     assert!(per_batch.values().all(|n| *n <= 20), "{per_batch:?}");
     let round_trips = app.batches().len()
         + app

@@ -2,6 +2,7 @@
 //! documented limits on a time scale, each figure beside a naive baseline
 //! measured in the same run. Prints figures; asserts nothing (timing goals
 //! live here, never in tests).
+mod adaptive;
 mod groups;
 mod handover;
 pub mod naive;
@@ -25,6 +26,10 @@ pub struct BenchOptions {
     pub latency_ms: (u64, u64),
     /// How long the naive baseline may run before its rate is projected.
     pub naive_seconds: f64,
+    /// Users of each run against a ceiling lower than documented.
+    pub adaptive_users: usize,
+    /// Only one section: `adaptive` or `groups`.
+    pub only: Option<String>,
 }
 
 impl Default for BenchOptions {
@@ -36,6 +41,8 @@ impl Default for BenchOptions {
             time_scale: 10.0,
             latency_ms: (20, 60),
             naive_seconds: 20.0,
+            adaptive_users: 6_000,
+            only: None,
         }
     }
 }

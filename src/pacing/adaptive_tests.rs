@@ -1,0 +1,256 @@
+//! The live ceiling, learnt on a virtual clock against a stand-in for
+//! Graph's buckets: one app+tenant write bucket (3,000 per 150 s) and the
+//! tenant's (18,000 per 5 minutes) shared with another app whose load the
+//! test sets. Answers come back 50 ms after the grant.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::pacing::limits::{AppLimits, Cost, TenantLimits, TenantSize};
+
+const WRITE: Cost = Cost {
+    resource_units: 1.0,
+    writes: 1.0,
+};
+const LATENCY: Duration = Duration::from_millis(50);
+
+/// Graph as the test sees it: two buckets, another app on the tenant's.
+struct Graph {
+    app_tenant: f64,
+    tenant: f64,
+    last: Instant,
+    /// (from, writes per second) of the other app, in order.
+    foreign: Vec<(Instant, f64)>,
+}
+
+impl Graph {
+    fn new(t0: Instant) -> Self {
+        Self {
+            app_tenant: 3_000.0,
+            tenant: 18_000.0,
+            last: t0,
+            foreign: Vec::new(),
+        }
+    }
+
+    fn foreign_at(&self, at: Instant) -> f64 {
+        self.foreign
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= at)
+            .map_or(0.0, |f| f.1)
+    }
+
+    /// One write: the percentage header, or the 429's scope and
+    /// Retry-After (until the refused write, charged too, is paid for).
+    fn write(&mut self, now: Instant) -> Result<Option<LimitShare>, (&'static str, Duration)> {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.app_tenant = (self.app_tenant + 20.0 * dt).min(3_000.0);
+        let net = 60.0 - self.foreign_at(now);
+        self.tenant = (self.tenant + net * dt).clamp(self.tenant.min(0.0), 18_000.0);
+        let scope = if self.app_tenant < 1.0 {
+            Some((
+                "Tenant_Application/Write/app/t",
+                (2.0 - self.app_tenant) / 20.0,
+            ))
+        } else if self.tenant < 1.0 {
+            Some(("Tenant/Write/app/t", (2.0 - self.tenant) / net.max(0.1)))
+        } else {
+            None
+        };
+        // Refused requests are charged as well, as Graph does.
+        self.app_tenant -= 1.0;
+        self.tenant -= 1.0;
+        let share = (1.0 - self.app_tenant / 3_000.0).max(1.0 - self.tenant / 18_000.0);
+        match scope {
+            Some((s, wait)) => Err((s, Duration::from_secs_f64(wait.min(300.0)))),
+            // As the client reads the header: its value, cut to one
+            // decimal (the coarsest a client should expect), plus that
+            // precision.
+            None => Ok((share > 0.8).then(|| {
+                let reported = (share.min(1.8) * 10.0).floor() / 10.0;
+                LimitShare {
+                    reported,
+                    at_most: reported + 0.1,
+                }
+            })),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    /// Successful writes per whole second of the run.
+    per_second: Vec<u32>,
+    throttled: u32,
+    requests: u32,
+}
+
+impl Tally {
+    fn rate(&self, from: usize, to: usize) -> f64 {
+        let n: u32 = self.per_second[from..to].iter().sum();
+        f64::from(n) / (to - from) as f64
+    }
+}
+
+/// A bulk backlog that never runs dry, for `secs`; a 429 is tried again
+/// (the scheduler holds it for its Retry-After).
+fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally) {
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    let end = t0 + Duration::from_secs(secs);
+    let mut tally = Tally {
+        per_second: vec![0; secs as usize],
+        ..Tally::default()
+    };
+    let mut next_ticket = 0;
+    // Keep a batch's worth waiting, as a busy dispatcher would.
+    let mut top_up = |c: &mut Core<&'static str>, now| {
+        while c.waiting() < 20 {
+            next_ticket += 1;
+            c.submit(next_ticket, &"t", Priority::Bulk, WRITE, now);
+        }
+    };
+    type Answer = Result<Option<LimitShare>, (&'static str, Duration)>;
+    let mut answers: VecDeque<(Instant, Instant, Answer)> = VecDeque::new();
+    let mut now = t0;
+    while now < end {
+        while answers.front().is_some_and(|a| a.0 <= now) {
+            let Some((_, granted, answer)) = answers.pop_front() else {
+                break;
+            };
+            match answer {
+                Ok(share) => c.answered(&"t", true, share, granted, now),
+                Err((scope, retry_after)) => {
+                    let t = Throttle::from_header(Some(scope), true);
+                    c.throttled(&"t", t, retry_after, granted, now);
+                }
+            }
+        }
+        top_up(&mut c, now);
+        let p = c.poll(now);
+        for _ in &p.granted {
+            tally.requests += 1;
+            let answer = graph.write(now);
+            match answer {
+                Ok(_) => tally.per_second[(now - t0).as_secs() as usize] += 1,
+                Err(_) => tally.throttled += 1,
+            }
+            answers.push_back((now + LATENCY, now, answer));
+        }
+        let wake = p.next.unwrap_or(end);
+        let next = answers.front().map_or(wake, |a| a.0.min(wake));
+        now = next.max(now + Duration::from_micros(100));
+    }
+    (c, tally)
+}
+
+#[test]
+fn at_the_documented_limits_the_ceiling_stays_documented_without_a_429() {
+    let t0 = Instant::now();
+    let (c, tally) = run(&mut Graph::new(t0), t0, 300);
+    assert_eq!(tally.throttled, 0);
+    let steady = tally.rate(60, 300);
+    assert!(steady >= 0.97 * 20.0, "{steady} writes/s");
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
+}
+
+#[test]
+fn another_apps_load_lowers_the_tenant_ceiling_fast_and_only_that_one() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    // The other app spent the tenant's burst and writes 50 of its 60 a second.
+    g.tenant = 0.0;
+    g.foreign.push((t0, 50.0));
+    let (c, tally) = run(&mut g, t0, 600);
+    let steady = tally.rate(60, 600);
+    assert!(steady >= 0.95 * 10.0, "{steady} writes/s of the 10 left");
+    // The first batch went before anything was known; then about one
+    // 429 a minute, probing.
+    assert!(tally.throttled <= 20 + 10, "{} 429s", tally.throttled);
+    let [ru, writes, tenant] = c.shares(&"t").expect("tenant");
+    assert_eq!(
+        (ru, writes),
+        (1.0, 1.0),
+        "the app's own limits are not blamed"
+    );
+    assert!(
+        (0.15..0.2).contains(&tenant),
+        "{tenant}: the tenant-wide ceiling learnt, 10 of 60 a second"
+    );
+}
+
+#[test]
+fn the_ceiling_drops_with_the_other_apps_load_and_comes_back_when_it_ends() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    // 100%, then another app leaves 30% (6 of 20 a second), then 100% again.
+    g.foreign.push((t0 + Duration::from_secs(200), 54.0));
+    g.foreign.push((t0 + Duration::from_secs(500), 0.0));
+    let (_, tally) = run(&mut g, t0, 800);
+    // The tenant bucket (18,000) carries the drop for a while; then 6 a second.
+    let low = tally.rate(400, 500);
+    assert!(low >= 0.95 * 6.0, "{low} writes/s of the 6 left");
+    // Within a minute of the end, the documented 20 a second again.
+    let back = tally.rate(560, 800);
+    assert!(
+        back >= 0.95 * 20.0,
+        "{back} writes/s once the other app stops"
+    );
+    let share = f64::from(tally.throttled) / f64::from(tally.requests);
+    assert!(
+        share <= 0.005,
+        "{} of {} answered 429",
+        tally.throttled,
+        tally.requests
+    );
+}
+
+#[test]
+fn evidence_of_headroom_never_lifts_a_ceiling_above_the_documented_one() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    let mut now = t0;
+    for i in 0..1_000 {
+        c.submit(i, &"t", Priority::Bulk, WRITE, now);
+        c.poll(now);
+        c.answered(&"t", true, None, now, now);
+        now += Duration::from_millis(10);
+    }
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
+    // 3,000 per 150 s, less the reserve, and 20 a second: never more.
+    for i in 0..5_000 {
+        c.submit(10_000 + i, &"t", Priority::Bulk, WRITE, now);
+    }
+    c.answered(&"t", true, None, now, now);
+    let at_once = c.poll(now).granted.len();
+    assert!(at_once <= 2_940, "{at_once}");
+}
+
+#[test]
+fn a_429_without_a_named_scope_pauses_but_teaches_nothing() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    let unnamed = Throttle::from_header(None, true);
+    c.throttled(&"t", unnamed, Duration::from_millis(200), t0, t0);
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
+    let named = Throttle::from_header(Some("Tenant/Write/app/t"), true);
+    c.throttled(&"t", named, Duration::from_millis(200), t0, t0);
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 0.5]), "a first 429 halves");
+    // More 429s for requests sent before that one: the same episode.
+    let earlier = t0 - Duration::from_millis(10);
+    c.throttled(&"t", named, Duration::from_millis(200), earlier, t0);
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 0.5]));
+}

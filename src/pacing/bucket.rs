@@ -1,0 +1,223 @@
+//! One of Graph's token buckets as the daemon mirrors it, and what the
+//! daemon has learnt of its live ceiling. Pure: the clock is passed in.
+//!
+//! Microsoft documents each limit, and says the numbers "are subject to
+//! change"; a tenant-wide limit is shared with every other app in the
+//! tenant. So the documented refill is the prior and the upper bound, and
+//! the mirror refills at `share` of it, learnt from what Graph says:
+//!
+//! - **A 429 naming this bucket** (`x-ms-throttle-scope`) means the real
+//!   bucket is empty now. Two such moments bracket an interval in which the
+//!   real bucket went from empty to empty, so what this app was granted
+//!   between them is what the bucket gave it: the live ceiling, measured.
+//!   The share falls to that (at least 10% lower than before, at most to a
+//!   quarter); a first 429 with nothing to measure against halves it. Fast
+//!   decrease, as in AIMD, but by measurement rather than a guess. The
+//!   mirror also waits out `Retry-After` before it believes in a refill.
+//! - **`x-ms-throttle-limit-percentage`** is the most used limit the
+//!   request counted against, and its absence says every one is below 0.8
+//!   (learn.microsoft.com/graph/throttling-limits, "Regular responses"), so
+//!   every bucket holds at least `1 - p` of its capacity. When that is more
+//!   than the mirror holds, the mirror catches up, and the tokens it missed
+//!   over the time since it last caught up are refill it did not believe
+//!   in: the share rises by that rate. This is how the daemon sees another
+//!   app's load end.
+//! - **Neither, while in use**: the share creeps up by half of itself per
+//!   window of use (0.17% a second on the 5-minute tenant limit), probing
+//!   for headroom slowly; a 429 brings it back to what was measured.
+//!
+//! The share never goes above 1 (documented) or below [`MIN_SHARE`].
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::limits::Rate;
+
+/// Share of each bucket kept in reserve against jitter between our grant
+/// and Graph's metering.
+pub(super) const RESERVE: f64 = 0.02;
+
+/// The least share of a documented limit the daemon believes in: below
+/// that it would take minutes to notice the limit is back.
+pub(super) const MIN_SHARE: f64 = 0.02;
+
+/// How fast the share creeps up without evidence: this much of itself per
+/// window of use.
+const PROBE_PER_WINDOW: f64 = 0.5;
+
+#[derive(Debug, Clone)]
+pub(super) struct Bucket {
+    pub(super) rate: Rate,
+    pub(super) capacity: f64,
+    pub(super) tokens: f64,
+    last: Instant,
+    /// The live ceiling as a share of the documented refill.
+    share: f64,
+    /// The last 429 that named this bucket: when its request was granted
+    /// (the real bucket was empty as it arrived) and when we learnt of it.
+    /// (when its request was granted, the running total before it).
+    empty_at: Option<(Instant, f64)>,
+    learnt_at: Option<Instant>,
+    /// When the mirror last caught up with a level Graph reported.
+    synced_at: Instant,
+    /// The last grant, for probing while in use.
+    used_at: Option<Instant>,
+    /// Everything granted, and recent grants as (when, total after), to
+    /// tell what a reported level had not seen yet.
+    granted_total: f64,
+    history: VecDeque<(Instant, f64)>,
+}
+
+/// How much grant history a bucket keeps: longer than any answer takes.
+const HISTORY: Duration = Duration::from_secs(10);
+
+impl Bucket {
+    pub(super) fn new(rate: Rate, now: Instant) -> Self {
+        let capacity = rate.capacity * (1.0 - RESERVE);
+        Self {
+            rate,
+            capacity,
+            tokens: capacity,
+            last: now,
+            share: 1.0,
+            empty_at: None,
+            learnt_at: None,
+            synced_at: now,
+            used_at: None,
+            granted_total: 0.0,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The refill the daemon believes in, per second.
+    pub(super) fn per_sec(&self) -> f64 {
+        self.rate.per_sec() * self.share
+    }
+
+    pub(super) fn share(&self) -> f64 {
+        self.share
+    }
+
+    pub(super) fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.per_sec()).min(self.capacity);
+        self.last = self.last.max(now);
+    }
+
+    /// Time until `need` tokens are there (zero if they are).
+    pub(super) fn wait_for(&self, need: f64) -> Duration {
+        if self.tokens >= need {
+            return Duration::ZERO;
+        }
+        // A day at most: a wild value (from a header) must not panic or
+        // park a tenant forever; the next poll recomputes anyway.
+        let secs = ((need - self.tokens) / self.per_sec()).min(86_400.0);
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(86_400))
+    }
+
+    /// A grant of `cost`: charged, counted, and a little probing up.
+    pub(super) fn charge(&mut self, cost: f64, now: Instant) {
+        self.tokens -= cost;
+        self.granted_total += cost;
+        self.history.push_back((now, self.granted_total));
+        while self
+            .history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > HISTORY)
+        {
+            self.history.pop_front();
+        }
+        if let Some(used) = self.used_at {
+            // Idle stretches are no evidence: at most a second counts.
+            let dt = now
+                .saturating_duration_since(used)
+                .min(Duration::from_secs(1));
+            let grow = 1.0 + PROBE_PER_WINDOW * dt.as_secs_f64() / self.rate.window_secs;
+            self.share = (self.share * grow).min(1.0);
+        }
+        self.used_at = Some(now);
+    }
+
+    /// Graph said this bucket is empty (a 429 naming it) to a request
+    /// granted at `granted_at`, with room again after `retry_after`.
+    /// Requests granted before we learnt of the last such 429 were sent
+    /// before the daemon knew: they belong to that episode, one piece of
+    /// evidence, so they only empty the mirror again.
+    pub(super) fn throttled(&mut self, granted_at: Instant, retry_after: Duration, now: Instant) {
+        self.refill(now);
+        let learnt = self.learnt_at.is_some_and(|t| granted_at <= t);
+        if !learnt {
+            self.learn_from_429(granted_at, now);
+        }
+        // Retry-After is when the real bucket has room again: the mirror
+        // must not believe it refilled any sooner.
+        let debt = self.per_sec() * retry_after.as_secs_f64();
+        self.tokens = self.tokens.min(1.0 - debt);
+    }
+
+    fn learn_from_429(&mut self, granted_at: Instant, now: Instant) {
+        // The real bucket was empty when the last refused request arrived
+        // and is empty again: what we were granted in between is what it
+        // gave (refused requests included: Graph charges them). Only a
+        // bracket within one window measures it; a longer one may span
+        // idle time and would understate it.
+        let before = self.total_before(self.history.partition_point(|(t, _)| *t < granted_at));
+        let measured = self.empty_at.and_then(|(at, total)| {
+            let dt = granted_at.saturating_duration_since(at).as_secs_f64();
+            (dt > 0.0 && dt <= self.rate.window_secs)
+                .then(|| (before - total) / dt / self.rate.per_sec())
+        });
+        self.share = match measured {
+            // At least 10% down: a 429 says the belief was too high. At
+            // most to a quarter at once, in case the bracket misled.
+            Some(m) => m.clamp(self.share * 0.25, self.share * 0.9),
+            None => self.share * 0.5,
+        }
+        .max(MIN_SHARE);
+        self.empty_at = Some((granted_at, before));
+        self.learnt_at = Some(now);
+        self.synced_at = now;
+    }
+
+    /// Graph reported that this bucket was at most `used` full (the most
+    /// used limit the request counted against; 0.8 when no header came)
+    /// when the request granted at `granted_at` reached it. What was granted
+    /// since is in flight or later, so it is no sign of a higher ceiling.
+    pub(super) fn at_most_used(&mut self, used: f64, granted_at: Instant, now: Instant) {
+        self.refill(now);
+        let since = self.granted_after(granted_at);
+        // The reserve stays below the reported level too: it absorbs the
+        // jitter between our grants and Graph's metering.
+        let floor = (self.rate.capacity * (1.0 - used - RESERVE) - since).min(self.capacity);
+        if floor > self.tokens {
+            let missed = floor - self.tokens;
+            let dt = now.saturating_duration_since(self.synced_at).as_secs_f64();
+            if dt > 0.0 {
+                self.share = (self.share + missed / dt / self.rate.per_sec()).min(1.0);
+            }
+            self.tokens = floor;
+            self.synced_at = now;
+        }
+    }
+
+    /// Graph reported that this bucket may be `used` full: the mirror
+    /// lowers its tokens to match (its rate is left to the 429s to judge).
+    pub(super) fn may_be_used(&mut self, used: f64, granted_at: Instant, now: Instant) {
+        self.refill(now);
+        let since = self.granted_after(granted_at);
+        let level = self.rate.capacity * (1.0 - used) - since;
+        self.tokens = self.tokens.min(level);
+    }
+
+    /// What was granted after `at` (as far as the recent history reaches).
+    fn granted_after(&self, at: Instant) -> f64 {
+        self.granted_total - self.total_before(self.history.partition_point(|(t, _)| *t <= at))
+    }
+
+    /// The running total before the `i`-th remembered grant.
+    fn total_before(&self, i: usize) -> f64 {
+        match i.checked_sub(1) {
+            Some(j) => self.history[j].1,
+            None => self.history.front().map_or(self.granted_total, |h| h.1),
+        }
+    }
+}
