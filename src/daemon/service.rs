@@ -57,7 +57,7 @@ pub fn supervise(state: Arc<StateDb>, mut shutdown: watch::Receiver<bool>) -> Jo
 /// A configuration for `SIGHUP`: the file must be valid, the credentials
 /// it names must be readable (a reload that would fail at the next token
 /// request is refused now, and the old configuration stays), and its
-/// `[mapping]` must read only columns Plumm's table has: the columns are
+/// `[mapping]` and `[[groups]]` must read only columns Plumm's table has: the columns are
 /// discovered again, and the outbox triggers follow a column Plumm added
 /// since the start. Returns the new policy, and the sections outside it
 /// that changed (they take effect on restart, and the log says so).
@@ -71,7 +71,7 @@ pub fn reload(
         http.signing_key().map_err(ConfigError::from)?;
     }
     let mut plumm = super::startup::open_plumm(running)?;
-    super::startup::plumm_columns(&mut plumm, &new.policy.mapping)?;
+    super::startup::plumm_columns(&mut plumm, &new.policy)?;
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let fixed: [(&'static str, bool); 9] = [

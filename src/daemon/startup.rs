@@ -75,10 +75,15 @@ pub fn open_plumm(settings: &Settings) -> Result<PlummDb, StartupError> {
 /// table does not have (the error lists those it has). At start and reload.
 pub fn plumm_columns(
     plumm: &mut PlummDb,
-    mapping: &crate::mapping::Mapping,
+    policy: &crate::engine::Policy,
 ) -> Result<Vec<String>, StartupError> {
     let columns = refresh_triggers(plumm.connection())?;
-    mapping
+    policy
+        .mapping
+        .check_columns(&columns)
+        .map_err(crate::configuration::ConfigError::from)?;
+    policy
+        .groups
         .check_columns(&columns)
         .map_err(crate::configuration::ConfigError::from)?;
     Ok(columns)
@@ -195,8 +200,8 @@ async fn run_with(
     let state = open_state(settings)?;
     let mut plumm = open_plumm(settings)?;
     let policy = run.policy();
-    let mapping = policy.borrow().mapping.clone();
-    plumm_columns(&mut plumm, &mapping)?;
+    let checked = policy.borrow().clone();
+    plumm_columns(&mut plumm, &checked)?;
     let graph = match graph {
         Some(g) => g,
         None => graph_client(settings)?,

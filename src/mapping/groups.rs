@@ -89,6 +89,37 @@ impl GroupRules {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// Refuses a rule over a column Plumm's table does not have
+    /// (`columns`, as discovered at start or reload), naming the rule's
+    /// position and listing the columns there are.
+    pub fn check_columns(&self, columns: &[String]) -> Result<(), GroupRuleError> {
+        let has = |c: &str| columns.iter().any(|k| k == c);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let named = match &rule.target {
+                Target::Name(t) => t
+                    .columns()
+                    .find(|c| !has(c))
+                    .map(|c| format!("name uses '{{{c}}}'")),
+                Target::Id(_) => None,
+            };
+            let when = rule
+                .when
+                .iter()
+                .find(|(c, _)| !has(c))
+                .map(|(c, _)| format!("when uses '{c}'"));
+            if let Some(what) = named.or(when) {
+                return Err(GroupRuleError {
+                    position: i + 1,
+                    reason: format!(
+                        "{what}, which is not a Plumm users column; columns: {}",
+                        columns.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Rule {
@@ -117,24 +148,15 @@ impl Rule {
                 if name.trim().is_empty() {
                     return Err("name is empty".into());
                 }
-                // Checked here, where the rule is read: rules name the
-                // contract's columns.
-                if let Some(column) = template.columns().find(|c| !PlummUser::COLUMNS.contains(c)) {
-                    return Err(format!(
-                        "name uses '{{{column}}}', which is not a Plumm users column; columns: {}",
-                        PlummUser::COLUMNS.join(", ")
-                    ));
-                }
+                // Whether Plumm's table has the columns is checked at start
+                // and on reload, when they are known (`check_columns`).
                 Target::Name(template)
             }
         };
         let mut when = Vec::new();
         for (column, pattern) in &spec.when {
-            if !PlummUser::COLUMNS.contains(&column.as_str()) {
-                return Err(format!(
-                    "when uses '{column}', which is not a Plumm users column; columns: {}",
-                    PlummUser::COLUMNS.join(", ")
-                ));
+            if column.trim().is_empty() {
+                return Err("when has an empty column name".into());
             }
             when.push((
                 column.clone(),

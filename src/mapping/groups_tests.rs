@@ -149,14 +149,6 @@ fn bad_rules_are_refused_with_their_position_and_reason() {
             spec(Some(1), Some("not-a-guid"), None, &[]),
             "is not an Entra object id",
         ),
-        (
-            spec(None, None, Some("X"), &[("team", "a")]),
-            "'team', which is not a Plumm users column; columns: id, company_id",
-        ),
-        (
-            spec(None, None, Some("Dept {dept}"), &[]),
-            "'{dept}', which is not a Plumm users column",
-        ),
         (spec(None, None, Some("Dept {department"), &[]), "unclosed"),
     ];
     for (bad, reason) in cases {
@@ -190,4 +182,38 @@ fn nicknames_are_stable_valid_and_tell_names_apart() {
         long.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
         "{long}"
     );
+}
+
+#[test]
+fn rules_over_columns_plumm_lacks_are_refused_with_the_columns_it_has() {
+    let columns: Vec<String> = ["id", "company_id", "department", "employee_type"]
+        .map(String::from)
+        .to_vec();
+    let ok = spec(
+        None,
+        None,
+        Some("Dept {department}"),
+        &[("employee_type", "Contractor")],
+    );
+    let rules = GroupRules::new(std::slice::from_ref(&ok)).unwrap();
+    assert!(
+        rules.check_columns(&columns).is_ok(),
+        "a column Plumm added is usable"
+    );
+    let cases = [
+        (
+            spec(None, None, Some("X"), &[("team", "a")]),
+            "when uses 'team', which is not a Plumm users column; columns: id, company_id, department, employee_type",
+        ),
+        (
+            spec(None, None, Some("Dept {dept}"), &[]),
+            "name uses '{dept}', which is not a Plumm users column",
+        ),
+    ];
+    for (bad, reason) in cases {
+        let rules = GroupRules::new(&[ok.clone(), bad]).expect("well formed");
+        let err = rules.check_columns(&columns).expect_err(reason);
+        assert_eq!(err.position, 2, "{err}");
+        assert!(err.reason.contains(reason), "{err}");
+    }
 }
