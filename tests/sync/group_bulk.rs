@@ -275,3 +275,50 @@ async fn kill_9_during_a_bulk_membership_change_loses_no_member_and_duplicates_n
         assert_eq!(recorded.len(), 2, "p{i}: both memberships are recorded");
     }
 }
+
+#[tokio::test]
+async fn a_tenant_without_the_group_permission_syncs_its_people_and_parks_their_memberships() {
+    let mut app = TestApp::spawn_with(Options {
+        extra_sync: "membership_batch_wait = \"30s\"".into(),
+        ..Options::default()
+    })
+    .await;
+    // The default consent: User.ReadWrite.All alone.
+    let all_staff = app
+        .control
+        .seed_group(
+            T1,
+            SeedGroup {
+                display_name: "All staff".into(),
+                ..SeedGroup::default()
+            },
+        )
+        .unwrap();
+    staff(&app, 25);
+    app.start_daemon_with(&format!(
+        "[[groups]]\ncompany = {CONTOSO}\ngroup_id = \"{all_staff}\"\n"
+    ));
+    connect_running(&app).await;
+    app.stop_daemon().await;
+
+    assert_eq!(app.users(T1).len(), 25, "every account is created");
+    assert!(members(&app, &all_staff).is_empty());
+    let state = app.state();
+    assert!(
+        state.quarantined().unwrap().is_empty(),
+        "the tenant's user sync goes on"
+    );
+    let parked = state.parked(None).unwrap();
+    assert_eq!(parked.len(), 25, "{parked:#?}");
+    assert!(parked
+        .iter()
+        .all(|p| p.reason.contains("grant GroupMember.ReadWrite.All")));
+    let batches = membership_writes(&app)
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(
+        batches, 2,
+        "one refused batch per 20, then each person alone"
+    );
+}
