@@ -54,7 +54,23 @@ pub fn hold(
     linked: u64,
     source: &str,
 ) -> Result<String, StoreError> {
-    let why = reason(s, count, linked, source);
+    hold_because(
+        state,
+        company,
+        (count, linked),
+        source,
+        reason(s, count, linked, source),
+    )
+}
+
+/// Holds the company's deprovisions for `why` (and says so once).
+pub fn hold_because(
+    state: &StateDb,
+    company: CompanyId,
+    (count, linked): (u64, u64),
+    source: &str,
+    why: String,
+) -> Result<String, StoreError> {
     if state.hold_brake(company, count as i64, linked as i64, source, &why)? {
         let mut r = AuditRecord::new("brake", Outcome::Skipped);
         r.company = Some(company);

@@ -203,7 +203,9 @@ impl Resync {
         Ok(members)
     }
 
-    /// Holds the pass's removals when they trip the brake, unless allowed.
+    /// Holds the pass's removals when they trip the brake (or it is held
+    /// already), unless allowed. A hold is the company's brake, as for
+    /// suspensions: each person's own removals wait for the release too.
     fn membership_brake(
         &self,
         conn: &TenantConnection,
@@ -216,25 +218,36 @@ impl Resync {
             return Ok(false);
         }
         let linked = self.state.links_count(conn.company)?.max(0) as u64;
-        if !brake::trips(&s.brake, n, linked) {
-            return Ok(false);
-        }
-        let reason = format!(
-            "{n} group membership removals for {linked} linked users reach both [sync] \
-             max_deprovision_count = {} and max_deprovision_percent = {}: none is applied; check \
-             the [[groups]] rules and Plumm, then release with `entra-daemon resync --company {} \
-             --allow-mass-deprovision`",
-            s.brake.max_count, s.brake.max_percent, conn.company
-        );
-        if !opts.dry_run {
-            let mut r = AuditRecord::new("brake", Outcome::Skipped);
-            r.company = Some(conn.company);
-            r.tenant = Some(conn.tenant.clone());
-            r.detail = Some(reason.clone());
-            self.state.append_audit(&r)?;
-        }
+        let held = self.state.brake(conn.company)?.filter(|b| b.is_held());
+        let reason = match held {
+            Some(b) => b.reason.unwrap_or_default(),
+            None if !brake::trips(&s.brake, n, linked) => return Ok(false),
+            None => {
+                let why = format!(
+                    "{n} group membership removals for {linked} linked users reach both [sync] \
+                     max_deprovision_count = {} and max_deprovision_percent = {}: none is applied; \
+                     check the [[groups]] rules and Plumm, then release with `entra-daemon resync \
+                     --company {} --allow-mass-deprovision`",
+                    s.brake.max_count, s.brake.max_percent, conn.company
+                );
+                match opts.dry_run {
+                    true => why,
+                    false => brake::hold_because(
+                        &self.state,
+                        conn.company,
+                        (n, linked),
+                        "resync group membership",
+                        why,
+                    )?,
+                }
+            }
+        };
         report.outcome = "held".into();
         report.brake = Some(match report.brake.take() {
+            Some(b) if b.reason == reason => BrakeNote {
+                held: b.held + n,
+                reason,
+            },
             Some(b) => BrakeNote {
                 held: b.held + n,
                 reason: format!("{}; {reason}", b.reason),

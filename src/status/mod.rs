@@ -100,7 +100,7 @@ fn held_brake(state: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, S
         company: c.company,
         kind: "mass_deprovision_held",
         message: format!(
-            "{} suspensions or deletions are held by the mass-deprovision brake ({}); check Plumm, \
+            "{} suspensions, deletions or group removals are held by the mass-deprovision brake ({}); check Plumm, \
              then `entra-daemon resync --company {} --allow-mass-deprovision`",
             b.held_count.unwrap_or(0),
             b.reason.unwrap_or_default(),

@@ -237,7 +237,29 @@ async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
     )
     .await;
     assert_eq!(members(&app, &all_staff).len(), 12, "no one was taken out");
+    // The hold is the company's: a person's own change waits for the release too.
+    app.plumm("UPDATE users SET role = 'Ward Lead' WHERE email = 'p0@contoso.com'");
+    let waits = || {
+        app.audit_for("p0@contoso.com")
+            .iter()
+            .any(|r| r.action == "group_remove" && r.outcome == "skipped")
+    };
+    wait_for(
+        "p0's removal to wait for the brake",
+        std::time::Duration::from_secs(20),
+        waits,
+    )
+    .await;
+    assert_eq!(members(&app, &all_staff).len(), 12, "no one was taken out");
     assert!(app.writes().iter().all(|w| w.method != "DELETE"));
+    let out = cli(&app, &["status", "--json"]).await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["needs_attention"]
+            .to_string()
+            .contains("group membership removals"),
+        "{status:#}"
+    );
 
     let out = cli(
         &app,

@@ -19,6 +19,7 @@ use crate::mapping::groups::{group_mail_nickname, person_groups, GroupTarget, On
 use crate::pacing::Priority;
 use crate::plan::membership::plan_memberships;
 use crate::plan::{Action, OnDelete};
+use crate::store::resync::HELD_MARK;
 use crate::store::{
     after, now_text, Link, ManagedMembership, NewQueuedAdd, Outcome, QueuedAdd, StoreError,
 };
@@ -89,11 +90,21 @@ impl Job<'_> {
         let want: BTreeSet<String> = wanted.keys().cloned().collect();
         let plan = plan_memberships(&want, &have, blocked.is_none());
         let young = link.created_by_us && age(&link.linked_at) < self.s.replication_timeout;
+        // While the company's mass-deprovision brake is held (a rule typo
+        // caught by a resync), membership removals wait for its release.
+        let held = match leaving || plan.remove.is_empty() {
+            true => None,
+            false => self
+                .state()
+                .brake(self.ctx.company)?
+                .filter(|b| b.is_held()),
+        };
         // Removals first: access is never wider than Plumm says, not even
         // for the moment between two writes. A queued addition no rule
         // wants any more is withdrawn before it is sent.
         for id in &plan.remove {
             match recorded.iter().find(|m| &m.group_id == id) {
+                Some(_) if held.is_some() => {}
                 Some(m) => {
                     if let Some(c) = self.remove_member(&link, m).await? {
                         return Ok(c);
@@ -122,6 +133,16 @@ impl Job<'_> {
             if let Some(q) = handed_back {
                 self.state().unqueue_membership(q.id)?;
             }
+        }
+        if let Some(b) = held {
+            let reason = format!(
+                "{HELD_MARK}: group removals wait: {}",
+                b.reason.unwrap_or_default()
+            );
+            let mut r = self.ctx.record(Action::GroupRemove, Outcome::Skipped);
+            r.detail = Some(reason.clone());
+            self.ctx.audit(&r);
+            return Ok(Converged::Held(reason));
         }
         Ok(blocked.unwrap_or(Converged::Done))
     }
