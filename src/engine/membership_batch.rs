@@ -272,8 +272,10 @@ impl MembershipBatcher {
         self.requeue(rows.iter())
     }
 
-    /// Queues a bulk change for each person: their worker reads Plumm and
-    /// converges their memberships (a queued change of theirs is kept).
+    /// Makes each person's worker run after this (`StateDb::nudge`): it
+    /// reads Plumm and converges their memberships, the handed-back
+    /// additions among them. A change of theirs already pending, even one
+    /// under way, is kept and runs again.
     fn requeue<'a>(&self, rows: impl Iterator<Item = &'a QueuedAdd>) -> Result<(), StoreError> {
         let people: BTreeSet<(PlummUserId, CompanyId, &str)> = rows
             .map(|r| (r.user, r.company, r.email.as_str()))
@@ -294,7 +296,7 @@ impl MembershipBatcher {
                 absent: false,
             })
             .collect();
-        self.state.enqueue(&items, None)?;
+        self.state.nudge(&items)?;
         self.dispatch.notify_one();
         Ok(())
     }

@@ -368,7 +368,7 @@ impl Resync {
                 absent: false,
             })
             .collect();
-        self.state.enqueue(&items, None)
+        self.state.nudge(&items)
     }
 }
 

@@ -313,4 +313,47 @@ mod tests {
             "goes with the link"
         );
     }
+
+    #[test]
+    fn a_nudge_reruns_a_change_under_way_and_keeps_what_it_is() {
+        let db = db();
+        let item = |kind| crate::store::state::Enqueue {
+            user: PlummUserId(5),
+            company: CompanyId(1),
+            kind,
+            snapshot: "{}".into(),
+            priority: crate::pacing::Priority::Realtime,
+            absent: false,
+        };
+        db.enqueue(&[item(crate::store::PendingKind::Remove)], None)
+            .unwrap();
+        let due = || {
+            let p = crate::pacing::Priority::Realtime;
+            db.due(CompanyId(1), p, &now_text(), 10, &Default::default())
+                .unwrap()
+        };
+        let under_way = due();
+        assert_eq!(under_way.len(), 1);
+        db.nudge(&[item(crate::store::PendingKind::Upsert)])
+            .unwrap();
+        assert!(
+            !db.complete(PlummUserId(5), under_way[0].seq, true).unwrap(),
+            "the run under way no longer completes it"
+        );
+        let again = due();
+        assert_eq!(again.len(), 1, "it runs again");
+        assert_eq!(
+            again[0].kind,
+            crate::store::PendingKind::Remove,
+            "still a removal"
+        );
+        db.complete(PlummUserId(5), again[0].seq, true).unwrap();
+        db.nudge(&[item(crate::store::PendingKind::Upsert)])
+            .unwrap();
+        assert_eq!(
+            db.pending_total().unwrap(),
+            1,
+            "queued when nothing was pending"
+        );
+    }
 }

@@ -123,6 +123,39 @@ impl StateDb {
         })
     }
 
+    /// Makes sure each person's worker runs (again) after this: a change of
+    /// theirs already pending, even one being worked on now, takes a new
+    /// `seq` (so finishing the run under way does not complete it; its
+    /// kind, snapshot, priority and any hold or delay stay); otherwise
+    /// `items` are queued as bulk work.
+    pub fn nudge(&self, items: &[Enqueue]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("recording changes")?;
+        let mut fresh = Vec::new();
+        for it in items {
+            let n = tx
+                .execute(
+                    "UPDATE pending SET seq = (SELECT next_seq FROM daemon_meta WHERE id = 1)
+                     WHERE plumm_user_id = ?1",
+                    [it.user.0],
+                )
+                .ctx("recording changes")?;
+            if n == 0 {
+                fresh.push(it.clone());
+                continue;
+            }
+            tx.execute(
+                "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
+                [],
+            )
+            .ctx("numbering changes")?;
+        }
+        enqueue_in(&tx, &fresh)?;
+        tx.commit().ctx("recording changes")
+    }
+
     /// Whether bulk work (an initial sync, a resync) is still queued for
     /// the company: its group additions then wait for fuller batches.
     pub fn has_bulk_pending(&self, company: CompanyId) -> Result<bool, StoreError> {

@@ -7,20 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use entra_daemon::domain::PlummUserId;
-use entra_daemon::emulator::{LoggedRequest, SeedGroup};
+use entra_daemon::emulator::LoggedRequest;
 
+use crate::group_helpers::*;
 use crate::helpers::*;
-
-fn grant_groups(app: &TestApp) {
-    let roles = [
-        "User.ReadWrite.All",
-        "GroupMember.ReadWrite.All",
-        "Group.Create",
-    ];
-    app.control
-        .set_permissions(T1, roles.map(String::from).to_vec())
-        .unwrap();
-}
 
 /// `n` people of Contoso, alternately in Clinical and Finance.
 fn staff(app: &TestApp, n: usize) {
@@ -61,13 +51,6 @@ fn group_id(app: &TestApp, name: &str) -> String {
     found[0].id.clone()
 }
 
-fn members(app: &TestApp, group: &str) -> BTreeSet<String> {
-    let list = app.control.group_members(T1, group).unwrap();
-    let set: BTreeSet<String> = list.iter().cloned().collect();
-    assert_eq!(set.len(), list.len(), "nobody is a member twice");
-    set
-}
-
 /// The accounts of the people whose email matches.
 fn accounts(app: &TestApp, n: usize, which: impl Fn(usize) -> bool) -> BTreeSet<String> {
     (0..n)
@@ -96,25 +79,22 @@ async fn an_initial_sync_adds_members_twenty_to_a_write() {
     })
     .await;
     grant_groups(&app);
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(&app, "All staff", vec![]);
     staff(&app, 45);
     app.start_daemon_with(&rules(&all_staff));
     connect_running(&app).await;
 
     let clinical = group_id(&app, "Dept Clinical");
     let finance = group_id(&app, "Dept Finance");
-    assert_eq!(members(&app, &all_staff), accounts(&app, 45, |_| true));
-    assert_eq!(members(&app, &clinical), accounts(&app, 45, |i| i % 2 == 0));
-    assert_eq!(members(&app, &finance), accounts(&app, 45, |i| i % 2 == 1));
+    assert_eq!(member_set(&app, &all_staff), accounts(&app, 45, |_| true));
+    assert_eq!(
+        member_set(&app, &clinical),
+        accounts(&app, 45, |i| i % 2 == 0)
+    );
+    assert_eq!(
+        member_set(&app, &finance),
+        accounts(&app, 45, |i| i % 2 == 1)
+    );
 
     let writes = membership_writes(&app);
     let adds = |g: &str| {
@@ -160,24 +140,14 @@ async fn a_refused_batch_is_handed_back_and_each_person_gets_their_own_answer() 
     staff(&app, 6);
     // p3 has an account already, and someone put it in All staff by hand.
     let p3 = app.seed(T1, "p3@contoso.com", "Person N3", None);
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                members: vec![p3.clone()],
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(&app, "All staff", vec![p3.clone()]);
     app.control.replicate_now();
     app.start_daemon_with(&format!(
         "[[groups]]\ncompany = {CONTOSO}\ngroup_id = \"{all_staff}\"\n"
     ));
     connect_running(&app).await;
 
-    assert_eq!(members(&app, &all_staff), accounts(&app, 6, |_| true));
+    assert_eq!(member_set(&app, &all_staff), accounts(&app, 6, |_| true));
     let writes = membership_writes(&app);
     let batch: Vec<_> = writes.iter().filter(|r| r.method == "PATCH").collect();
     // The new accounts replicate first (404s), then the batch is refused
@@ -212,16 +182,7 @@ async fn kill_9_during_a_bulk_membership_change_loses_no_member_and_duplicates_n
     })
     .await;
     grant_groups(&app);
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(&app, "All staff", vec![]);
     let n = 80;
     staff(&app, n);
     // Plumm's rows were seen before the company connected (skipped): the
@@ -256,11 +217,17 @@ async fn kill_9_during_a_bulk_membership_change_loses_no_member_and_duplicates_n
     app.converged().await;
     app.stop_daemon().await;
 
-    assert_eq!(members(&app, &all_staff), accounts(&app, n, |_| true));
+    assert_eq!(member_set(&app, &all_staff), accounts(&app, n, |_| true));
     let clinical = group_id(&app, "Dept Clinical");
     let finance = group_id(&app, "Dept Finance");
-    assert_eq!(members(&app, &clinical), accounts(&app, n, |i| i % 2 == 0));
-    assert_eq!(members(&app, &finance), accounts(&app, n, |i| i % 2 == 1));
+    assert_eq!(
+        member_set(&app, &clinical),
+        accounts(&app, n, |i| i % 2 == 0)
+    );
+    assert_eq!(
+        member_set(&app, &finance),
+        accounts(&app, n, |i| i % 2 == 1)
+    );
     let state = app.state();
     assert!(
         state.parked(None).unwrap().is_empty(),
@@ -284,16 +251,7 @@ async fn a_tenant_without_the_group_permission_syncs_its_people_and_parks_their_
     })
     .await;
     // The default consent: User.ReadWrite.All alone.
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(&app, "All staff", vec![]);
     staff(&app, 25);
     app.start_daemon_with(&format!(
         "[[groups]]\ncompany = {CONTOSO}\ngroup_id = \"{all_staff}\"\n"
@@ -302,7 +260,7 @@ async fn a_tenant_without_the_group_permission_syncs_its_people_and_parks_their_
     app.stop_daemon().await;
 
     assert_eq!(app.users(T1).len(), 25, "every account is created");
-    assert!(members(&app, &all_staff).is_empty());
+    assert!(member_set(&app, &all_staff).is_empty());
     let state = app.state();
     assert!(
         state.quarantined().unwrap().is_empty(),

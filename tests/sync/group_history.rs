@@ -1,43 +1,16 @@
 //! A person's access, as an admin reads it: `audit --email` is their
 //! membership history, `status --user` their managed groups now.
-use std::process::Output;
 
-use entra_daemon::emulator::SeedGroup;
 use serde_json::Value;
 
+use crate::group_helpers::*;
 use crate::helpers::*;
-
-async fn cli(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .args(args)
-        .output()
-        .await
-        .expect("run the binary")
-}
 
 #[tokio::test]
 async fn audit_by_email_is_a_persons_membership_history_and_status_shows_their_groups() {
     let mut app = TestApp::spawn().await;
-    let roles = [
-        "User.ReadWrite.All",
-        "GroupMember.ReadWrite.All",
-        "Group.Create",
-    ];
-    app.control
-        .set_permissions(T1, roles.map(String::from).to_vec())
-        .unwrap();
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    grant_groups(&app);
+    let all_staff = seed_group(&app, "All staff", vec![]);
     app.connect(CONTOSO, T1).await;
     app.start_daemon_with(&format!(
         "[[groups]]\ncompany = {CONTOSO}\ngroup_id = \"{all_staff}\"\n\n\
@@ -123,14 +96,7 @@ async fn audit_by_email_is_a_persons_membership_history_and_status_shows_their_g
 #[tokio::test]
 async fn a_rule_may_read_a_column_plumm_added() {
     let mut app = TestApp::spawn().await;
-    let roles = [
-        "User.ReadWrite.All",
-        "GroupMember.ReadWrite.All",
-        "Group.Create",
-    ];
-    app.control
-        .set_permissions(T1, roles.map(String::from).to_vec())
-        .unwrap();
+    grant_groups(&app);
     app.plumm("ALTER TABLE users ADD COLUMN employee_type TEXT");
     app.connect(CONTOSO, T1).await;
     app.start_daemon_with(

@@ -3,37 +3,15 @@
 //! new); a reload that changes the rules is carried out by a resync; and
 //! the mass-deprovision brake holds a burst of removals a rule typo makes.
 use std::collections::BTreeSet;
-use std::process::Output;
 use std::sync::Arc;
 
 use entra_daemon::configuration::Settings;
 use entra_daemon::daemon;
-use entra_daemon::emulator::SeedGroup;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::group_helpers::*;
 use crate::helpers::*;
-
-async fn cli(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .args(args)
-        .output()
-        .await
-        .expect("run the binary")
-}
-
-fn grant_groups(app: &TestApp) {
-    let roles = [
-        "User.ReadWrite.All",
-        "GroupMember.ReadWrite.All",
-        "Group.Create",
-    ];
-    app.control
-        .set_permissions(T1, roles.map(String::from).to_vec())
-        .unwrap();
-}
 
 fn hire(app: &TestApp, i: usize, department: &str) {
     app.plumm(&format!(
@@ -46,14 +24,6 @@ fn account(app: &TestApp, i: usize) -> String {
     app.entra(T1, &format!("p{i}@contoso.com"))
         .expect("account")
         .id
-}
-
-fn members(app: &TestApp, group: &str) -> BTreeSet<String> {
-    app.control
-        .group_members(T1, group)
-        .unwrap()
-        .into_iter()
-        .collect()
 }
 
 fn group_named(app: &TestApp, name: &str) -> String {
@@ -72,16 +42,7 @@ fn all_staff_rule(all_staff: &str, when: &str) -> String {
 /// Three people synced into "All staff" and their department's group.
 async fn synced(app: &mut TestApp) -> String {
     grant_groups(app);
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(app, "All staff", vec![]);
     app.connect(CONTOSO, T1).await;
     let rules = format!(
         "{}\n[[groups]]\nname = \"Dept {{department}}\"\n",
@@ -169,12 +130,12 @@ async fn a_resync_puts_hand_made_drift_right_and_a_dry_run_reports_it_old_and_ne
     app.stop_daemon().await;
     let all: BTreeSet<String> = [p0.clone(), p1.clone(), account(&app, 2), guest.clone()].into();
     assert_eq!(
-        members(&app, &all_staff),
+        member_set(&app, &all_staff),
         all,
         "p0 is back, the guest stays"
     );
     assert_eq!(
-        members(&app, &finance),
+        member_set(&app, &finance),
         [account(&app, 2)].into(),
         "p1 is out of Finance"
     );
@@ -184,16 +145,7 @@ async fn a_resync_puts_hand_made_drift_right_and_a_dry_run_reports_it_old_and_ne
 async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
     let app = TestApp::spawn().await;
     grant_groups(&app);
-    let all_staff = app
-        .control
-        .seed_group(
-            T1,
-            SeedGroup {
-                display_name: "All staff".into(),
-                ..SeedGroup::default()
-            },
-        )
-        .unwrap();
+    let all_staff = seed_group(&app, "All staff", vec![]);
     app.connect(CONTOSO, T1).await;
     let good = format!(
         "{}\n{}\n",
@@ -211,7 +163,7 @@ async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
     run.policy = Some(policy_rx);
     let running = tokio::spawn(daemon::run(run));
     app.converged().await;
-    assert_eq!(members(&app, &all_staff).len(), 12);
+    assert_eq!(member_set(&app, &all_staff).len(), 12);
 
     // A typo: nobody's department is "Clinicl", so everyone would leave.
     let typo = format!(
@@ -236,7 +188,11 @@ async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
         held,
     )
     .await;
-    assert_eq!(members(&app, &all_staff).len(), 12, "no one was taken out");
+    assert_eq!(
+        member_set(&app, &all_staff).len(),
+        12,
+        "no one was taken out"
+    );
     // The hold is the company's: a person's own change waits for the release too.
     app.plumm("UPDATE users SET role = 'Ward Lead' WHERE email = 'p0@contoso.com'");
     let waits = || {
@@ -250,7 +206,11 @@ async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
         waits,
     )
     .await;
-    assert_eq!(members(&app, &all_staff).len(), 12, "no one was taken out");
+    assert_eq!(
+        member_set(&app, &all_staff).len(),
+        12,
+        "no one was taken out"
+    );
     assert!(app.writes().iter().all(|w| w.method != "DELETE"));
     let out = cli(&app, &["status", "--json"]).await;
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -275,7 +235,7 @@ async fn a_rule_typo_on_reload_trips_the_brake_and_an_admin_releases_it() {
     wait_for(
         "the released removals",
         std::time::Duration::from_secs(20),
-        || members(&app, &all_staff).is_empty(),
+        || member_set(&app, &all_staff).is_empty(),
     )
     .await;
     stop.send(true).unwrap();

@@ -3,30 +3,10 @@
 use std::time::Duration;
 
 use entra_daemon::domain::CompanyId;
-use entra_daemon::emulator::{FaultKind, LoggedRequest, SeedGroup};
+use entra_daemon::emulator::{FaultKind, LoggedRequest};
 
+use crate::group_helpers::*;
 use crate::helpers::*;
-
-/// What a tenant's admin consents to for group sync (the emulator's
-/// default consent is `User.ReadWrite.All` alone).
-fn grant_groups(app: &TestApp) {
-    let roles = [
-        "User.ReadWrite.All",
-        "GroupMember.ReadWrite.All",
-        "Group.Create",
-    ];
-    let roles = roles.map(String::from).to_vec();
-    app.control.set_permissions(T1, roles).unwrap();
-}
-
-fn seed_group(app: &TestApp, name: &str, members: Vec<String>) -> String {
-    let g = SeedGroup {
-        display_name: name.into(),
-        members,
-        ..SeedGroup::default()
-    };
-    app.control.seed_group(T1, g).unwrap()
-}
 
 fn hire(app: &TestApp, email: &str, department: &str, role: &str) {
     app.plumm(&format!(

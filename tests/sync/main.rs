@@ -17,6 +17,7 @@ mod dates;
 mod fail_closed;
 mod forbidden;
 mod group_bulk;
+mod group_helpers;
 mod group_history;
 mod group_resync;
 mod groups;
