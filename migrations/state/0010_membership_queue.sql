@@ -27,6 +27,10 @@ CREATE TABLE membership_queue (
     -- person's (already a member, no such user, no permission), so the
     -- person's own worker adds them alone and gets their own answer.
     direct        INTEGER NOT NULL DEFAULT 0,
+    -- Set before the batch carrying it is sent: from then on the addition
+    -- may have been made, so taking it back means taking the person out
+    -- (recorded, then removed), never just forgetting the row.
+    sent_at       TEXT,
     UNIQUE (tenant_id, group_id, member_id)
 );
 CREATE INDEX membership_queue_due ON membership_queue (not_before);

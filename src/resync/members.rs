@@ -14,19 +14,15 @@ use serde_json::Value;
 use super::members_plan::{plan_members, Change, MemberChange, Person};
 use super::report::{BrakeNote, ChangeOut, CompanyReport, ItemOut};
 use super::run::{Resync, RunOptions};
-use crate::domain::{EntraObjectId, PlummStatus, PlummUserId};
+use crate::domain::{CompanyId, EntraObjectId, PlummStatus, PlummUserId};
+use crate::engine::membership_batch::nudges;
 use crate::engine::retry::{send_with_retry, Target};
 use crate::engine::{brake, Policy};
 use crate::graph::{request, Failure};
 use crate::mapping::groups::{person_groups, GroupTarget};
 use crate::pacing::Priority;
-use crate::plan::Action;
 use crate::store::resync::for_each_company_user;
-use crate::store::state::Enqueue;
-use crate::store::{
-    now_text, AuditRecord, ManagedMembership, NewQueuedAdd, Outcome, PendingKind, PlummDb,
-    StoreError, TenantConnection,
-};
+use crate::store::{ManagedMembership, PlummDb, StoreError, TenantConnection};
 
 /// What the pass read from the state database and Plumm.
 #[derive(Default)]
@@ -36,9 +32,8 @@ struct Found {
     names: BTreeMap<String, String>,
     /// The groups whose members are read.
     groups: BTreeSet<String>,
-    /// People whose rules name a managed group not created yet: their own
-    /// worker creates it.
-    unresolved: Vec<(PlummUserId, String)>,
+    /// People (by index) whose worker must run whatever the listing shows.
+    nudge: Vec<usize>,
 }
 
 impl Resync {
@@ -82,8 +77,7 @@ impl Resync {
         let held = self.membership_brake(conn, s, opts, report)?;
         items.extend(person_items(&found, &listed, &plan, held));
         if !opts.dry_run {
-            self.apply_members(conn, s, &found, &plan, held).await?;
-            self.run_workers(conn, &found.unresolved)?;
+            self.apply_members(conn, &found, &plan)?;
         }
         Ok(items)
     }
@@ -96,8 +90,10 @@ impl Resync {
         known: &[(String, Option<String>)],
     ) -> Result<Found, StoreError> {
         let mut found = Found::default();
+        // Names for the report; only groups the rules name now are listed
+        // (a group no rule names keeps its hand-made members: the records
+        // of it are taken out by each person's worker).
         for (id, name) in known {
-            found.groups.insert(id.clone());
             if let Some(n) = name {
                 found.names.insert(id.clone(), n.clone());
             }
@@ -140,19 +136,29 @@ impl Resync {
                     None => p.complete = false,
                 }
             }
-            if !p.complete {
-                found.unresolved.push((u.id, u.email.clone()));
-            }
             let member = &link.entra_id;
             p.recorded = (self.state.memberships(u.id, &conn.tenant, member)?)
                 .into_iter()
                 .map(|m| m.group_id)
                 .collect();
-            p.queued = (self.state.queued_memberships(u.id, &conn.tenant, member)?)
+            let queued = self.state.queued_memberships(u.id, &conn.tenant, member)?;
+            let handed_back = queued.iter().any(|q| q.direct);
+            p.queued = queued
                 .into_iter()
                 .filter(|q| !q.direct)
                 .map(|q| q.group_id)
                 .collect();
+            // Their worker has work the listing cannot show: a managed
+            // group to create, records or queued additions the rules no
+            // longer give, additions handed back.
+            let unwanted = p
+                .recorded
+                .iter()
+                .chain(&p.queued)
+                .any(|g| !p.want.contains(g));
+            if !p.complete || handed_back || unwanted {
+                found.nudge.push(found.people.len());
+            }
             found.people.push(p);
             Ok(())
         })?;
@@ -257,15 +263,17 @@ impl Resync {
         Ok(true)
     }
 
-    async fn apply_members(
+    /// Brings the records in line with what Entra showed and has each
+    /// drifted person's worker carry out the rest: it decides from Plumm's
+    /// row as it is then (not this pass's older view), queues additions
+    /// for a batch, and holds removals while the brake is held.
+    fn apply_members(
         &self,
         conn: &TenantConnection,
-        s: &Policy,
         found: &Found,
         plan: &[MemberChange],
-        held: bool,
     ) -> Result<(), StoreError> {
-        let young_until = now_text();
+        let mut nudge: BTreeSet<usize> = found.nudge.iter().copied().collect();
         for c in plan {
             let p = &found.people[c.person];
             let (user, member) = (PlummUserId(p.user), EntraObjectId(p.entra_id.clone()));
@@ -273,102 +281,37 @@ impl Resync {
                 group_id: c.group_id.clone(),
                 group_name: found.names.get(&c.group_id).cloned(),
             };
+            let recorded = p.recorded.contains(&c.group_id);
             match c.change {
-                Change::Add => self.state.queue_membership(&NewQueuedAdd {
-                    tenant: &conn.tenant,
-                    company: conn.company,
-                    group_id: &c.group_id,
-                    group_name: m.group_name.as_deref(),
-                    user,
-                    email: &p.email,
-                    member: &member,
-                    young_until: &young_until,
-                })?,
-                Change::Adopt => self
-                    .state
-                    .record_membership(user, &conn.tenant, &member, &m)?,
-                Change::Forget => self
-                    .state
-                    .forget_membership(user, &conn.tenant, &c.group_id)?,
-                Change::Remove if held => {}
-                Change::Remove => self.remove(conn, s, p, &m).await?,
+                // Taken out by hand: the record no longer holds.
+                Change::Add | Change::Forget if recorded => {
+                    self.state
+                        .forget_membership(user, &conn.tenant, &c.group_id)?
+                }
+                // Put in by hand (or found in place): recorded, so the
+                // worker's plan takes a person the rules do not give out.
+                Change::Remove | Change::Adopt if !recorded => {
+                    self.state
+                        .record_membership(user, &conn.tenant, &member, &m)?
+                }
+                _ => {}
             }
+            if c.change.writes() {
+                nudge.insert(c.person);
+            }
+        }
+        let people: Vec<(PlummUserId, CompanyId, String)> = nudge
+            .into_iter()
+            .map(|i| &found.people[i])
+            .map(|p| (PlummUserId(p.user), conn.company, p.email.clone()))
+            .collect();
+        for chunk in people.chunks(500) {
+            self.state.nudge(&nudges(chunk))?;
+        }
+        if let (false, Some(w)) = (people.is_empty(), &self.wake) {
+            w.notify_one();
         }
         Ok(())
-    }
-
-    /// One removal Plumm's rules no longer give; a 404 (not a member any
-    /// more) counts as done.
-    async fn remove(
-        &self,
-        conn: &TenantConnection,
-        s: &Policy,
-        p: &Person,
-        m: &ManagedMembership,
-    ) -> Result<(), StoreError> {
-        let user = PlummUserId(p.user);
-        let req = request::remove_group_member(&m.group_id, &EntraObjectId(p.entra_id.clone()));
-        let target = Target {
-            tenant: &conn.tenant,
-            priority: Priority::Bulk,
-            retry_not_found: false,
-        };
-        let result = send_with_retry(&self.graph, &s.retry, target, &req, |_, _, _| {}).await;
-        let label =
-            crate::engine::membership_batch::group_label(m.group_name.as_deref(), &m.group_id);
-        let mut r = AuditRecord::new(Action::GroupRemove.as_str(), Outcome::Ok);
-        (r.company, r.tenant, r.user) = (Some(conn.company), Some(conn.tenant.clone()), Some(user));
-        r.email = Some(p.email.clone());
-        match result {
-            Ok((sent, n)) => {
-                r.http_status = Some(sent.reply.status);
-                r.request_id = sent.reply.request_id.clone();
-                r.attempt = Some(n);
-                r.detail = Some(format!(
-                    "removed from {label}: resync, the [[groups]] rules do not give it"
-                ));
-            }
-            Err((f, n)) if f.failure() == Some(&Failure::NotFound) => {
-                r = f.describe(r);
-                r.attempt = Some(n);
-                r.detail = Some(format!("not a member of {label}; counted as done"));
-            }
-            Err((f, n)) => {
-                r = f.describe(r);
-                r.outcome = Some(Outcome::Failed);
-                r.attempt = Some(n);
-                r.detail = Some(format!(
-                    "removal from {label} failed; the next resync tries again"
-                ));
-                return self.state.append_audit(&r);
-            }
-        }
-        self.state
-            .forget_membership(user, &conn.tenant, &m.group_id)?;
-        self.state.append_audit(&r)
-    }
-
-    /// Queues a bulk change for each person whose managed group does not
-    /// exist yet: their worker creates it and adds them.
-    fn run_workers(
-        &self,
-        conn: &TenantConnection,
-        people: &[(PlummUserId, String)],
-    ) -> Result<(), StoreError> {
-        let items: Vec<Enqueue> = people
-            .iter()
-            .map(|(user, email)| Enqueue {
-                user: *user,
-                company: conn.company,
-                kind: PendingKind::Upsert,
-                snapshot:
-                    serde_json::json!({"id": user.0, "company_id": conn.company.0, "email": email})
-                        .to_string(),
-                priority: Priority::Bulk,
-                absent: false,
-            })
-            .collect();
-        self.state.nudge(&items)
     }
 }
 

@@ -188,6 +188,9 @@ impl Resync {
         ));
 
         let held = self.brake_check(&s.brake, conn.company, opts, &planned, report)?;
+        // Before any change is handed to the workers: a burst of removals
+        // must hold the brake before a worker could carry one out.
+        let groups = self.memberships(conn, &s, opts, &plumm, report).await?;
         if !opts.dry_run {
             report.queued = self.apply(conn, &planned, held)?;
             self.progress
@@ -200,7 +203,6 @@ impl Resync {
                 w.notify_one();
             }
         }
-        let groups = self.memberships(conn, &s, opts, &plumm, report).await?;
         // Consumed as converted: the plan and its report are not both held.
         report.items = planned
             .actions

@@ -1,6 +1,6 @@
 //! Group additions waiting to be sent 20 to a write
 //! (migrations/state/0010_membership_queue.sql).
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, Context, StateDb, StoreError};
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
@@ -19,8 +19,12 @@ pub struct QueuedAdd {
     pub young_until: String,
     pub queued_at: String,
     pub attempts: i64,
+    /// Not sent again before then.
+    pub not_before: String,
     /// Handed back to the person's worker (see the migration).
     pub direct: bool,
+    /// When a batch carrying it was first sent: it may have been made.
+    pub sent_at: Option<String>,
 }
 
 /// What to queue for one person.
@@ -60,11 +64,13 @@ fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedAdd> {
         queued_at: r.get(9)?,
         attempts: r.get(10)?,
         direct: r.get(11)?,
+        sent_at: r.get(12)?,
+        not_before: r.get(13)?,
     })
 }
 
 const COLUMNS: &str = "id, tenant_id, company_id, group_id, group_name, plumm_user_id, email, \
-                       member_id, young_until, queued_at, attempts, direct";
+                       member_id, young_until, queued_at, attempts, direct, sent_at, not_before";
 
 impl StateDb {
     /// Queues an addition; one already queued for the account and group
@@ -143,8 +149,7 @@ impl StateDb {
     /// Up to `n` due additions to one group, the oldest first.
     pub fn take_memberships(
         &self,
-        tenant: &str,
-        group_id: &str,
+        g: &DueGroup,
         now: &str,
         n: usize,
     ) -> Result<Vec<QueuedAdd>, StoreError> {
@@ -152,12 +157,16 @@ impl StateDb {
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM membership_queue
-                 WHERE tenant_id = ?1 AND group_id = ?2 AND not_before <= ?3 AND direct = 0
+                 WHERE tenant_id = ?1 AND group_id = ?2 AND company_id = ?5
+                   AND not_before <= ?3 AND direct = 0
                  ORDER BY queued_at, id LIMIT ?4"
             ))
             .ctx("reading due group additions")?;
         let rows = stmt
-            .query_map(params![tenant, group_id, now, n as i64], queued_row)
+            .query_map(
+                params![g.tenant, g.group_id, now, n as i64, g.company.0],
+                queued_row,
+            )
             .ctx("reading due group additions")?;
         rows.collect::<Result<_, _>>()
             .ctx("reading due group additions")
@@ -173,33 +182,107 @@ impl StateDb {
         Ok(n > 0)
     }
 
-    /// The addition went through: out of the queue and into the
-    /// memberships the daemon made, in one transaction. Whether it was
-    /// still queued (the person's worker may have withdrawn it meanwhile).
-    pub fn settle_membership(&self, a: &QueuedAdd) -> Result<bool, StoreError> {
+    /// The addition went through (or may have): out of the queue, and into
+    /// the memberships the daemon made when the account is still linked to
+    /// the person, in one transaction. Whether it was still queued (the
+    /// person's worker may have taken it back meanwhile) and still linked.
+    pub fn settle_membership(&self, a: &QueuedAdd) -> Result<(bool, bool), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("recording a group addition")?;
         let queued = tx
             .execute("DELETE FROM membership_queue WHERE id = ?1", [a.id])
             .ctx("recording a group addition")?;
-        tx.execute(
-            "INSERT INTO managed_memberships
-               (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (plumm_user_id, tenant_id, group_id) DO UPDATE
-               SET group_name = excluded.group_name, member_id = excluded.member_id",
-            params![
-                a.user.0,
-                a.tenant,
-                a.group_id,
-                a.group_name,
-                a.member_id,
-                now_text()
-            ],
-        )
-        .ctx("recording a group addition")?;
+        let linked = tx
+            .query_row(
+                "SELECT 1 FROM links WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND entra_id = ?3",
+                params![a.user.0, a.tenant, a.member_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .ctx("recording a group addition")?
+            .is_some();
+        if linked {
+            tx.execute(
+                "INSERT INTO managed_memberships
+                   (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (plumm_user_id, tenant_id, group_id) DO UPDATE
+                   SET group_name = excluded.group_name, member_id = excluded.member_id",
+                params![
+                    a.user.0,
+                    a.tenant,
+                    a.group_id,
+                    a.group_name,
+                    a.member_id,
+                    now_text()
+                ],
+            )
+            .ctx("recording a group addition")?;
+        }
         tx.commit().ctx("recording a group addition")?;
-        Ok(queued > 0)
+        Ok((queued > 0, linked))
+    }
+
+    /// Marks additions as about to be sent (see `QueuedAdd::sent_at`).
+    pub fn mark_sent(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().ctx("marking group additions sent")?;
+        let now = now_text();
+        for id in ids {
+            tx.execute(
+                "UPDATE membership_queue SET sent_at = COALESCE(sent_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )
+            .ctx("marking group additions sent")?;
+        }
+        tx.commit().ctx("marking group additions sent")
+    }
+
+    /// Additions delayed past `now` (throttled, an outage, replication).
+    pub fn delayed_memberships(&self, now: &str) -> Result<Vec<QueuedAdd>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM membership_queue WHERE direct = 0 AND not_before > ?1"
+            ))
+            .ctx("reading queued group additions")?;
+        let rows = stmt
+            .query_map([now], queued_row)
+            .ctx("reading queued group additions")?;
+        rows.collect::<Result<_, _>>()
+            .ctx("reading queued group additions")
+    }
+
+    /// Which of `ids` are still queued.
+    pub fn still_queued(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM membership_queue WHERE id = ?1")
+            .ctx("reading queued group additions")?;
+        let mut out = Vec::new();
+        for id in ids {
+            if stmt.exists([id]).ctx("reading queued group additions")? {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// People with additions handed back to them (their workers must run).
+    pub fn handed_back_people(&self) -> Result<Vec<(PlummUserId, CompanyId, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT plumm_user_id, company_id, email FROM membership_queue WHERE direct = 1",
+            )
+            .ctx("reading queued group additions")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((PlummUserId(r.get(0)?), CompanyId(r.get(1)?), r.get(2)?))
+            })
+            .ctx("reading queued group additions")?;
+        rows.collect::<Result<_, _>>()
+            .ctx("reading queued group additions")
     }
 
     /// Hands additions back to their people's workers, which add them one
@@ -297,11 +380,11 @@ mod tests {
         let due = db.due_memberships(now).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].count, 2, "queued once per account and group");
-        let taken = db.take_memberships(t.as_str(), "g", now, 20).unwrap();
+        let taken = db.take_memberships(&due[0], now, 20).unwrap();
         assert_eq!(taken.iter().map(|a| a.user.0).collect::<Vec<_>>(), [1, 2]);
         db.delay_memberships(&[taken[0].id], "9999-06-01T00:00:00.000Z", "HTTP 503")
             .unwrap();
-        let later = db.take_memberships(t.as_str(), "g", now, 20).unwrap();
+        let later = db.take_memberships(&due[0], now, 20).unwrap();
         assert_eq!(later.len(), 1, "a delayed addition waits");
         assert!(db.unqueue_membership(taken[1].id).unwrap());
         assert!(!db.unqueue_membership(taken[1].id).unwrap(), "already gone");

@@ -20,9 +20,7 @@ use crate::pacing::Priority;
 use crate::plan::membership::plan_memberships;
 use crate::plan::{Action, OnDelete};
 use crate::store::resync::HELD_MARK;
-use crate::store::{
-    after, now_text, Link, ManagedMembership, NewQueuedAdd, Outcome, QueuedAdd, StoreError,
-};
+use crate::store::{Link, ManagedMembership, Outcome, StoreError};
 
 const MEMBER_PERMISSION: &str = "the app may not change group membership in the tenant (403): \
      grant GroupMember.ReadWrite.All in Entra, then reconnect from Plumm's Store";
@@ -44,42 +42,20 @@ impl Job<'_> {
         if link.tenant != self.ctx.tenant {
             return Ok(Converged::Done);
         }
-        let recorded = self
-            .state()
-            .memberships(self.ctx.user, &link.tenant, &link.entra_id)?;
-        let queued =
-            self.state()
-                .queued_memberships(self.ctx.user, &link.tenant, &link.entra_id)?;
+        let (user, tenant, member) = (self.ctx.user, &link.tenant, &link.entra_id);
+        let queued = self.state().queued_memberships(user, tenant, member)?;
+        let recorded = self.state().memberships(user, tenant, member)?;
         if self.s.groups.is_empty() && recorded.is_empty() && queued.is_empty() {
             return Ok(Converged::Done);
         }
-        let suspended = leaving || self.user.status == PlummStatus::Inactive;
-        let targets = person_groups(
-            self.user,
-            &self.s.groups,
-            self.s.on_suspend_groups,
-            suspended,
-        );
-        let mut wanted: BTreeMap<String, Resolved> = BTreeMap::new();
-        let mut blocked = None;
-        for target in &targets {
-            match self.resolve(target).await? {
-                Ok((m, fresh)) => {
-                    wanted.insert(m.group_id.clone(), (m, fresh));
-                }
-                // The wanted set is incomplete: nothing is removed (the
-                // group not resolved may be one the person is in already).
-                Err(c) => {
-                    blocked = Some(c);
-                    break;
-                }
-            }
-        }
+        let (wanted, blocked) = self.wanted(leaving).await?;
+        let want: BTreeSet<String> = wanted.keys().cloned().collect();
+        self.settle_queue(&link, &queued, &recorded, &want)?;
+        let recorded = self.state().memberships(user, tenant, member)?;
+        let queued = self.state().queued_memberships(user, tenant, member)?;
         // An addition waiting for its batch counts as made; one handed back
         // by the batcher does not: this worker makes it alone.
-        let have: BTreeSet<String> = recorded
-            .iter()
-            .map(|m| m.group_id.clone())
+        let have: BTreeSet<String> = (recorded.iter().map(|m| m.group_id.clone()))
             .chain(
                 queued
                     .iter()
@@ -87,7 +63,6 @@ impl Job<'_> {
                     .map(|q| q.group_id.clone()),
             )
             .collect();
-        let want: BTreeSet<String> = wanted.keys().cloned().collect();
         let plan = plan_memberships(&want, &have, blocked.is_none());
         let young = link.created_by_us && age(&link.linked_at) < self.s.replication_timeout;
         // While the company's mass-deprovision brake is held (a rule typo
@@ -100,25 +75,13 @@ impl Job<'_> {
                 .filter(|b| b.is_held()),
         };
         // Removals first: access is never wider than Plumm says, not even
-        // for the moment between two writes. A queued addition no rule
-        // wants any more is withdrawn before it is sent.
-        for id in &plan.remove {
-            match recorded.iter().find(|m| &m.group_id == id) {
-                Some(_) if held.is_some() => {}
-                Some(m) => {
-                    if let Some(c) = self.remove_member(&link, m).await? {
-                        return Ok(c);
-                    }
-                }
-                None => self.withdraw(&queued, id)?,
-            }
-        }
-        if blocked.is_none() {
-            for q in queued
-                .iter()
-                .filter(|q| q.direct && !want.contains(&q.group_id))
-            {
-                self.state().unqueue_membership(q.id)?;
+        // for the moment between two writes.
+        let removals = recorded
+            .iter()
+            .filter(|m| plan.remove.contains(&m.group_id));
+        for m in removals.filter(|_| held.is_none()) {
+            if let Some(c) = self.remove_member(&link, m).await? {
+                return Ok(c);
             }
         }
         for (m, fresh) in plan.add.iter().filter_map(|id| wanted.get(id)) {
@@ -147,39 +110,31 @@ impl Job<'_> {
         Ok(blocked.unwrap_or(Converged::Done))
     }
 
-    /// Bulk work queues its additions for the batcher (20 members to a
-    /// write) instead of sending them one by one.
-    fn queue_add(
+    /// The groups the rules give the person now, resolved to ids; and,
+    /// when one could not be resolved, why (the set is then incomplete:
+    /// nothing is removed, as the group not resolved may be one they are
+    /// in already).
+    async fn wanted(
         &self,
-        link: &Link,
-        m: &ManagedMembership,
-        replicating: bool,
-    ) -> Result<(), StoreError> {
-        let young_until = match replicating {
-            true => after(self.s.replication_timeout),
-            false => now_text(),
-        };
-        self.state().queue_membership(&NewQueuedAdd {
-            tenant: &link.tenant,
-            company: self.ctx.company,
-            group_id: &m.group_id,
-            group_name: m.group_name.as_deref(),
-            user: self.ctx.user,
-            email: &self.ctx.email,
-            member: &link.entra_id,
-            young_until: &young_until,
-        })?;
-        self.batch_wake.notify_one();
-        Ok(())
-    }
-
-    /// Takes back a queued addition to `group_id` (the batcher, finding it
-    /// gone after sending, has this worker take the membership out).
-    fn withdraw(&self, queued: &[QueuedAdd], group_id: &str) -> Result<(), StoreError> {
-        for q in queued.iter().filter(|q| q.group_id == group_id) {
-            self.state().unqueue_membership(q.id)?;
+        leaving: bool,
+    ) -> Result<(BTreeMap<String, Resolved>, Option<Converged>), StoreError> {
+        let suspended = leaving || self.user.status == PlummStatus::Inactive;
+        let targets = person_groups(
+            self.user,
+            &self.s.groups,
+            self.s.on_suspend_groups,
+            suspended,
+        );
+        let mut wanted = BTreeMap::new();
+        for target in &targets {
+            match self.resolve(target).await? {
+                Ok((m, fresh)) => {
+                    wanted.insert(m.group_id.clone(), (m, fresh));
+                }
+                Err(c) => return Ok((wanted, Some(c))),
+            }
         }
-        Ok(())
+        Ok((wanted, None))
     }
 
     /// A departure that suspends the account takes the person out of the

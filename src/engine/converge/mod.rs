@@ -2,6 +2,7 @@
 //! planner, call Graph, record the link and the audit rows.
 mod brake;
 mod forbidden;
+mod group_queue;
 mod groups;
 mod intents;
 mod lookup;

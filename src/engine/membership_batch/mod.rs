@@ -13,27 +13,27 @@
 //! the group is younger than the replication window is lag: the batch
 //! waits and goes again. An answer lost leaves the rows queued; sent again,
 //! a membership already made comes back as a duplicate and is recognised.
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{watch, Notify};
 
-use super::retry::{send_with_retry, CallFailed, Target};
+use super::retry::{send_with_retry, Target};
 use super::PolicyRx;
-use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
+use crate::domain::{CompanyId, EntraObjectId, TenantId};
 use crate::graph::request::{add_group_members, MEMBERS_PER_WRITE};
-use crate::graph::{Failure, GraphClient, Sent};
+use crate::graph::{Failure, GraphClient};
 use crate::pacing::Priority;
-use crate::plan::Action;
-use crate::store::{
-    after, now_text, since, state::Enqueue, AuditRecord, Outcome, PendingKind, QueuedAdd, StateDb,
-    StoreError,
-};
+use crate::store::{after, now_text, since, QueuedAdd, StateDb, StoreError};
 
 /// Batched writes in flight at once (the pacer still decides how fast).
 const IN_FLIGHT: usize = 16;
+
+mod outcome;
+
+pub use outcome::{group_label, nudges};
 
 pub struct MembershipBatcher {
     pub state: Arc<StateDb>,
@@ -58,6 +58,10 @@ enum Batch {
 impl MembershipBatcher {
     /// Sends batches until `shutdown` turns true.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        // Additions handed back before a restart: their workers run again.
+        if let Err(e) = self.state.handed_back_people().and_then(|p| self.nudge(&p)) {
+            tracing::error!("group additions: {e}");
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -78,20 +82,33 @@ impl MembershipBatcher {
     }
 
     /// Sends everything queued (`run --once`). What cannot go now
-    /// (throttled, an outage, a quarantined tenant) is handed back to the
-    /// person's worker, whose change then stays pending as any other.
-    /// Returns how many additions were handed back.
-    pub async fn drain(&self) -> Result<usize, StoreError> {
+    /// (throttled, an outage, a quarantined tenant, delayed by an earlier
+    /// run) is handed back to the person's worker, whose change then stays
+    /// pending as any other; only batches waiting out replication are
+    /// waited for. Returns how many additions were handed back.
+    pub async fn drain(&self, mut shutdown: watch::Receiver<bool>) -> Result<usize, StoreError> {
         let mut handed = 0;
         loop {
-            let (next, n) = self.flush(true).await?;
+            let (_, n) = self.flush(true).await?;
             handed += n;
-            if self.state.queued_membership_count(None)? == 0 {
-                return Ok(handed);
+            let now = now_text();
+            let (young, old): (Vec<QueuedAdd>, Vec<QueuedAdd>) = self
+                .state
+                .delayed_memberships(&now)?
+                .into_iter()
+                .partition(|r| r.young_until > now);
+            if !old.is_empty() {
+                self.hand_back(&old, "not sent before `run --once` ended")?;
+                handed += old.len();
             }
-            // Only batches waiting out replication are left; they are
-            // handed back once their window has passed.
-            tokio::time::sleep(next).await;
+            let Some(at) = young.iter().map(|r| r.not_before.clone()).min() else {
+                return Ok(handed);
+            };
+            let wait = crate::store::until(&at).unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(handed),
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
+            }
         }
     }
 
@@ -104,8 +121,9 @@ impl MembershipBatcher {
     ) -> super::RunReport {
         let mut report = dispatcher.run(shutdown.clone(), true).await;
         loop {
-            match self.drain().await {
+            match self.drain(shutdown.clone()).await {
                 Ok(0) => return report,
+                Ok(_) if *shutdown.borrow() => return report,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!("group additions: {e}");
@@ -153,9 +171,7 @@ impl MembershipBatcher {
             if take == 0 {
                 continue;
             }
-            let rows = self
-                .state
-                .take_memberships(&g.tenant, &g.group_id, &now, take)?;
+            let rows = self.state.take_memberships(&g, &now, take)?;
             if quarantined.contains(&g.company) {
                 self.hand_back(&rows, "the tenant is quarantined")?;
                 handed += rows.len();
@@ -195,6 +211,10 @@ impl MembershipBatcher {
             priority: Priority::Bulk,
             retry_not_found: false,
         };
+        // From here the additions may be made: a worker taking one back
+        // takes the person out instead of just forgetting the row.
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        self.state.mark_sent(&ids)?;
         let result = send_with_retry(&self.graph, &policy.retry, target, &req, |e, wait, _| {
             tracing::info!(tenant = %tenant, group = %rows[0].group_id,
                 "group additions: {}; retrying in {wait:?}", e.summary());
@@ -202,11 +222,17 @@ impl MembershipBatcher {
         .await;
         let (f, _) = match result {
             Ok((sent, n)) => {
-                self.settle(rows, &sent, n)?;
+                self.settle(&tenant, rows, &sent, n).await?;
                 return Ok(Batch::Added);
             }
             Err(e) => e,
         };
+        // Taken back while the batch was out: if it may have been made, the
+        // person is taken out again; a refusal made nothing.
+        let rows = self.still_out(&tenant, rows, f.outcome_unknown()).await?;
+        if rows.is_empty() {
+            return Ok(Batch::Added);
+        }
         let now = now_text();
         let replicating = rows.iter().any(|r| r.young_until > now);
         let personal = matches!(
@@ -216,8 +242,8 @@ impl MembershipBatcher {
         );
         let lag = f.failure() == Some(&Failure::NotFound) && replicating;
         if !lag && (personal || all) {
-            self.hand_back(rows, &f.summary())?;
-            self.audit_handed_back(rows, &f);
+            self.hand_back(&rows, &f.summary())?;
+            self.audit_handed_back(&rows, &f);
             return Ok(Batch::HandedBack);
         }
         // Replication lag; or throttled past the retries, an outage, no
@@ -239,103 +265,5 @@ impl MembershipBatcher {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.state.delay_memberships(&ids, &after(wait), &why)?;
         Ok(Batch::Waiting)
-    }
-
-    /// Records each addition Graph confirmed, with an audit row per person.
-    fn settle(&self, rows: &[QueuedAdd], sent: &Sent, attempt: u32) -> Result<(), StoreError> {
-        let mut withdrawn = Vec::new();
-        for row in rows {
-            if !self.state.settle_membership(row)? {
-                withdrawn.push(row);
-            }
-            let mut r = record(row, Action::GroupAdd, Outcome::Ok);
-            r.http_status = Some(sent.reply.status);
-            r.request_id = sent.reply.request_id.clone();
-            r.client_request_id = Some(sent.client_request_id.clone());
-            r.duration_ms = Some(sent.duration.as_millis() as u64);
-            r.attempt = Some(attempt);
-            r.detail = Some(format!(
-                "added to {} (one of {} members added in one write)",
-                label(row),
-                rows.len()
-            ));
-            self.audit(&r);
-        }
-        // Withdrawn while the write was on its way: the membership is made
-        // and recorded, so the person's worker takes it out again.
-        self.requeue(withdrawn.into_iter())
-    }
-
-    fn hand_back(&self, rows: &[QueuedAdd], why: &str) -> Result<(), StoreError> {
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        self.state.hand_back_memberships(&ids, why)?;
-        self.requeue(rows.iter())
-    }
-
-    /// Makes each person's worker run after this (`StateDb::nudge`): it
-    /// reads Plumm and converges their memberships, the handed-back
-    /// additions among them. A change of theirs already pending, even one
-    /// under way, is kept and runs again.
-    fn requeue<'a>(&self, rows: impl Iterator<Item = &'a QueuedAdd>) -> Result<(), StoreError> {
-        let people: BTreeSet<(PlummUserId, CompanyId, &str)> = rows
-            .map(|r| (r.user, r.company, r.email.as_str()))
-            .collect();
-        if people.is_empty() {
-            return Ok(());
-        }
-        let items: Vec<Enqueue> = people
-            .into_iter()
-            .map(|(user, company, email)| Enqueue {
-                user,
-                company,
-                kind: PendingKind::Upsert,
-                snapshot:
-                    serde_json::json!({"id": user.0, "company_id": company.0, "email": email})
-                        .to_string(),
-                priority: Priority::Bulk,
-                absent: false,
-            })
-            .collect();
-        self.state.nudge(&items)?;
-        self.dispatch.notify_one();
-        Ok(())
-    }
-
-    fn audit_handed_back(&self, rows: &[QueuedAdd], f: &CallFailed) {
-        for row in rows {
-            let mut r = f.describe(record(row, Action::GroupAdd, Outcome::Retry));
-            r.detail = Some(format!(
-                "the batched addition to {} was refused as a whole; the person is added alone next",
-                label(row)
-            ));
-            self.audit(&r);
-        }
-    }
-
-    fn audit(&self, r: &AuditRecord) {
-        if let Err(e) = self.state.append_audit(r) {
-            tracing::error!(user = ?r.user, "audit log write failed: {e}");
-        }
-    }
-}
-
-fn record(row: &QueuedAdd, action: Action, outcome: Outcome) -> AuditRecord {
-    let mut r = AuditRecord::new(action.as_str(), outcome);
-    r.company = Some(row.company);
-    r.tenant = TenantId::parse(&row.tenant).ok();
-    r.user = Some(row.user);
-    r.email = Some(row.email.clone());
-    r
-}
-
-fn label(row: &QueuedAdd) -> String {
-    group_label(row.group_name.as_deref(), &row.group_id)
-}
-
-/// How an audit row names a group: its name and id, or its id.
-pub(crate) fn group_label(name: Option<&str>, id: &str) -> String {
-    match name {
-        Some(name) => format!("group \"{name}\" ({id})"),
-        None => format!("group {id}"),
     }
 }
