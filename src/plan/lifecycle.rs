@@ -86,7 +86,9 @@ pub fn timing(
     let mut t = Timing::default();
     let lead = chrono::Duration::from_std(rules.prehire_lead).unwrap_or(chrono::Duration::MAX);
     if let Some(start) = start.filter(|s| !rules.prehire_lead.is_zero() && *s > now) {
-        let create_at = start.checked_sub_signed(lead).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let create_at = start
+            .checked_sub_signed(lead)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         if create_at > now {
             t.hold_create = true;
             t.why = Some(format!(
@@ -144,7 +146,12 @@ mod tests {
 
     #[test]
     fn off_by_default_the_dates_change_nothing() {
-        let t = timing(&Lifecycle::default(), Some(at(20, 0)), Some(at(2, 0)), at(1, 0));
+        let t = timing(
+            &Lifecycle::default(),
+            Some(at(20, 0)),
+            Some(at(2, 0)),
+            at(1, 0),
+        );
         assert_eq!(t, Timing::default());
     }
 
@@ -154,7 +161,10 @@ mod tests {
         assert!(t.hold_create && t.disabled);
         assert_eq!(
             t.scheduled,
-            vec![(Scheduled::Create, at(6, 0)), (Scheduled::Enable, at(20, 0))]
+            vec![
+                (Scheduled::Create, at(6, 0)),
+                (Scheduled::Enable, at(20, 0))
+            ]
         );
     }
 

@@ -65,7 +65,8 @@ impl StateDb {
             // Plumm's row), but the brake counts pending changes to
             // inactive from it: a suspension on the leave date is one.
             let status = if *suspend { "inactive" } else { "active" };
-            let snapshot = serde_json::json!({ "id": user, "company_id": company, "status": status });
+            let snapshot =
+                serde_json::json!({ "id": user, "company_id": company, "status": status });
             tx.execute(
                 "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at, absent)
                  VALUES (?1, ?2, 'upsert', ?3, (SELECT next_seq FROM daemon_meta WHERE id = 1), ?4, ?5, 0)
@@ -74,8 +75,11 @@ impl StateDb {
                 params![user, company, snapshot.to_string(), Priority::Realtime.as_i64(), stamp],
             )
             .ctx("queueing scheduled changes")?;
-            tx.execute("UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1", [])
-                .ctx("queueing scheduled changes")?;
+            tx.execute(
+                "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
+                [],
+            )
+            .ctx("queueing scheduled changes")?;
         }
         tx.execute(
             "DELETE FROM scheduled_changes WHERE due_at <= ?1",

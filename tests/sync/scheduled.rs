@@ -100,9 +100,16 @@ async fn a_prehire_is_created_disabled_and_enabled_on_the_start_date() {
         .filter(|r| r.method == "PATCH")
         .collect();
     assert_eq!(patches.len(), 1, "{patches:#?}");
-    assert_eq!(body(&patches[0]), serde_json::json!({"accountEnabled": true}));
+    assert_eq!(
+        body(&patches[0]),
+        serde_json::json!({"accountEnabled": true})
+    );
     assert_eq!(actions(&app, "pre@contoso.com"), ["create", "reactivate"]);
-    assert!(app.state().scheduled_for(CompanyId(CONTOSO)).unwrap().is_empty());
+    assert!(app
+        .state()
+        .scheduled_for(CompanyId(CONTOSO))
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -164,7 +171,10 @@ async fn beyond_the_lead_nobody_is_created_and_status_and_the_dry_run_show_what_
     let out = cli(&app, &["status"]).await;
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        table.contains(&format!("2 scheduled changes, next at {}", &create_at[..19])),
+        table.contains(&format!(
+            "2 scheduled changes, next at {}",
+            &create_at[..19]
+        )),
         "{table}"
     );
 
