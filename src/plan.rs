@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::mapping::DesiredUser;
 
+pub mod lifecycle;
 pub mod membership;
 
 /// What a person leaving Plumm (deleted, or moved away from a tenant) does

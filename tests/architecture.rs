@@ -47,6 +47,7 @@ const PURE: &[&str] = &[
     "src/mapping_tests.rs",
     "src/mapping/",
     "src/plan.rs",
+    "src/plan/lifecycle.rs",
     "src/plan/membership.rs",
     "src/pacing/core.rs",
     "src/pacing/core_tests.rs",

@@ -13,6 +13,7 @@ use crate::engine::{Policy, SyncSettings};
 use crate::graph::batch::BatchSettings;
 use crate::mapping::groups::{GroupRules, OnSuspendGroups};
 use crate::mapping::Mapping;
+use crate::plan::lifecycle::Lifecycle;
 use crate::plan::OnDelete;
 use crate::resync::ResyncSettings;
 
@@ -41,6 +42,9 @@ pub(super) struct RawSync {
     max_deprovision_percent: u64,
     brake_window: String,
     time_zone: String,
+    prehire_lead: String,
+    suspend_after_leave: bool,
+    schedule_check_interval: String,
 }
 
 impl Default for RawSync {
@@ -69,6 +73,10 @@ impl Default for RawSync {
             max_deprovision_percent: 20,
             brake_window: "10m".into(),
             time_zone: "UTC".into(),
+            prehire_lead: "0s".into(),
+            suspend_after_leave: false,
+            // Scheduled changes happen within a minute of their time.
+            schedule_check_interval: "30s".into(),
         }
     }
 }
@@ -116,6 +124,15 @@ impl RawSync {
                 secs(3600),
             )?,
             brake: self.brake()?,
+            lifecycle: Lifecycle {
+                prehire_lead: bounded(
+                    "sync.prehire_lead",
+                    &self.prehire_lead,
+                    ms(0),
+                    secs(366 * 86_400),
+                )?,
+                suspend_after_leave: self.suspend_after_leave,
+            },
             audit_retention,
         };
         let schedule =
@@ -172,6 +189,12 @@ impl RawSync {
             bulk_workers_per_tenant: self.bulk_workers_per_tenant,
             drain_timeout: bounded("sync.drain_timeout", &self.drain_timeout, ms(0), secs(3600))?,
             batch,
+            schedule_check_interval: bounded(
+                "sync.schedule_check_interval",
+                &self.schedule_check_interval,
+                ms(10),
+                secs(60),
+            )?,
             membership_batch_wait: bounded(
                 "sync.membership_batch_wait",
                 &self.membership_batch_wait,

@@ -248,6 +248,7 @@ async fn run_with(
         }
         ingestor.ingest_available()?;
         ingestor.consume_recorded()?;
+        crate::engine::scheduler::queue_due(&state, &wake)?;
         return Ok(batcher.run_once(&dispatcher, shutdown).await);
     }
     let retention_policy = policy.clone();
@@ -257,6 +258,12 @@ async fn run_with(
         shutdown.clone(),
     );
     let _supervision = super::service::supervise(state.clone(), shutdown.clone());
+    let _scheduler = crate::engine::scheduler::spawn(
+        state.clone(),
+        wake.clone(),
+        settings.sync.schedule_check_interval,
+        shutdown.clone(),
+    );
     let batches = tokio::spawn({
         let (b, stop) = (batcher.clone(), shutdown.clone());
         async move { b.run(stop).await }

@@ -13,6 +13,7 @@ pub mod password;
 pub mod policy;
 pub mod quarantine;
 pub mod retry;
+pub mod scheduler;
 pub mod write_check;
 
 use crate::domain::{CompanyId, PlummUserId, TenantId};

@@ -10,6 +10,7 @@ use super::retry::RetrySettings;
 use crate::graph::batch::BatchSettings;
 use crate::mapping::groups::{GroupRules, OnSuspendGroups};
 use crate::mapping::Mapping;
+use crate::plan::lifecycle::Lifecycle;
 use crate::plan::OnDelete;
 
 /// The policy: every setting `systemctl reload` (`SIGHUP`) changes in a
@@ -45,6 +46,9 @@ pub struct Policy {
     pub replication_timeout: Duration,
     /// `[sync] max_deprovision_*`, `brake_window`: the mass-deprovision brake.
     pub brake: BrakeSettings,
+    /// `[sync] prehire_lead`, `suspend_after_leave`: what a person's start
+    /// and leave dates do to their account.
+    pub lifecycle: Lifecycle,
     /// `[audit] retention_days`: how long audit rows are kept.
     pub audit_retention: Duration,
 }
@@ -77,4 +81,8 @@ pub struct SyncSettings {
     /// `membership_batch_wait`: how long bulk group additions wait for a
     /// fuller batch (20 members a write) while bulk work is under way.
     pub membership_batch_wait: Duration,
+    /// `schedule_check_interval`: how often the scheduler looks for
+    /// scheduled changes that fell due (at most a minute, so they happen
+    /// within a minute of their time).
+    pub schedule_check_interval: Duration,
 }

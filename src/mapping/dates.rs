@@ -40,6 +40,28 @@ pub fn instant(raw: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     ))
 }
 
+/// A person's start and leave instants, as `[sync] prehire_lead` and
+/// `suspend_after_leave` read them: from the `employeeHireDate` and
+/// `employeeLeaveDateTime` templates when mapped, else from Plumm's
+/// `start_date` and `end_date` columns. A date that does not read is
+/// `None` here (a mapped one parks the person, naming the column).
+pub fn person_dates(
+    user: &crate::domain::PlummUser,
+    mapping: &super::Mapping,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let read = |property: &str, column: &str| {
+        let raw = match mapping.entries.iter().find(|(p, _)| p == property) {
+            Some((_, template)) => template.render(user),
+            None => user.column(column).filter(|v| !v.trim().is_empty()),
+        };
+        raw.and_then(|v| instant(&v, mapping.time_zone).ok())
+    };
+    (
+        read("employeeHireDate", "start_date"),
+        read("employeeLeaveDateTime", "end_date"),
+    )
+}
+
 /// The instant as Graph writes it back: `2025-03-01T00:00:00Z`.
 pub fn graph_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()

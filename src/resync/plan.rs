@@ -1,11 +1,14 @@
 //! What a full resync would do for each user. Pure: Plumm rows, Entra
 //! users as listed and what the links say go in, one [`Item`] per user comes
 //! out; reading, writing and calling are `run.rs`'s business.
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::{PlummStatus, PlummUser};
+use crate::mapping::dates::person_dates;
 use crate::mapping::{desired_user, Mapping, UpnSource};
+use crate::plan::lifecycle::{timing, Lifecycle, Timing};
 use crate::plan::{diff, plan_removal, plan_update, props, Action, Change, OnDelete, Props};
 
 /// What the resync does for one user (or one Entra user Plumm does not know).
@@ -130,6 +133,18 @@ pub struct Rules<'a> {
     pub upn_domain: Option<&'a str>,
     pub on_delete: OnDelete,
     pub revoke_on_suspend: bool,
+    /// `[sync] prehire_lead`, `suspend_after_leave`, read at `now`, as
+    /// the engine reads them: a pre-hire is neither created early nor
+    /// enabled before the start date by a resync.
+    pub lifecycle: Lifecycle,
+    pub now: DateTime<Utc>,
+}
+
+impl Rules<'_> {
+    fn timing(&self, user: &PlummUser) -> Timing {
+        let (start, end) = person_dates(user, self.mapping);
+        timing(&self.lifecycle, start, end, self.now)
+    }
 }
 
 /// An Entra user as the listing returned it: its id and the managed properties.
@@ -271,7 +286,15 @@ pub fn plan_unlisted(user: &PlummUser, how: Unlisted, policy: &Rules<'_>) -> Ite
             .note(format!("cannot be synced: {invalid}"));
     }
     match how {
-        Unlisted::NeverLinked => Item::new(Verdict::Create, Some(user), &user.email),
+        Unlisted::NeverLinked => match policy.timing(user) {
+            Timing {
+                hold_create: true,
+                why,
+                ..
+            } => Item::new(Verdict::Nothing, Some(user), &user.email)
+                .note(format!("not created yet: {}", why.unwrap_or_default())),
+            _ => Item::new(Verdict::Create, Some(user), &user.email),
+        },
         Unlisted::JustLinked => Item::new(Verdict::Nothing, Some(user), &user.email)
             .note("linked while the tenant was being listed"),
         Unlisted::DeletedInEntra if policy.on_delete == OnDelete::Ignore => {
@@ -306,7 +329,10 @@ fn converge_item(
         _ => UpnSource::EmailDomain,
     };
     let desired = match desired_user(user, policy.mapping, upn) {
-        Ok(d) => d,
+        Ok(mut d) => {
+            d.account_enabled &= !policy.timing(user).disabled;
+            d
+        }
         Err(invalid) => {
             return Item::new(Verdict::Reported, Some(user), &user.email)
                 .entra(&entra.id)

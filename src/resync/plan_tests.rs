@@ -39,6 +39,8 @@ fn policy(m: &Mapping, on_delete: OnDelete) -> Rules<'_> {
         upn_domain: None,
         on_delete,
         revoke_on_suspend: true,
+        lifecycle: Default::default(),
+        now: chrono::Utc::now(),
     }
 }
 

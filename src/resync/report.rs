@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::plan::{Item, Verdict};
+use crate::plan::lifecycle::ScheduledChange;
 
 /// Why a resync ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +75,10 @@ pub struct CompanyReport {
     pub brake: Option<BrakeNote>,
     /// Every line of the plan but "nothing".
     pub items: Vec<ItemOut>,
+    /// The company's time-based changes still to come (`[sync]
+    /// prehire_lead`, `suspend_after_leave`), soonest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<ScheduledChange>,
 }
 
 /// A plan line as reported (serialisable both ways for the daemon -> CLI trip).
@@ -257,6 +262,13 @@ pub fn table(reports: &[CompanyReport]) -> String {
             if let Some(n) = &i.note {
                 let _ = writeln!(out, "      {n}");
             }
+        }
+        for c in &r.scheduled {
+            let _ = writeln!(
+                out,
+                "  scheduled  {:<8} user {} at {}",
+                c.kind, c.user, c.due_at
+            );
         }
     }
     out

@@ -136,6 +136,8 @@ impl Resync {
             upn_domain: s.upn_domain.as_deref(),
             on_delete: s.on_delete,
             revoke_on_suspend: s.revoke_sessions_on_suspend,
+            lifecycle: s.lifecycle,
+            now: chrono::Utc::now(),
         };
         let listing_started = now_text();
         let mut planned = Planned::default();
@@ -210,6 +212,7 @@ impl Resync {
             .map(|a| ItemOut::from_item(&a.item, held && a.item.deprovisions()))
             .chain(groups)
             .collect();
+        report.scheduled = self.state.scheduled_for(conn.company)?;
         Ok(())
     }
 

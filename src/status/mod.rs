@@ -49,6 +49,9 @@ pub struct CompanyStatus {
     pub parked: i64,
     /// Group additions waiting for their batch (bulk work).
     pub group_additions_queued: i64,
+    /// Time-based changes waiting for their time (pre-hires, leave dates).
+    pub scheduled: i64,
+    pub next_scheduled_at: Option<String>,
     pub last_success: Option<String>,
     pub last_error: Option<LastError>,
 }
@@ -124,6 +127,7 @@ pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreErr
     let connection = state.connection(id)?;
     let connected = connection.is_some();
     let (pending, oldest) = state.pending_summary(id)?;
+    let (scheduled, next_scheduled_at) = state.scheduled_summary(id)?;
     Ok(CompanyStatus {
         company: id.0,
         tenant: connection.map(|c| c.tenant.as_str().to_string()),
@@ -138,6 +142,8 @@ pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreErr
         oldest_pending_at: oldest,
         parked: state.parked_count(id)?,
         group_additions_queued: state.queued_membership_count(Some(id))?,
+        scheduled,
+        next_scheduled_at,
         last_success: state.last_success(id)?,
         last_error: state.last_error(id)?,
     })
@@ -192,7 +198,7 @@ pub fn text(r: &Report) -> String {
             .map(|e| format!("{} {} {}: {}", e.at, e.action, e.outcome, e.message))
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}{}  last success {}  last error {}\n",
+            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}{}{}  last success {}  last error {}\n",
             c.company,
             c.tenant.as_deref().unwrap_or("-"),
             state,
@@ -202,6 +208,13 @@ pub fn text(r: &Report) -> String {
             match c.group_additions_queued {
                 0 => String::new(),
                 n => format!("  group additions queued {n}"),
+            },
+            match (c.scheduled, &c.next_scheduled_at) {
+                (0, _) => String::new(),
+                (n, next) => format!(
+                    "  {n} scheduled changes, next at {}",
+                    next.as_deref().unwrap_or("-")
+                ),
             },
             c.last_success.as_deref().unwrap_or("-"),
             last_error,

@@ -83,6 +83,11 @@ const STATE: &[Migration] = &[
         name: "restore",
         sql: include_str!("../../migrations/state/0012_restore.sql"),
     },
+    Migration {
+        version: 13,
+        name: "scheduled changes",
+        sql: include_str!("../../migrations/state/0013_scheduled.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

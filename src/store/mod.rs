@@ -17,6 +17,7 @@ pub mod plumm_schema;
 pub mod reports;
 pub mod resync;
 pub mod retention;
+pub mod scheduled;
 pub mod state;
 
 use std::path::Path;

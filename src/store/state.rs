@@ -227,6 +227,13 @@ impl StateDb {
             params![company.0, tenant.as_str(), now, by],
         )
         .ctx("recording the connection")?;
+        // Connecting again is how an admin hands over a permission granted
+        // since: what the tenant refused for want of it is tried again.
+        tx.execute(
+            "DELETE FROM parked_properties WHERE company_id = ?1",
+            [company.0],
+        )
+        .ctx("recording the connection")?;
         super::pending::enqueue_in(&tx, initial)?;
         tx.commit().ctx("recording the connection")
     }

@@ -32,4 +32,5 @@ mod rehire;
 mod resilience;
 mod restore;
 mod resync;
+mod scheduled;
 mod soak;

@@ -9,6 +9,7 @@ mod lookup;
 mod manager;
 mod remove;
 mod restore;
+mod timing;
 mod upsert;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -157,6 +158,7 @@ impl Converger {
             names: &self.group_names,
             batch_wake: &self.batch_wake,
             plumm: &self.plumm,
+            now: chrono::Utc::now(),
         };
         match (entry.kind, departed) {
             // Memberships follow the account: a new hire's use the id the
@@ -168,7 +170,11 @@ impl Converger {
                 }
                 other => Ok(other),
             },
-            _ => job.remove().await,
+            _ => {
+                // Leaving (or gone from this tenant): nothing of the dates is due any more.
+                self.state.set_schedule(entry.user, conn.company, &[])?;
+                job.remove().await
+            }
         }
     }
 
@@ -236,6 +242,9 @@ struct Job<'a> {
     batch_wake: &'a tokio::sync::Notify,
     /// See [`Converger::plumm`]: the people a manager chain names.
     plumm: &'a Mutex<PlummDb>,
+    /// The instant the person's dates are read against: one per change,
+    /// so every part of it decides the same way.
+    now: chrono::DateTime<chrono::Utc>,
 }
 
 impl Job<'_> {
@@ -248,7 +257,10 @@ impl Job<'_> {
             (Some(d), true) => UpnSource::Fallback(d),
             _ => UpnSource::EmailDomain,
         };
-        desired_user(self.user, &self.s.mapping, upn)
+        let mut d = desired_user(self.user, &self.s.mapping, upn)?;
+        // Before the start date or after the leave date, never enabled.
+        d.account_enabled &= !self.timing().disabled;
+        Ok(d)
     }
 
     /// One Graph call for this user with the configured retry policy, and

@@ -54,8 +54,14 @@ impl Job<'_> {
                 return Ok(c);
             }
         }
+        if let Some(c) = self.schedule(link.is_some())? {
+            return Ok(c);
+        }
         let mut fallback = link.as_ref().is_some_and(|l| l.upn_fallback);
-        let mut without_leave_date = false;
+        // Refused before for want of the lifecycle permission: left out
+        // until the company connects again, rather than one refused write
+        // ahead of each later change.
+        let mut without_leave_date = self.state().property_parked(self.ctx.user, LEAVE_DATE)?;
         // A few rounds at most: link -> update, relink -> create, fallback -> retry.
         for _ in 0..4 {
             let desired = match self.desired(fallback) {
@@ -93,12 +99,19 @@ impl Job<'_> {
                     without_leave_date = true;
                     link = l;
                     let mut r = self.ctx.record(Action::Update, Outcome::Parked);
-                    r.detail = Some(format!(
+                    let reason = format!(
                         "{}: Entra refused to write the leave date (403); grant \
                          User-LifeCycleInfo.ReadWrite.All in Entra, then reconnect from Plumm's \
                          Store; the rest of the account is synced",
                         self.s.mapping.field_for(LEAVE_DATE)
-                    ));
+                    );
+                    self.state().park_property(
+                        self.ctx.user,
+                        self.ctx.company,
+                        LEAVE_DATE,
+                        &reason,
+                    )?;
+                    r.detail = Some(reason);
                     self.ctx.audit(&r);
                 }
                 Step::UseFallback(l) => {
@@ -306,7 +319,10 @@ impl Job<'_> {
             revoke_owed: false,
         };
         self.state().save_created_link(&link)?;
-        let detail = format!("created Entra user {id} as {}", desired.user_principal_name);
+        let mut detail = format!("created Entra user {id} as {}", desired.user_principal_name);
+        if let Some(why) = self.timing().why.filter(|_| !desired.account_enabled) {
+            detail.push_str(&format!(", disabled: {why}"));
+        }
         self.done(Action::Create, sent, n, Some(detail));
         Ok(Step::Finished(Converged::Done))
     }

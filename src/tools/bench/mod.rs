@@ -6,6 +6,7 @@ mod adaptive;
 mod groups;
 mod handover;
 pub mod naive;
+mod person;
 mod rig;
 mod scenarios;
 

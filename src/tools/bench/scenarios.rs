@@ -57,10 +57,12 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let app = app_wide(&o).await?;
     let handover = super::handover::run(o.users)?;
     let groups = super::groups::run(&o).await?;
+    let person = super::person::run(&o).await?;
     report(&o, &one, &latency, &naive, &app);
     super::handover::report(&handover);
     super::adaptive::report(&adaptive);
     super::groups::report(&groups);
+    super::person::report(&person);
     Ok(())
 }
 

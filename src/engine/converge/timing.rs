@@ -1,0 +1,27 @@
+//! What a person's start and leave dates mean now ([`crate::plan::lifecycle`]),
+//! and the scheduled changes they leave in the state database.
+use super::{Converged, Job};
+use crate::mapping::dates::person_dates;
+use crate::plan::lifecycle::{timing, Timing};
+use crate::store::StoreError;
+
+impl Job<'_> {
+    pub(super) fn timing(&self) -> Timing {
+        let (start, end) = person_dates(self.user, &self.s.mapping);
+        timing(&self.s.lifecycle, start, end, self.now)
+    }
+
+    /// Records what the dates make due later (replacing what was), and
+    /// `Some` when the account is not to be created yet: audited as a
+    /// skip naming the date, so the person's history says why.
+    pub(super) fn schedule(&self, linked: bool) -> Result<Option<Converged>, StoreError> {
+        let t = self.timing();
+        self.state()
+            .set_schedule(self.ctx.user, self.ctx.company, &t.scheduled)?;
+        if linked || !t.hold_create {
+            return Ok(None);
+        }
+        let why = t.why.unwrap_or_default();
+        Ok(Some(self.skipped(&format!("not created yet: {why}"))))
+    }
+}
