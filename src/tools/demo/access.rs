@@ -76,17 +76,41 @@ pub(super) fn seed_groups(world: &mut World, megan: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The groups Entra had before the daemon came: (id, name).
-pub(super) fn existing_groups(
-    control: &EmulatorControl,
-    tenants: &[&str],
-) -> Vec<(String, String)> {
-    tenants
-        .iter()
-        .flat_map(|t| control.groups(t))
-        .filter(|g| !g.created_via_graph)
-        .map(|g| (g.id, g.display_name))
-        .collect()
+/// Names for the ids the audit gives: the groups Entra had before the
+/// daemon came (rules name them by id), and every user, for managers.
+pub(super) struct Names {
+    groups: Vec<(String, String)>,
+    users: Vec<(String, String)>,
+}
+
+impl Names {
+    pub(super) fn now(control: &EmulatorControl, tenants: &[&str]) -> Self {
+        let groups = tenants
+            .iter()
+            .flat_map(|t| control.groups(t))
+            .filter(|g| !g.created_via_graph)
+            .map(|g| (g.id, g.display_name))
+            .collect();
+        let users = tenants
+            .iter()
+            .flat_map(|t| control.users(t))
+            .map(|u| (u.id, u.user_principal_name))
+            .collect();
+        Self { groups, users }
+    }
+
+    /// An audit row's detail with names beside the ids.
+    pub(super) fn label(&self, action: &str, detail: String) -> String {
+        let detail = self.groups.iter().fold(detail, |d, (id, name)| {
+            d.replace(&format!("group {id}"), &format!("group \"{name}\" ({id})"))
+        });
+        if action != "manager" {
+            return detail;
+        }
+        self.users.iter().fold(detail, |d, (id, upn)| {
+            d.replace(&format!("Entra user {id}"), upn)
+        })
+    }
 }
 
 /// What the membership writes since request `after` in `tenants` did.

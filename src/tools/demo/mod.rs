@@ -198,8 +198,8 @@ async fn play_the_day(world: &World, observer: &Observer) -> anyhow::Result<()> 
         .await?;
     println!("\n== Initial sync ({} ms)", took.as_millis());
     let tenants = [CONTOSO_TENANT, FABRIKAM_TENANT];
-    let existing = access::existing_groups(&world.control, &tenants);
-    let mut seen = report::print_actions(&observer.state, 0, true, &existing)?;
+    let names = || access::Names::now(&world.control, &tenants);
+    let mut seen = report::print_actions(&observer.state, 0, true, &names())?;
     let m = access::membership_writes(&world.control, &tenants, 0);
     println!(
         "   memberships: {} into {} groups in {} writes (members@odata.bind, up to 20 a write; \
@@ -217,7 +217,7 @@ async fn play_the_day(world: &World, observer: &Observer) -> anyhow::Result<()> 
             "   (in Entra {} ms after Plumm committed)",
             t.elapsed().as_millis()
         );
-        seen = report::print_actions(&observer.state, seen, false, &existing)?;
+        seen = report::print_actions(&observer.state, seen, false, &names())?;
     }
     Ok(())
 }

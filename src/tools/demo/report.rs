@@ -2,6 +2,7 @@
 //! and the audit failures at the end.
 use std::collections::BTreeMap;
 
+use super::access::Names;
 use crate::store::{AuditFilter, AuditRow, StateDb};
 
 fn rows_after(state: &StateDb, seen: i64) -> anyhow::Result<Vec<AuditRow>> {
@@ -13,13 +14,14 @@ fn rows_after(state: &StateDb, seen: i64) -> anyhow::Result<Vec<AuditRow>> {
 }
 
 /// Prints the audit rows written since `seen` (a count per action when
-/// `summary`), and returns the newest row id. `groups` (id, name) names
-/// the existing groups the rules give by id, which the audit names by id.
+/// `summary`), and returns the newest row id. `names` puts names on the
+/// ids the audit gives (an existing group, a manager). Retries that were
+/// put right are counted, not listed: each is followed by its outcome.
 pub(super) fn print_actions(
     state: &StateDb,
     seen: i64,
     summary: bool,
-    groups: &[(String, String)],
+    names: &Names,
 ) -> anyhow::Result<i64> {
     let rows = rows_after(state, seen)?;
     let last = rows.last().map(|r| r.id).unwrap_or(seen);
@@ -42,7 +44,12 @@ pub(super) fn print_actions(
         }
         return Ok(last);
     }
+    let mut retries = 0;
     for r in rows.iter().filter(|r| r.plumm_user_id.is_some()) {
+        if r.outcome == "retry" {
+            retries += 1;
+            continue;
+        }
         let what = match (&r.detail, &r.error_message) {
             (Some(d), _)
                 if r.action == "update" || r.action == "reactivate" || r.action == "suspend" =>
@@ -53,9 +60,7 @@ pub(super) fn print_actions(
             (None, Some(m)) => m.clone(),
             (None, None) => String::new(),
         };
-        let what = groups.iter().fold(what, |w, (id, name)| {
-            w.replace(&format!("group {id}"), &format!("group \"{name}\" ({id})"))
-        });
+        let what = names.label(&r.action, what);
         let http = r
             .http_status
             .map(|s| format!("HTTP {s}"))
@@ -68,6 +73,9 @@ pub(super) fn print_actions(
             http,
             what
         );
+    }
+    if retries > 0 {
+        println!("   (and {retries} retries while Graph replicated the new objects, each followed by the outcome above)");
     }
     Ok(last)
 }
