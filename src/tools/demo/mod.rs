@@ -1,10 +1,13 @@
 //! `entra-daemon demo`: the main job on an embedded default. Starts the
 //! emulator in-process, builds a Plumm database with two companies, connects
-//! both, runs the daemon, plays a day of HR changes, and shows that Entra
-//! matches Plumm (and why the one bad record does not).
+//! both, runs the daemon, plays a day of HR changes (hires, a team with its
+//! manager, moves, offboarding, rehires, access through groups), and shows
+//! that Entra matches Plumm (and why the one bad record does not).
+mod access;
 mod connect;
 mod people;
 mod report;
+mod table;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,14 +15,20 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rusqlite::params;
 
 use crate::daemon::Started;
 use crate::domain::CompanyId;
 use crate::emulator::{self, AppRegistration, EmulatorConfig, SeedUser, TenantSize, TenantSpec};
 use crate::new_guid;
 use crate::tools::world::{tenant, Observer, World};
-use people::{CONTOSO, CONTOSO_TENANT, DAY, FABRIKAM, FABRIKAM_TENANT, PEOPLE};
+use people::{CONTOSO, CONTOSO_TENANT, DAY, FABRIKAM, FABRIKAM_TENANT};
+
+/// The defaults, and the whole person: manager, employee number, start date.
+const MAPPING: &str = "displayName = \"{first_name} {last_name}\"\n\
+     givenName = \"{first_name}\"\nsurname = \"{last_name}\"\njobTitle = \"{role}\"\n\
+     department = \"{department}\"\nofficeLocation = \"{location}\"\n\
+     usageLocation = \"{country}\"\nmanager = \"{manager_id}\"\n\
+     employeeId = \"{employee_number}\"\nemployeeHireDate = \"{start_date}\"";
 
 /// How often the demo looks whether Entra caught up.
 const LOOK_EVERY: Duration = Duration::from_millis(10);
@@ -42,7 +51,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         (CompanyId(CONTOSO), CONTOSO_TENANT),
         (CompanyId(FABRIKAM), FABRIKAM_TENANT),
     ];
-    let verdict = report::final_table(&world, &observer, &tenants)?;
+    let verdict = table::final_table(&world, &observer, &tenants)?;
     report::print_failures(&observer.state)?;
     world.emu.shutdown().await;
     if verdict {
@@ -60,9 +69,10 @@ async fn set_up() -> anyhow::Result<World> {
     // Not yet: each company's admin consents through the Store.
     let unconsented = |id, domain| TenantSpec {
         consented: false,
+        permissions: access::permissions(),
         ..tenant(id, domain)
     };
-    let world = World::builder()
+    let mut world = World::builder()
         .scratch("entra-daemon-demo")
         .client_secret(&format!("demo~{}", new_guid()))
         // Each tenant's Global Administrator, who grants consent below.
@@ -74,10 +84,17 @@ async fn set_up() -> anyhow::Result<World> {
         })
         .tenant(unconsented(CONTOSO_TENANT, "contoso.com"))
         .tenant(unconsented(FABRIKAM_TENANT, "fabrikam.com"))
+        // A rehire gets their old account back from Entra's deleted items,
+        // which only on_delete = "delete" puts there; a suspension takes
+        // the person out of the groups the rules gave.
         .sync(
-            "on_delete = \"suspend\"\nrevoke_sessions_on_suspend = true\n\
-             retry_initial = \"100ms\"\nretry_max = \"2s\"",
+            "on_delete = \"delete\"\non_suspend_groups = \"remove\"\n\
+             revoke_sessions_on_suspend = true\ntime_zone = \"Europe/London\"\n\
+             retry_initial = \"100ms\"\nretry_max = \"2s\"\n\
+             membership_batch_wait = \"500ms\"\nbatch_linger = \"20ms\"",
         )
+        // A [mapping] replaces the defaults whole: they are repeated here.
+        .config("mapping", MAPPING)
         .http(
             "listen = \"127.0.0.1:0\"\n\
              store_return_url = \"http://127.0.0.1/plumm/store/apps/microsoft-entra-id\"\n\
@@ -90,24 +107,30 @@ async fn set_up() -> anyhow::Result<World> {
             &format!("{}{}", new_guid(), new_guid()),
         )
         .plumm_seed(seed_plumm)
+        .toml(access::NAMED_RULES)
         .build()
         .await?;
-    seed_entra(&world)?;
+    let megan = seed_entra(&world)?;
     println!(
         "emulator   {} (tenants: Contoso {CONTOSO_TENANT}, Fabrikam {FABRIKAM_TENANT})",
         world.emu.authority_host()
     );
+    let obs = world.observer()?;
+    let people = obs.plumm.company_users(CompanyId(CONTOSO))?.len()
+        + obs.plumm.company_users(CompanyId(FABRIKAM))?.len();
     println!(
-        "plumm      {} people in 2 companies; outbox triggers installed",
-        PEOPLE.len()
+        "plumm      {people} people in 2 companies (with manager_id, employee_number, start_date); \
+         outbox triggers installed"
     );
+    access::seed_groups(&mut world, &megan)?;
     Ok(world)
 }
 
 /// Entra already holds a Plumm user (to be linked, not duplicated) and a
-/// break-glass administrator Plumm does not manage (left alone).
-fn seed_entra(world: &World) -> anyhow::Result<()> {
-    world.control.seed_user(
+/// break-glass administrator Plumm does not manage (left alone); returns
+/// the Plumm user's Entra id.
+fn seed_entra(world: &World) -> anyhow::Result<String> {
+    let megan = world.control.seed_user(
         CONTOSO_TENANT,
         SeedUser {
             user_principal_name: "megan.bowen@contoso.com".into(),
@@ -126,7 +149,7 @@ fn seed_entra(world: &World) -> anyhow::Result<()> {
             ..SeedUser::default()
         },
     )?;
-    Ok(())
+    Ok(megan)
 }
 
 /// Each company's admin connects it through Plumm's Store and Microsoft's
@@ -174,7 +197,15 @@ async fn play_the_day(world: &World, observer: &Observer) -> anyhow::Result<()> 
         .converged(Duration::from_secs(60), LOOK_EVERY)
         .await?;
     println!("\n== Initial sync ({} ms)", took.as_millis());
-    let mut seen = report::print_actions(&observer.state, 0, true)?;
+    let tenants = [CONTOSO_TENANT, FABRIKAM_TENANT];
+    let names = || access::Names::now(&world.control, &tenants);
+    let mut seen = report::print_actions(&observer.state, 0, true, &names())?;
+    let m = access::membership_writes(&world.control, &tenants, 0);
+    println!(
+        "   memberships: {} into {} groups in {} writes (members@odata.bind, up to 20 a write; \
+         the fullest carried {})",
+        m.members, m.groups, m.writes, m.fullest
+    );
     for moment in DAY {
         println!("\n== {} {}", moment.time, moment.headline);
         let t = Instant::now();
@@ -186,7 +217,7 @@ async fn play_the_day(world: &World, observer: &Observer) -> anyhow::Result<()> 
             "   (in Entra {} ms after Plumm committed)",
             t.elapsed().as_millis()
         );
-        seen = report::print_actions(&observer.state, seen, false)?;
+        seen = report::print_actions(&observer.state, seen, false, &names())?;
     }
     Ok(())
 }
@@ -194,13 +225,7 @@ async fn play_the_day(world: &World, observer: &Observer) -> anyhow::Result<()> 
 /// Plumm's people, in before the daemon was installed.
 fn seed_plumm(conn: &mut rusqlite::Connection) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
-    for (company, email, first, last, role, dept, loc, country, status) in PEOPLE {
-        tx.execute(
-            "INSERT INTO users (company_id, email, first_name, last_name, role, department, location, country, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![company, email, first, last, role, dept, loc, country, status],
-        )?;
-    }
+    tx.execute_batch(people::SEED)?;
     tx.commit()?;
     Ok(())
 }
