@@ -212,7 +212,7 @@ async fn run_with(
         plumm: std::sync::Mutex::new(open_plumm(settings)?),
         graph: graph.clone(),
         policy: policy.clone(),
-        group_names: tokio::sync::Mutex::new(()),
+        group_names: Default::default(),
         batch_wake: batch_wake.clone(),
     });
     let batcher = Arc::new(MembershipBatcher {

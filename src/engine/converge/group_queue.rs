@@ -1,7 +1,10 @@
 //! A person's side of the membership queue: bulk work queues its
 //! additions for the batcher (`engine::membership_batch`), and a worker
 //! takes back the ones the rules no longer give before planning.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError};
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::Job;
 use crate::store::{after, now_text, Link, ManagedMembership, NewQueuedAdd, QueuedAdd, StoreError};
@@ -62,5 +65,26 @@ impl Job<'_> {
             self.state().unqueue_membership(q.id)?;
         }
         Ok(())
+    }
+}
+
+/// One lock per tenant and managed group name: two hires into a new
+/// department never create its group twice, while different groups are
+/// resolved (and created) at the same time. One entry per name the daemon
+/// manages, so the map stays as small as the set of groups.
+#[derive(Default)]
+pub struct GroupNameLocks(std::sync::Mutex<HashMap<NameKey, Arc<Mutex<()>>>>);
+
+/// A tenant and a managed group's name, case folded.
+type NameKey = (String, String);
+
+impl GroupNameLocks {
+    pub(super) async fn lock(&self, tenant: &str, name: &str) -> OwnedMutexGuard<()> {
+        let key = (tenant.to_string(), name.to_lowercase());
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            map.entry(key).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 }

@@ -256,9 +256,9 @@ impl Job<'_> {
         if let Some(found) = self.recorded_group(name)? {
             return Ok(Ok(found));
         }
-        // One name resolved at a time: two hires into a new department must
-        // not create its group twice.
-        let _one = self.names.lock().await;
+        // One resolution per name at a time: two hires into a new
+        // department must not create its group twice.
+        let _one = self.names.lock(self.ctx.tenant.as_str(), name).await;
         if let Some(found) = self.recorded_group(name)? {
             return Ok(Ok(found));
         }

@@ -12,6 +12,8 @@ mod restore;
 mod timing;
 mod upsert;
 
+pub use group_queue::GroupNameLocks;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -77,7 +79,7 @@ pub struct Converger {
     pub policy: PolicyRx,
     /// Held while a managed group's name is resolved against Entra, so
     /// two people never create the same group at once.
-    pub group_names: tokio::sync::Mutex<()>,
+    pub group_names: GroupNameLocks,
     /// The membership batcher's wake-up, rung when bulk work queues an
     /// addition (see `engine::membership_batch`).
     pub batch_wake: Arc<tokio::sync::Notify>,
@@ -237,7 +239,7 @@ struct Job<'a> {
     /// admin released).
     queued_at: &'a str,
     /// See [`Converger::group_names`].
-    names: &'a tokio::sync::Mutex<()>,
+    names: &'a GroupNameLocks,
     /// See [`Converger::batch_wake`].
     batch_wake: &'a tokio::sync::Notify,
     /// See [`Converger::plumm`]: the people a manager chain names.
