@@ -89,7 +89,7 @@ async fn set_up() -> anyhow::Result<World> {
         // the person out of the groups the rules gave.
         .sync(
             "on_delete = \"delete\"\non_suspend_groups = \"remove\"\n\
-             revoke_sessions_on_suspend = true\ntime_zone = \"Europe/London\"\n\
+             revoke_sessions_on_suspend = true\ntime_zone = \"Europe/London\"\nprehire_lead = \"14d\"\n\
              retry_initial = \"100ms\"\nretry_max = \"2s\"\n\
              membership_batch_wait = \"500ms\"\nbatch_linger = \"20ms\"",
         )

@@ -108,6 +108,12 @@ pub(super) const DAY: &[Moment] = &[
                       (SELECT id FROM users WHERE email = 'maya.chen@fabrikam.com'));",
     },
     Moment {
+        time: "10:00",
+        headline: "Contoso signs a nurse who starts in 10 days: created now, disabled until then (prehire_lead = 14d)",
+        sql: "INSERT INTO users (company_id, email, first_name, last_name, role, department, location, country, employee_number, start_date)
+              VALUES (1, 'rosa.ortega@contoso.com', 'Rosa', 'Ortega', 'Nurse', 'Clinical', 'Leeds', 'GB', 'C-1022', date('now', '+10 days'));",
+    },
+    Moment {
         time: "10:30",
         headline: "Ana Silva is promoted to Clinical Lead (joins Managers)",
         sql: "UPDATE users SET role = 'Clinical Lead', updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')

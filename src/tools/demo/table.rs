@@ -198,12 +198,20 @@ impl Tenant<'_> {
             ),
             (Ok(_), None) => (false, "MISMATCH: not in Entra".into()),
             (Ok(d), Some(e)) => {
-                let delta = diff(&entra_props(e), &props(&d));
+                // A pre-hire is disabled until the enable scheduled for
+                // their start date ([sync] prehire_lead).
+                let enable_at = self.scheduled_enable(user)?;
+                let mut want = props(&d);
+                if enable_at.is_some() {
+                    want.insert("accountEnabled".into(), Value::Bool(false));
+                }
+                let delta = diff(&entra_props(e), &want);
                 let mut problems: Vec<String> = delta.iter().map(|c| c.property.clone()).collect();
                 problems.extend(self.manager_mismatch(user, e)?);
-                match problems.is_empty() {
-                    true => (true, "in sync".into()),
-                    false => (false, format!("MISMATCH: {}", problems.join(", "))),
+                match (problems.is_empty(), enable_at) {
+                    (true, Some(at)) => (true, format!("in sync (pre-hire: enabled at {at})")),
+                    (true, None) => (true, "in sync".into()),
+                    (false, _) => (false, format!("MISMATCH: {}", problems.join(", "))),
                 }
             }
         };
@@ -228,6 +236,15 @@ impl Tenant<'_> {
             entra_id: found.map(|e| e.id.clone()),
             ok,
         })
+    }
+
+    /// When the enable scheduled for a pre-hire is due, if one is.
+    fn scheduled_enable(&self, user: &PlummUser) -> anyhow::Result<Option<String>> {
+        let scheduled = self.obs.state.scheduled_for(user.company_id)?;
+        Ok(scheduled
+            .into_iter()
+            .find(|c| c.user == user.id.0 && c.kind == "enable")
+            .map(|c| c.due_at))
     }
 
     /// Why the account's manager is not the one Plumm names (through the
