@@ -62,6 +62,29 @@ pub fn person_dates(
     )
 }
 
+/// Why a start or leave date the lifecycle settings read from Plumm's
+/// column (not mapped: a mapped one is checked with the profile) does not
+/// read, naming the person's column and value; `None` when both read or
+/// are blank.
+pub fn unreadable_date(
+    user: &crate::domain::PlummUser,
+    mapping: &super::Mapping,
+) -> Option<String> {
+    [
+        ("employeeHireDate", "start_date"),
+        ("employeeLeaveDateTime", "end_date"),
+    ]
+    .into_iter()
+    .filter(|(property, _)| !mapping.entries.iter().any(|(p, _)| p == property))
+    .find_map(|(_, column)| {
+        let raw = user.column(column).filter(|v| !v.trim().is_empty())?;
+        let why = instant(&raw, mapping.time_zone).err()?;
+        Some(format!(
+            "Plumm's {column} '{raw}' {why}; write it as YYYY-MM-DD or RFC 3339 in Plumm"
+        ))
+    })
+}
+
 /// The instant as Graph writes it back: `2025-03-01T00:00:00Z`.
 pub fn graph_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -211,3 +211,29 @@ async fn kill_9_during_a_restore_leaves_one_account_that_converges_after_restart
     assert!(app.state().parked(None).unwrap().is_empty());
     assert!(app.state().open_intents(person).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_person_entered_again_as_inactive_is_not_restored_and_gets_no_second_account() {
+    let app = app().await;
+    hired_and_left(&app).await;
+    app.plumm(&format!(
+        "INSERT INTO users (company_id, email, first_name, last_name, role, status)
+         VALUES ({CONTOSO}, 'ada@contoso.com', 'Ada', 'Lovelace', 'Engineer', 'inactive')"
+    ));
+    app.run_once().await;
+    assert_eq!((creates(&app), restores(&app)), (0, 0));
+    assert_eq!(
+        app.control.deleted_users(T1).unwrap().len(),
+        1,
+        "still deleted"
+    );
+    let rows = app.audit_for("ada@contoso.com");
+    assert!(
+        rows.iter().any(|r| r.action == "skip"
+            && r.detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("is not restored")),
+        "{rows:#?}"
+    );
+}

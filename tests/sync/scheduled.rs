@@ -244,3 +244,45 @@ async fn a_refused_leave_date_is_left_out_of_later_changes_until_the_company_con
     assert_eq!(later[0].status, 204);
     assert_eq!(body(&later[0]), serde_json::json!({"jobTitle": "Engineer"}));
 }
+
+#[tokio::test]
+async fn a_leaver_whose_row_entra_would_refuse_is_still_suspended_on_the_leave_date() {
+    let mut app = app_with("suspend_after_leave = true").await;
+    let leave = ahead(2);
+    hire_dated(&app, "leaver@contoso.com", "end_date", leave);
+    app.start_daemon();
+    wait_for("the account", WAIT, || {
+        enabled(&app, "leaver@contoso.com") == Some(true)
+    })
+    .await;
+    // A value Entra would refuse arrives before the leave date.
+    app.plumm("UPDATE users SET country = 'UK' WHERE email = 'leaver@contoso.com'");
+    wait_for("the suspension on the leave date", WAIT, || {
+        enabled(&app, "leaver@contoso.com") == Some(false)
+    })
+    .await;
+    app.stop_daemon().await;
+    let parked = app.state().parked(None).unwrap();
+    assert_eq!(parked.len(), 1, "the profile waits, parked: {parked:#?}");
+}
+
+#[tokio::test]
+async fn a_start_date_that_does_not_read_parks_the_person_and_creates_nothing() {
+    let app = app_with("prehire_lead = \"14d\"").await;
+    app.plumm(&format!(
+        "INSERT INTO users (company_id, email, first_name, last_name, start_date)
+         VALUES ({CONTOSO}, 'newbie@contoso.com', 'New', 'Person', '01/03/2027')"
+    ));
+    app.run_once().await;
+    assert!(
+        app.entra(T1, "newbie@contoso.com").is_none(),
+        "no account on a guess"
+    );
+    let parked = app.state().parked(None).unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(
+        parked[0].reason.contains("start_date '01/03/2027'"),
+        "{}",
+        parked[0].reason
+    );
+}

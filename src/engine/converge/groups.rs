@@ -118,7 +118,10 @@ impl Job<'_> {
         &self,
         leaving: bool,
     ) -> Result<(BTreeMap<String, Resolved>, Option<Converged>), StoreError> {
-        let suspended = leaving || self.user.status == PlummStatus::Inactive;
+        // Suspended on the leave date too (suspend_after_leave), or not
+        // started yet: as a suspension for the groups.
+        let suspended =
+            leaving || self.user.status == PlummStatus::Inactive || self.timing().disabled;
         let targets = person_groups(
             self.user,
             &self.s.groups,

@@ -50,6 +50,18 @@ impl Job<'_> {
         match self.find_deleted(desired).await? {
             Err(c) => Ok(Some(Step::Finished(c))),
             Ok(None) => Ok(None),
+            // A restored account comes back enabled: one that is to stay
+            // disabled (Plumm says inactive, or a pre-hire not started yet)
+            // stays deleted, and no second account is made either. The
+            // start date's scheduled enable runs this again.
+            Ok(Some(d)) if !desired.account_enabled => {
+                let detail = format!(
+                    "deleted account {} (deleted {}) is not restored while the person is not to be \
+                     enabled (inactive in Plumm, or before the start date); it is restored when they are",
+                    d.id, d.deleted_at
+                );
+                Ok(Some(Step::Finished(self.skipped(&detail))))
+            }
             Ok(Some(d)) => self.restore(d).await.map(Some),
         }
     }

@@ -77,7 +77,7 @@ impl Job<'_> {
                     );
                     // Fail closed: a field Entra would refuse never keeps a
                     // leaver's account enabled; the profile waits, parked.
-                    if self.user.status == PlummStatus::Inactive {
+                    if self.user.status == PlummStatus::Inactive || self.timing().disabled {
                         if let Some(l) = link.take() {
                             if let Some(c) = self.suspend_keeping_link(l).await? {
                                 return Ok(c);
