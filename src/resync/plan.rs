@@ -141,7 +141,7 @@ pub struct Rules<'a> {
 }
 
 impl Rules<'_> {
-    fn timing(&self, user: &PlummUser) -> Timing {
+    pub fn timing(&self, user: &PlummUser) -> Timing {
         let (start, end) = person_dates(user, self.mapping);
         timing(&self.lifecycle, start, end, self.now)
     }

@@ -225,7 +225,7 @@ impl Resync {
         report: &mut CompanyReport,
     ) -> Result<(), StoreError> {
         let (young, listing_started, policy) = (u.young, u.listing_started, u.rules);
-        let u_task = u.task;
+        let (u_task, dry) = (u.task, report.dry_run);
         let mut guard = u.plumm.lock().unwrap_or_else(PoisonError::into_inner);
         let mut people = 0;
         report.plumm_users = for_each_company_user(guard.connection(), conn.company, |u| {
@@ -237,6 +237,13 @@ impl Resync {
                 total: None,
                 unit: "people planned",
             });
+            // Every person's time-based changes, as their dates say now:
+            // people synced before the lifecycle settings were on (or
+            // before this version) get theirs here, not at their next change.
+            if !dry {
+                let t = policy.timing(&u);
+                self.state.set_schedule(u.id, conn.company, &t.scheduled)?;
+            }
             if planned.seen.contains(&u.id) {
                 return Ok(());
             }

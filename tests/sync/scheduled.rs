@@ -286,3 +286,26 @@ async fn a_start_date_that_does_not_read_parks_the_person_and_creates_nothing() 
         parked[0].reason
     );
 }
+
+#[tokio::test]
+async fn a_resync_schedules_the_leave_dates_of_people_synced_before_the_setting_was_on() {
+    let app = app_with("suspend_after_leave = false").await;
+    hire_dated(&app, "leaver@contoso.com", "end_date", ahead(3_600));
+    app.run_once().await;
+    let company = entra_daemon::domain::CompanyId(CONTOSO);
+    assert!(app.state().scheduled_for(company).unwrap().is_empty());
+    let text = app
+        .config_text()
+        .replace("suspend_after_leave = false", "suspend_after_leave = true");
+    app.write_config(&text);
+    let out = cli(&app, &["resync"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scheduled = app.state().scheduled_for(company).unwrap();
+    assert_eq!(scheduled.len(), 1, "{scheduled:?}");
+    assert_eq!(scheduled[0].kind, "suspend");
+}
