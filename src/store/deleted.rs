@@ -28,24 +28,24 @@ impl StateDb {
     }
 
     /// Accounts the daemon deleted in `tenant` for this person (by Plumm id)
-    /// or this mail, newest first.
+    /// or this mail, newest first, each with when it was deleted.
     pub fn deleted_accounts(
         &self,
         tenant: &TenantId,
         user: PlummUserId,
         mail: &str,
-    ) -> Result<Vec<EntraObjectId>, StoreError> {
+    ) -> Result<Vec<(EntraObjectId, String)>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT entra_id FROM deleted_accounts
+                "SELECT entra_id, deleted_at FROM deleted_accounts
                  WHERE tenant_id = ?1 AND (plumm_user_id = ?2 OR mail = ?3 COLLATE NOCASE)
                  ORDER BY deleted_at DESC",
             )
             .ctx("reading deleted accounts")?;
         let rows = stmt
             .query_map(params![tenant.as_str(), user.0, mail], |r| {
-                Ok(EntraObjectId(r.get(0)?))
+                Ok((EntraObjectId(r.get(0)?), r.get(1)?))
             })
             .ctx("reading deleted accounts")?;
         rows.collect::<Result<_, _>>()

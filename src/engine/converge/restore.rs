@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::upsert::Step;
-use super::{Converged, Job};
+use super::{age, Converged, Job};
 use crate::domain::EntraObjectId;
 use crate::engine::matching::{listed_props, select_list};
 use crate::engine::retry::CallFailed;
@@ -92,7 +92,7 @@ impl Job<'_> {
         let select = self.deleted_select();
         let select: Vec<&str> = select.iter().map(String::as_str).collect();
         let (tenant, user) = (&self.ctx.tenant, self.ctx.user);
-        for id in self.state().deleted_accounts(tenant, user, &desired.mail)? {
+        for (id, deleted_at) in self.state().deleted_accounts(tenant, user, &desired.mail)? {
             let req = request::get_deleted_user(&id, &select);
             match self.call(Action::Lookup, &req, false).await {
                 Ok((sent, _)) => {
@@ -100,6 +100,18 @@ impl Job<'_> {
                     if let Some(d) = self.deleted(&body, "the account this daemon deleted") {
                         return Ok(Ok(Some(d)));
                     }
+                }
+                // Deleted moments ago: not in the deleted items yet
+                // (replication), which is no proof it is gone for good.
+                Err((f, _))
+                    if f.failure() == Some(&Failure::NotFound)
+                        && age(&deleted_at) < self.s.replication_timeout =>
+                {
+                    return Ok(Err(Converged::Deferred(format!(
+                        "account {} deleted at {deleted_at} is not in Entra's deleted items yet \
+                         (replication); looking again before any create",
+                        id.0
+                    ))));
                 }
                 // Restored or purged (the 30 days are over) since.
                 Err((f, _)) if f.failure() == Some(&Failure::NotFound) => {
