@@ -336,13 +336,27 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         if write {
             touched.extend([&mut t.writes, &mut t.tenant_writes, &mut self.app_writes]);
         }
-        for b in touched {
+        for b in &mut touched {
+            b.refill(now);
+        }
+        // The bucket the value most likely describes: the one the mirror
+        // believes fullest in use. Only its level is bounded from above.
+        let likeliest = touched
+            .iter()
+            .enumerate()
+            .min_by(|a, b| (a.1.tokens / a.1.capacity).total_cmp(&(b.1.tokens / b.1.capacity)))
+            .map(|(i, _)| i);
+        for (i, b) in touched.into_iter().enumerate() {
             b.at_most_used(at_most, granted_at, now);
+            b.measure_refill(b.rate.capacity * (1.0 - at_most), granted_at);
             if let Some(used) = reported {
                 // Which limit it was, Graph does not say: each may be the
                 // one, so each holds at most what is left of it. Only
                 // tokens: whether a ceiling is lower, the 429s tell.
                 b.may_be_used(used, granted_at, now);
+                if Some(i) == likeliest {
+                    b.anchor(b.rate.capacity * (1.0 - used), granted_at);
+                }
             }
         }
     }
