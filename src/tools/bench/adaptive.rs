@@ -26,6 +26,8 @@ pub(super) struct Run {
     pub throttled: u64,
     pub realtime: Vec<Duration>,
     pub missed: usize,
+    /// The naive and SDK-like clients on the same run.
+    pub baselines: Vec<super::baselines::Baseline>,
 }
 
 /// What another app's load leaves of the documented 20 writes a second
@@ -112,15 +114,7 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     println!("      {name}: {} users", o.adaptive_users);
     let control = rig.world.control.clone();
     let start = Instant::now();
-    let schedule = {
-        let (control, tenant, steps) = (control.clone(), tenant.clone(), steps.to_vec());
-        tokio::spawn(async move {
-            for s in steps {
-                tokio::time::sleep_until((start + Duration::from_secs_f64(s.at)).into()).await;
-                control.set_foreign_load(&tenant, s.writes_per_sec, s.burst);
-            }
-        })
-    };
+    let schedule = super::baselines::schedule(&control, &tenant, steps, start);
     rig.connect(1, &tenant).await?;
     let (mut realtime, mut missed, mut n) = (Vec::new(), 0, 50_000);
     while control.user_count(&tenant) < o.adaptive_users {
@@ -144,6 +138,8 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     let _ = daemon.start_kill();
     let _ = daemon.wait().await;
     let traffic = control.traffic(&tenant);
+    drop(rig);
+    let baselines = super::baselines::both(o, o.adaptive_users, steps).await?;
     Ok(Run {
         name: name.into(),
         seconds,
@@ -152,6 +148,7 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
         throttled: traffic.throttled,
         realtime,
         missed,
+        baselines,
     })
 }
 
@@ -181,6 +178,9 @@ pub(super) fn report(runs: &[Run]) {
             "   {}: efficiency {:.3} ({:.1} s for an effective floor of {:.1} s), 429 {:.2}% ({} of {}), real-time in that tenant {} ({} missed)",
             r.name, eff, r.seconds, r.floor, share, r.throttled, r.operations, p, r.missed
         );
+        for b in &r.baselines {
+            println!("      beside it: {}", b.line());
+        }
     }
 }
 
