@@ -2,6 +2,7 @@
 //! tenant takes part of its write budget (the emulator's foreign load),
 //! constantly or for a stretch mid-run. Each run's efficiency is measured
 //! against the least time the limits Graph actually enforced allow.
+//! `BENCH_TRACE=1` prints the tenant's writes and 429s over time (stderr).
 use std::time::{Duration, Instant};
 
 use super::rig::{tenant_id, Rig, TenantPlan};
@@ -38,11 +39,14 @@ fn leaving(share: f64) -> f64 {
 
 /// The two scenarios of the issue: 50% throughout, and 100% -> 30% -> 100%.
 pub(super) fn scenarios(o: &BenchOptions) -> Vec<(String, Vec<Step>)> {
-    // The drop starts after the app+tenant burst (3,000 writes at once)
-    // and lasts long enough to matter: a third of the documented floor.
+    // The drop lasts the middle third of the documented floor: by then a
+    // client has worked off the app+tenant burst (3,000 writes, a few
+    // seconds of round trips, not an instant), so the run measures
+    // finding the lower ceiling and climbing back, not how fast the burst
+    // goes; a drop in the first second measured mostly the latter.
     let docs = (o.adaptive_users as f64 - 3_000.0).max(0.0) / (20.0 * o.time_scale);
-    let drop_at = 1.0;
-    let drop_for = (docs / 2.0).max(2.0);
+    let drop_at = (docs / 3.0).max(1.0);
+    let drop_for = (docs / 3.0).max(2.0);
     vec![
         (
             "one tenant, another app leaves 50%".into(),
@@ -117,7 +121,17 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     let schedule = super::baselines::schedule(&control, &tenant, steps, start);
     rig.connect(1, &tenant).await?;
     let (mut realtime, mut missed, mut n) = (Vec::new(), 0, 50_000);
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
     while control.user_count(&tenant) < o.adaptive_users {
+        if trace {
+            let t = control.traffic(&tenant);
+            eprintln!(
+                "{:.2} {} {}",
+                start.elapsed().as_secs_f64(),
+                t.writes,
+                t.throttled
+            );
+        }
         n += 1;
         let target = format!("p{}@shared.example", (n * 7919) % o.adaptive_users);
         match rig
