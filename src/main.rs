@@ -35,10 +35,11 @@ async fn dispatch(opt: Opt) -> anyhow::Result<ExitCode> {
             company,
             tenant,
             seconds,
+            workers,
             ..
         } => {
             let settings = cli::load(&config_path)?;
-            bench::naive::worker(settings, company, &tenant, seconds).await?;
+            bench::naive::worker(settings, company, &tenant, seconds, workers).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

@@ -141,6 +141,10 @@ pub enum Command {
         tenant: String,
         #[arg(long, hide = true, default_value_t = 0.0)]
         seconds: f64,
+        /// Internal: concurrent workers of the baseline (above 1: the
+        /// client an SDK user writes).
+        #[arg(long, hide = true, default_value_t = 1)]
+        workers: usize,
     },
     /// Reliability campaigns against the emulator: faults during a drain,
     /// bad rows, Plumm's writers beside the daemon. Prints figures; exit 2

@@ -21,6 +21,10 @@ struct Graph {
     last: Instant,
     /// (from, writes per second) of the other app, in order.
     foreign: Vec<(Instant, f64)>,
+    /// (when, writes) the other app spends at once, in order.
+    bursts: VecDeque<(Instant, f64)>,
+    /// How finely the limit percentage is reported (10: one decimal).
+    precision: f64,
 }
 
 impl Graph {
@@ -30,6 +34,8 @@ impl Graph {
             tenant: 18_000.0,
             last: t0,
             foreign: Vec::new(),
+            bursts: VecDeque::new(),
+            precision: 10.0,
         }
     }
 
@@ -49,6 +55,10 @@ impl Graph {
         self.app_tenant = (self.app_tenant + 20.0 * dt).min(3_000.0);
         let net = 60.0 - self.foreign_at(now);
         self.tenant = (self.tenant + net * dt).clamp(self.tenant.min(0.0), 18_000.0);
+        while self.bursts.front().is_some_and(|b| b.0 <= now) {
+            let spent = self.bursts.pop_front().map_or(0.0, |b| b.1);
+            self.tenant = (self.tenant - spent).max(self.tenant.min(0.0));
+        }
         let scope = if self.app_tenant < 1.0 {
             Some((
                 "Tenant_Application/Write/app/t",
@@ -66,13 +76,13 @@ impl Graph {
         match scope {
             Some((s, wait)) => Err((s, Duration::from_secs_f64(wait.min(300.0)))),
             // As the client reads the header: its value, cut to one
-            // decimal (the coarsest a client should expect), plus that
-            // precision.
+            // decimal (the coarsest a client should expect) or two (as
+            // the emulator sends it), plus that precision.
             None => Ok((share > 0.8).then(|| {
-                let reported = (share.min(1.8) * 10.0).floor() / 10.0;
+                let reported = (share.min(1.8) * self.precision).floor() / self.precision;
                 LimitShare {
                     reported,
-                    at_most: reported + 0.1,
+                    at_most: reported + 1.0 / self.precision,
                 }
             })),
         }
@@ -253,4 +263,33 @@ fn a_429_without_a_named_scope_pauses_but_teaches_nothing() {
     let earlier = t0 - Duration::from_millis(10);
     c.throttled(&"t", named, Duration::from_millis(200), earlier, t0);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 0.5]));
+}
+
+#[test]
+fn after_a_short_drop_the_pacer_spends_what_the_ceiling_saved_as_soon_as_the_other_app_stops() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    g.precision = 100.0;
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // The bench's drop: another app spends the tenant's burst and leaves
+    // 6 of 20 a second for 75 s; the app+tenant bucket saves what this app
+    // could not send (14 a second), spendable at the tenant's 60 a second.
+    g.bursts.push_back((at(10), 18_000.0));
+    g.foreign.push((at(10), 54.0));
+    g.foreign.push((at(85), 0.0));
+    let (c, tally) = run(&mut g, t0, 160);
+    assert!(tally.rate(30, 85) >= 0.95 * 6.0, "{:?}", tally.per_second);
+    // The limit percentage falls as soon as the other app stops: within
+    // a dozen seconds the pacer is at the tenant's 60 a second (the old
+    // slow probe still sent 6 a second half a minute later).
+    let back = tally.rate(97, 111);
+    assert!(
+        back >= 0.95 * 60.0,
+        "{back} writes/s: {:?}",
+        tally.per_second
+    );
+    assert!(tally.rate(85, 111) >= 0.6 * 60.0, "{:?}", tally.per_second);
+    // The 429s are those of the other app's burst, nothing more.
+    assert!(tally.throttled <= 10, "{} 429s", tally.throttled);
+    assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
 }

@@ -22,6 +22,13 @@
 //!   over the time since it last caught up are refill it did not believe
 //!   in: the share rises by that rate. This is how the daemon sees another
 //!   app's load end.
+//! - **A falling limit percentage** measures the refill: the value's
+//!   lower end bounds the level of the bucket it most likely describes
+//!   from above, its upper end bounds every touched bucket's from below,
+//!   and a rise between two such bounds, plus what this app was granted
+//!   in between, is what the bucket gave. The share rises to that at once,
+//!   so the daemon is back at the documented rate seconds after another
+//!   app stops, not minutes.
 //! - **Neither, while in use**: the share creeps up by half of itself per
 //!   window of use (0.17% a second on the 5-minute tenant limit), probing
 //!   for headroom slowly; a 429 brings it back to what was measured.
@@ -65,7 +72,14 @@ pub(super) struct Bucket {
     /// tell what a reported level had not seen yet.
     granted_total: f64,
     history: VecDeque<(Instant, f64)>,
+    /// Upper bounds on the real level since the last 429 named this
+    /// bucket, as (granted at, level at most, granted total through then),
+    /// for measuring the refill from later lower bounds.
+    anchors: VecDeque<(Instant, f64, f64)>,
 }
+
+/// Anchors kept per window, and the shortest span measured.
+const ANCHORS_PER_WINDOW: f64 = 100.0;
 
 /// How much grant history a bucket keeps: longer than any answer takes.
 const HISTORY: Duration = Duration::from_secs(10);
@@ -85,6 +99,7 @@ impl Bucket {
             used_at: None,
             granted_total: 0.0,
             history: VecDeque::new(),
+            anchors: VecDeque::new(),
         }
     }
 
@@ -176,6 +191,64 @@ impl Bucket {
         self.empty_at = Some((granted_at, before));
         self.learnt_at = Some(now);
         self.synced_at = now;
+        // A new regime: what the bucket gave before this 429 says nothing
+        // of what it gives now. Its level was nil then, an anchor.
+        self.anchors.clear();
+        self.anchor(0.0, granted_at);
+    }
+
+    /// The real level was at most `level` once the request granted at
+    /// `granted_at` was charged: an anchor for [`Bucket::measure_refill`].
+    /// One per hundredth of a window (the tightest) keeps the list short.
+    pub(super) fn anchor(&mut self, level: f64, granted_at: Instant) {
+        let total = self.total_through(granted_at);
+        let spacing = Duration::from_secs_f64(self.rate.window_secs / ANCHORS_PER_WINDOW);
+        match self.anchors.back_mut() {
+            Some(last) if granted_at.saturating_duration_since(last.0) < spacing => {
+                if level + total < last.1 + last.2 {
+                    *last = (granted_at, level, total);
+                }
+            }
+            _ => self.anchors.push_back((granted_at, level, total)),
+        }
+        let window = Duration::from_secs_f64(self.rate.window_secs);
+        while self
+            .anchors
+            .front()
+            .is_some_and(|a| granted_at.saturating_duration_since(a.0) > window)
+        {
+            self.anchors.pop_front();
+        }
+    }
+
+    /// The real level was at least `level` once the request granted at
+    /// `granted_at` was charged. Against an earlier upper bound, the rise
+    /// plus what this app was granted in between is what the bucket gave
+    /// it: a lower bound on the live refill, other apps' load included.
+    /// This is how the daemon climbs back as soon as another app's load
+    /// ends: a falling limit percentage is evidence, not a guess, so the
+    /// share may rise to it at once. Spans shorter than a hundredth of a
+    /// window are left out: the time an answer takes blurs them.
+    pub(super) fn measure_refill(&mut self, level: f64, granted_at: Instant) {
+        let total = self.total_through(granted_at);
+        let shortest = self.rate.window_secs / ANCHORS_PER_WINDOW;
+        let best = self
+            .anchors
+            .iter()
+            .filter_map(|&(at, upper, before)| {
+                let dt = granted_at.saturating_duration_since(at).as_secs_f64();
+                (dt >= shortest).then(|| (level - upper + total - before) / dt)
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        let measured = best / self.rate.per_sec();
+        if measured.is_finite() && measured > self.share {
+            self.share = measured.min(1.0);
+        }
+    }
+
+    /// The running total through every grant made at or before `at`.
+    fn total_through(&self, at: Instant) -> f64 {
+        self.total_before(self.history.partition_point(|(t, _)| *t <= at))
     }
 
     /// Graph reported that this bucket was at most `used` full (the most

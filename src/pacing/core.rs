@@ -18,6 +18,10 @@ use super::{LimitShare, Priority};
 
 pub type Ticket = u64;
 
+/// A bucket the mirror holds at least this used may be the one a limit
+/// percentage describes (Graph reports from 0.8; the mirror may lag).
+const NEAR_REPORTED: f64 = 0.6;
+
 #[derive(Debug)]
 struct Waiting {
     ticket: Ticket,
@@ -336,13 +340,39 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         if write {
             touched.extend([&mut t.writes, &mut t.tenant_writes, &mut self.app_writes]);
         }
-        for b in touched {
+        for b in &mut touched {
+            b.refill(now);
+        }
+        // The bucket the value most likely describes: the one the mirror
+        // believes fullest in use. Only its level is bounded from above.
+        let used_of = |b: &Bucket| 1.0 - b.tokens / b.capacity;
+        let likeliest = touched
+            .iter()
+            .enumerate()
+            .max_by(|a, b| used_of(a.1).total_cmp(&used_of(b.1)))
+            .map(|(i, u)| (i, used_of(u) >= NEAR_REPORTED));
+        for (i, b) in touched.into_iter().enumerate() {
             b.at_most_used(at_most, granted_at, now);
-            if let Some(used) = reported {
-                // Which limit it was, Graph does not say: each may be the
-                // one, so each holds at most what is left of it. Only
-                // tokens: whether a ceiling is lower, the 429s tell.
-                b.may_be_used(used, granted_at, now);
+            b.measure_refill(b.rate.capacity * (1.0 - at_most), granted_at);
+            let Some(used) = reported else { continue };
+            // Which limit it was, Graph does not say. When the mirror
+            // explains the value (its most used bucket is near the 0.8
+            // Graph reports from), that one and any other near it hold at
+            // most what the value leaves; one the mirror holds well below
+            // is not it unless the mirror is wrong, which a 429 naming it
+            // would teach. Capping it anyway would throw away what it
+            // saved (an app+tenant bucket filled while another app held
+            // the tenant's ceiling down). When the mirror does not explain
+            // the value, each may be the one. Only tokens: whether a
+            // ceiling is lower, the 429s tell.
+            let near = used_of(b) >= NEAR_REPORTED;
+            match likeliest {
+                Some((l, _)) if l == i => {
+                    b.may_be_used(used, granted_at, now);
+                    b.anchor(b.rate.capacity * (1.0 - used), granted_at);
+                }
+                Some((_, true)) if !near => {}
+                _ => b.may_be_used(used, granted_at, now),
             }
         }
     }

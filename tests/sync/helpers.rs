@@ -39,6 +39,8 @@ pub struct Options {
     /// Graph applied them, and of requests answered with a 5xx.
     pub lost_answer_rate: f64,
     pub error_rate: f64,
+    /// Graph latency added to every request, uniformly drawn (ms).
+    pub latency_ms: (u64, u64),
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             time_scale: 1.0,
             lost_answer_rate: 0.0,
             error_rate: 0.0,
+            latency_ms: (0, 0),
         }
     }
 }
@@ -94,6 +97,8 @@ impl TestApp {
                 c.time_scale = o.time_scale;
                 c.random_faults.lost_answer_rate = o.lost_answer_rate;
                 c.random_faults.error_rate = o.error_rate;
+                c.random_faults.latency_ms_min = o.latency_ms.0;
+                c.random_faults.latency_ms_max = o.latency_ms.1;
                 if let Some(t) = o.emulator_throttle.clone() {
                     c.throttling = t;
                 }

@@ -158,3 +158,46 @@ async fn the_pacer_keeps_a_bulk_sync_under_graphs_write_limit_without_429s() {
         "{took:?}: not faster than the limit allows"
     );
 }
+
+#[tokio::test]
+async fn against_another_apps_load_the_pacer_takes_what_is_left_with_few_429s() {
+    // Graph's documented limits at time scale 20, and another app that has
+    // spent the tenant's 18,000-write burst and writes 50 of its 60 a
+    // second: this app has 10 of its 20 left, 200 writes a real second
+    // here, and nothing in the bucket, while the pacer starts out
+    // believing the documented 3,000 at once.
+    let scale = 20.0;
+    let mut app = TestApp::spawn_with(Options {
+        emulator_throttle: Some(ThrottleConfig::default()),
+        time_scale: scale,
+        extra_toml: format!("[pacing]\ntime_scale = {scale:?}\n"),
+        // Answers take a while, as Graph's do: the pacer sends on its
+        // belief between them.
+        latency_ms: (20, 60),
+        ..lingering()
+    })
+    .await;
+    already_in_plumm(&mut app, 400).await;
+    app.control.clear_requests();
+    app.control.set_foreign_load(T1, 50.0, 18_000.0);
+    let started = std::time::Instant::now();
+    app.connect_both().await;
+    app.converged().await;
+    let took = started.elapsed();
+    app.stop_daemon().await;
+
+    assert_eq!(app.users(T1).len(), 400);
+    let traffic = app.control.traffic(T1);
+    // The other app's load bound: 400 writes at 200 a second.
+    assert!(
+        took.as_secs_f64() >= 1.9,
+        "{took:?}: faster than what was left"
+    );
+    // At most 0.5% of the requests answered 429.
+    assert!(
+        traffic.throttled * 200 <= traffic.operations,
+        "{} of {} answered 429",
+        traffic.throttled,
+        traffic.operations
+    );
+}

@@ -2,6 +2,7 @@
 //! tenant takes part of its write budget (the emulator's foreign load),
 //! constantly or for a stretch mid-run. Each run's efficiency is measured
 //! against the least time the limits Graph actually enforced allow.
+//! `BENCH_TRACE=1` prints the tenant's writes and 429s over time (stderr).
 use std::time::{Duration, Instant};
 
 use super::rig::{tenant_id, Rig, TenantPlan};
@@ -26,6 +27,8 @@ pub(super) struct Run {
     pub throttled: u64,
     pub realtime: Vec<Duration>,
     pub missed: usize,
+    /// The naive and SDK-like clients on the same run.
+    pub baselines: Vec<super::baselines::Baseline>,
 }
 
 /// What another app's load leaves of the documented 20 writes a second
@@ -36,11 +39,14 @@ fn leaving(share: f64) -> f64 {
 
 /// The two scenarios of the issue: 50% throughout, and 100% -> 30% -> 100%.
 pub(super) fn scenarios(o: &BenchOptions) -> Vec<(String, Vec<Step>)> {
-    // The drop starts after the app+tenant burst (3,000 writes at once)
-    // and lasts long enough to matter: a third of the documented floor.
+    // The drop lasts the middle third of the documented floor: by then a
+    // client has worked off the app+tenant burst (3,000 writes, a few
+    // seconds of round trips, not an instant), so the run measures
+    // finding the lower ceiling and climbing back, not how fast the burst
+    // goes; a drop in the first second measured mostly the latter.
     let docs = (o.adaptive_users as f64 - 3_000.0).max(0.0) / (20.0 * o.time_scale);
-    let drop_at = 1.0;
-    let drop_for = (docs / 2.0).max(2.0);
+    let drop_at = (docs / 3.0).max(1.0);
+    let drop_for = (docs / 3.0).max(2.0);
     vec![
         (
             "one tenant, another app leaves 50%".into(),
@@ -112,18 +118,20 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     println!("      {name}: {} users", o.adaptive_users);
     let control = rig.world.control.clone();
     let start = Instant::now();
-    let schedule = {
-        let (control, tenant, steps) = (control.clone(), tenant.clone(), steps.to_vec());
-        tokio::spawn(async move {
-            for s in steps {
-                tokio::time::sleep_until((start + Duration::from_secs_f64(s.at)).into()).await;
-                control.set_foreign_load(&tenant, s.writes_per_sec, s.burst);
-            }
-        })
-    };
+    let schedule = super::baselines::schedule(&control, &tenant, steps, start);
     rig.connect(1, &tenant).await?;
     let (mut realtime, mut missed, mut n) = (Vec::new(), 0, 50_000);
+    let trace = std::env::var_os("BENCH_TRACE").is_some();
     while control.user_count(&tenant) < o.adaptive_users {
+        if trace {
+            let t = control.traffic(&tenant);
+            eprintln!(
+                "{:.2} {} {}",
+                start.elapsed().as_secs_f64(),
+                t.writes,
+                t.throttled
+            );
+        }
         n += 1;
         let target = format!("p{}@shared.example", (n * 7919) % o.adaptive_users);
         match rig
@@ -144,6 +152,8 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     let _ = daemon.start_kill();
     let _ = daemon.wait().await;
     let traffic = control.traffic(&tenant);
+    drop(rig);
+    let baselines = super::baselines::both(o, o.adaptive_users, steps).await?;
     Ok(Run {
         name: name.into(),
         seconds,
@@ -152,6 +162,7 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
         throttled: traffic.throttled,
         realtime,
         missed,
+        baselines,
     })
 }
 
@@ -181,6 +192,9 @@ pub(super) fn report(runs: &[Run]) {
             "   {}: efficiency {:.3} ({:.1} s for an effective floor of {:.1} s), 429 {:.2}% ({} of {}), real-time in that tenant {} ({} missed)",
             r.name, eff, r.seconds, r.floor, share, r.throttled, r.operations, p, r.missed
         );
+        for b in &r.baselines {
+            println!("      beside it: {}", b.line());
+        }
     }
 }
 

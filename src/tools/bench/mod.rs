@@ -3,6 +3,7 @@
 //! measured in the same run. Prints figures; asserts nothing (timing goals
 //! live here, never in tests).
 mod adaptive;
+mod baselines;
 mod groups;
 mod handover;
 pub mod naive;

@@ -1,7 +1,11 @@
-//! The benchmark's baseline: the simplest client that does the same job.
+//! The benchmark's baselines: the simplest client that does the same job.
 //! One request at a time, a lookup before each write, no pacing, and a
-//! retry only on 429 (after its Retry-After). It runs as its own process
+//! retry only on 429 (after its Retry-After). With `workers` above one it
+//! is the client an SDK user writes: that many of those loops at once
+//! over one queue (`Task.WhenAll`, `asyncio.gather`), still obeying
+//! Retry-After and pacing nothing. It runs as its own process
 //! (`entra-daemon bench --naive-worker`) so its memory and CPU are its own.
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -15,7 +19,7 @@ use crate::mapping::{desired_user, UpnSource};
 use crate::plan::props;
 use crate::store::PlummDb;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct NaiveStats {
     pub done: u64,
     pub requests: u64,
@@ -26,9 +30,10 @@ pub struct NaiveStats {
     pub cpu_seconds: f64,
 }
 
+#[derive(Clone)]
 struct Naive {
     http: reqwest::Client,
-    tokens: TokenProvider,
+    tokens: Arc<TokenProvider>,
     base: String,
     tenant: TenantId,
     stats: NaiveStats,
@@ -116,12 +121,14 @@ impl Naive {
 }
 
 /// Runs for `seconds`: first the company's initial sync, then (when done)
-/// Plumm's outbox in order. Prints its statistics as JSON.
+/// Plumm's outbox in order. With more than one worker, only the initial
+/// sync, to its end or `seconds`. Prints its statistics as JSON.
 pub async fn worker(
     settings: Settings,
     company: i64,
     tenant: &str,
     seconds: f64,
+    workers: usize,
 ) -> anyhow::Result<()> {
     let tenant = TenantId::parse(tenant)?;
     let http = GraphClient::http_client()?;
@@ -133,7 +140,7 @@ pub async fn worker(
     );
     let mut naive = Naive {
         http,
-        tokens,
+        tokens: Arc::new(tokens),
         base: settings
             .entra
             .graph_base_url
@@ -147,27 +154,10 @@ pub async fn worker(
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
     let users = plumm.company_users(CompanyId(company))?;
-    let mut cursor = plumm.read_outbox(0, 1_000_000)?.last().map_or(0, |r| r.id);
-    'work: {
-        for u in &users {
-            if Instant::now() > deadline {
-                break 'work;
-            }
-            naive.converge(&settings, u).await?;
-        }
-        while Instant::now() < deadline {
-            let rows = plumm.read_outbox(cursor, 100)?;
-            if rows.is_empty() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            for r in rows {
-                cursor = r.id;
-                if let Ok(Some(u)) = plumm.user(r.user_id) {
-                    naive.converge(&settings, &u).await?;
-                }
-            }
-        }
+    if workers > 1 {
+        naive.stats = concurrent(&naive, &settings, users, workers, deadline).await?;
+    } else {
+        sequential(&mut naive, &settings, &plumm, &users, deadline).await?;
     }
     naive.stats.seconds = start.elapsed().as_secs_f64();
     if let Some((rss, cpu)) = super::rig::process_usage(std::process::id()) {
@@ -176,4 +166,68 @@ pub async fn worker(
     }
     println!("{}", serde_json::to_string(&naive.stats)?);
     Ok(())
+}
+
+async fn sequential(
+    naive: &mut Naive,
+    settings: &Settings,
+    plumm: &PlummDb,
+    users: &[crate::domain::PlummUser],
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let mut cursor = plumm.read_outbox(0, 1_000_000)?.last().map_or(0, |r| r.id);
+    for u in users {
+        if Instant::now() > deadline {
+            return Ok(());
+        }
+        naive.converge(settings, u).await?;
+    }
+    while Instant::now() < deadline {
+        let rows = plumm.read_outbox(cursor, 100)?;
+        if rows.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        for r in rows {
+            cursor = r.id;
+            if let Ok(Some(u)) = plumm.user(r.user_id) {
+                naive.converge(settings, &u).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `workers` loops taking the next person from one queue until it is
+/// empty (or the deadline passes); their statistics added up.
+async fn concurrent(
+    naive: &Naive,
+    settings: &Settings,
+    users: Vec<crate::domain::PlummUser>,
+    workers: usize,
+    deadline: Instant,
+) -> anyhow::Result<NaiveStats> {
+    let queue = Arc::new(Mutex::new(users.into_iter()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (mut n, settings, queue) = (naive.clone(), settings.clone(), queue.clone());
+        tasks.spawn(async move {
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.next());
+                let Some(u) = next.filter(|_| Instant::now() < deadline) else {
+                    return anyhow::Ok(n.stats);
+                };
+                n.converge(&settings, &u).await?;
+            }
+        });
+    }
+    let mut total = NaiveStats::default();
+    while let Some(r) = tasks.join_next().await {
+        let s = r??;
+        total.done += s.done;
+        total.requests += s.requests;
+        total.throttled += s.throttled;
+        total.errors += s.errors;
+    }
+    Ok(total)
 }

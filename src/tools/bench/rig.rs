@@ -118,6 +118,37 @@ impl Rig {
         self.world.converged(timeout, IDLE_EVERY).await
     }
 
+    /// A baseline (`naive.rs`) as its own process on `company`'s initial
+    /// sync: `workers` at once, for at most `seconds`; its statistics.
+    pub(super) async fn baseline(
+        &self,
+        company: i64,
+        tenant: &str,
+        seconds: f64,
+        workers: usize,
+    ) -> anyhow::Result<super::naive::NaiveStats> {
+        let exe = std::env::current_exe()?;
+        let out = tokio::process::Command::new(exe)
+            .arg("--config")
+            .arg(&self.world.config_path)
+            .args(["bench", "--naive-worker", "--company"])
+            .arg(company.to_string())
+            .args(["--tenant", tenant, "--seconds"])
+            .arg(seconds.to_string())
+            .arg("--workers")
+            .arg(workers.to_string())
+            .env("RUST_LOG", "error")
+            .output()
+            .await?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "baseline worker failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
     /// Changes `email`'s role and waits until Entra shows it; the latency.
     pub(super) async fn probe(
         &self,

@@ -54,11 +54,18 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
     let (one, mut latency) = one_tenant(&o).await?;
     latency.idle_unloaded = idle;
     let naive = naive_one_tenant(&o).await?;
+    println!("      SDK-like baseline on the same sync, to the end");
+    let sdk = super::baselines::run(&o, o.users, &[], super::baselines::SDK_WORKERS).await?;
     let app = app_wide(&o).await?;
     let handover = super::handover::run(o.users)?;
     let groups = super::groups::run(&o).await?;
     let person = super::person::run(&o).await?;
     report(&o, &one, &latency, &naive, &app);
+    println!(
+        "   one tenant, {} users, beside it: {}",
+        o.users,
+        sdk.line()
+    );
     super::handover::report(&handover);
     super::adaptive::report(&adaptive);
     super::groups::report(&groups);
@@ -228,30 +235,7 @@ async fn naive_one_tenant(o: &BenchOptions) -> anyhow::Result<NaiveStats> {
         "      naive baseline on the same sync for {} s",
         o.naive_seconds
     );
-    let exe = std::env::current_exe()?;
-    let out = tokio::process::Command::new(exe)
-        .arg("--config")
-        .arg(&rig.world.config_path)
-        .args([
-            "bench",
-            "--naive-worker",
-            "--company",
-            "1",
-            "--tenant",
-            &busy,
-            "--seconds",
-        ])
-        .arg(o.naive_seconds.to_string())
-        .env("RUST_LOG", "error")
-        .output()
-        .await?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "naive worker failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    rig.baseline(1, &busy, o.naive_seconds, 1).await
 }
 
 /// Every tenant's initial sync at once: the app-wide budget binds.
