@@ -67,6 +67,9 @@ pub struct Timing {
     /// The account must not be enabled now (before the start date, or
     /// after the leave date), whatever Plumm's status says.
     pub disabled: bool,
+    /// The leave date has passed (`suspend_after_leave`): a suspension,
+    /// for the groups too. A pre-hire is disabled but has not left.
+    pub left: bool,
     /// Why it is held or disabled, for the audit row.
     pub why: Option<String>,
     /// What falls due later, and when.
@@ -109,6 +112,7 @@ pub fn timing(
     if let Some(end) = end.filter(|_| rules.suspend_after_leave) {
         if end <= now {
             t.disabled = true;
+            t.left = true;
             t.why = Some(format!(
                 "left at {} ([sync] suspend_after_leave)",
                 text(end)

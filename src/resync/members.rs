@@ -19,8 +19,10 @@ use crate::engine::membership_batch::nudges;
 use crate::engine::retry::{send_with_retry, Target};
 use crate::engine::{brake, Policy};
 use crate::graph::{request, Failure};
+use crate::mapping::dates::person_dates;
 use crate::mapping::groups::{person_groups, GroupTarget};
 use crate::pacing::Priority;
+use crate::plan::lifecycle::timing;
 use crate::store::resync::for_each_company_user;
 use crate::store::{ManagedMembership, PlummDb, StoreError, TenantConnection};
 
@@ -100,12 +102,16 @@ impl Resync {
         }
         found.groups.extend(s.groups.group_ids(conn.company));
         let mut by_name: HashMap<String, Option<String>> = HashMap::new();
+        let now = chrono::Utc::now();
         let mut guard = plumm.lock().unwrap_or_else(PoisonError::into_inner);
         for_each_company_user(guard.connection(), conn.company, |u| {
             let Some(link) = self.state.link(u.id)?.filter(|l| l.tenant == conn.tenant) else {
                 return Ok(());
             };
-            let suspended = u.status == PlummStatus::Inactive;
+            // As the worker reads it: suspended on the leave date too.
+            let (start, end) = person_dates(&u, &s.mapping);
+            let left = timing(&s.lifecycle, start, end, now).left;
+            let suspended = u.status == PlummStatus::Inactive || left;
             let mut p = Person {
                 user: u.id.0,
                 email: u.email.clone(),

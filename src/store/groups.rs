@@ -24,6 +24,33 @@ pub struct ManagedGroup {
     pub at: String,
 }
 
+/// Records (or refreshes) a membership the daemon made: shared by the
+/// worker's additions and the batcher's, which records inside its own
+/// transaction.
+pub(super) fn insert_membership(
+    conn: &rusqlite::Connection,
+    (user, tenant, member): (PlummUserId, &str, &str),
+    group: &ManagedMembership,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO managed_memberships
+           (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (plumm_user_id, tenant_id, group_id) DO UPDATE
+           SET group_name = excluded.group_name, member_id = excluded.member_id",
+        params![
+            user.0,
+            tenant,
+            group.group_id,
+            group.group_name,
+            member,
+            now_text()
+        ],
+    )
+    .ctx("recording a managed membership")?;
+    Ok(())
+}
+
 impl StateDb {
     /// The memberships the daemon made for the person's account `member`.
     pub fn memberships(
@@ -87,23 +114,7 @@ impl StateDb {
         member: &EntraObjectId,
         group: &ManagedMembership,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .execute(
-                "INSERT INTO managed_memberships
-                   (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (plumm_user_id, tenant_id, group_id) DO UPDATE
-                   SET group_name = excluded.group_name, member_id = excluded.member_id",
-                params![
-                    user.0,
-                    tenant.as_str(),
-                    group.group_id,
-                    group.group_name,
-                    member.0,
-                    now_text()
-                ],
-            )
-            .ctx("recording a managed membership")?;
+        insert_membership(&self.lock(), (user, tenant.as_str(), &member.0), group)?;
         Ok(())
     }
 

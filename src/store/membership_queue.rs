@@ -2,7 +2,7 @@
 //! (migrations/state/0010_membership_queue.sql).
 use rusqlite::{params, OptionalExtension};
 
-use super::{now_text, Context, StateDb, StoreError};
+use super::{now_text, Context, ManagedMembership, StateDb, StoreError};
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
 
 /// One person's account that belongs in one group, not yet confirmed.
@@ -202,22 +202,11 @@ impl StateDb {
             .ctx("recording a group addition")?
             .is_some();
         if linked {
-            tx.execute(
-                "INSERT INTO managed_memberships
-                   (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (plumm_user_id, tenant_id, group_id) DO UPDATE
-                   SET group_name = excluded.group_name, member_id = excluded.member_id",
-                params![
-                    a.user.0,
-                    a.tenant,
-                    a.group_id,
-                    a.group_name,
-                    a.member_id,
-                    now_text()
-                ],
-            )
-            .ctx("recording a group addition")?;
+            let m = ManagedMembership {
+                group_id: a.group_id.clone(),
+                group_name: a.group_name.clone(),
+            };
+            super::groups::insert_membership(&tx, (a.user, &a.tenant, &a.member_id), &m)?;
         }
         tx.commit().ctx("recording a group addition")?;
         Ok((queued > 0, linked))

@@ -118,10 +118,9 @@ impl Job<'_> {
         &self,
         leaving: bool,
     ) -> Result<(BTreeMap<String, Resolved>, Option<Converged>), StoreError> {
-        // Suspended on the leave date too (suspend_after_leave), or not
-        // started yet: as a suspension for the groups.
-        let suspended =
-            leaving || self.user.status == PlummStatus::Inactive || self.timing().disabled;
+        // Suspended on the leave date too (suspend_after_leave); a pre-hire,
+        // disabled until the start date, gets their groups ahead of it.
+        let suspended = leaving || self.user.status == PlummStatus::Inactive || self.timing().left;
         let targets = person_groups(
             self.user,
             &self.s.groups,
