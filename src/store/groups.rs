@@ -228,11 +228,7 @@ impl StateDb {
 mod tests {
     use super::*;
 
-    fn db() -> StateDb {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate_state(&mut conn).unwrap();
-        StateDb::from_connection(conn)
-    }
+    use crate::store::test_state as db;
 
     #[test]
     fn memberships_are_read_for_the_linked_account_and_go_with_the_link() {

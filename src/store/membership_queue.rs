@@ -338,11 +338,7 @@ impl StateDb {
 mod tests {
     use super::*;
 
-    fn db() -> StateDb {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate_state(&mut conn).unwrap();
-        StateDb::from_connection(conn)
-    }
+    use crate::store::test_state as db;
 
     #[test]
     fn an_addition_is_queued_once_taken_oldest_first_and_delayed() {

@@ -157,3 +157,12 @@ pub fn after(d: std::time::Duration) -> String {
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     time_text(at)
 }
+
+/// A migrated state database in memory, for the store's unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_state() -> StateDb {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    migrate::migrate_state(&mut conn).unwrap();
+    StateDb::from_connection(conn)
+}

@@ -113,11 +113,7 @@ mod tests {
     use super::*;
     use crate::store::{AuditFilter, AuditRecord, Outcome};
 
-    fn db() -> StateDb {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        crate::store::migrate::migrate_state(&mut conn).unwrap();
-        StateDb::from_connection(conn)
-    }
+    use crate::store::test_state as db;
 
     fn insert_at(db: &StateDb, at: &str, action: &str) {
         db.lock()
