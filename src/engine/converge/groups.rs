@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{age, refusal, Converged, Job};
+use super::{age, Converged, Job};
 use crate::domain::PlummStatus;
 use crate::engine::retry::{self, CallFailed, RetrySettings};
 use crate::graph::{request, Failure};
@@ -438,19 +438,8 @@ impl Job<'_> {
             ),
             _ => None,
         };
-        if let Some(reason) = reason {
-            return self.park(action, Some(&f), reason);
-        }
-        if let Some(why) = refusal(&f, action) {
-            return Ok(self.quarantined(action, &f, attempt, why));
-        }
-        let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
-        r.attempt = Some(attempt);
-        r.detail = Some(format!(
-            "{label}: the change stays pending and will be tried again"
-        ));
-        self.ctx.audit(&r);
-        Ok(Converged::Deferred(f.summary()))
+        let pending = format!("{label}: the change stays pending and will be tried again");
+        self.settle_failure(action, f, attempt, reason, &pending)
     }
 }
 

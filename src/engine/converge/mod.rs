@@ -361,7 +361,27 @@ impl Job<'_> {
             }
             _ => None,
         };
-        if let Some(reason) = reason {
+        self.settle_failure(
+            action,
+            f,
+            attempt,
+            reason,
+            "the change stays pending and will be tried again",
+        )
+    }
+
+    /// How a failed call ends once its caller has said whether Graph will
+    /// refuse it again (`park`, the reason): parked; else quarantined when
+    /// the tenant refuses the app; else deferred, audited with `pending`.
+    fn settle_failure(
+        &self,
+        action: Action,
+        f: CallFailed,
+        attempt: u32,
+        park: Option<String>,
+        pending: &str,
+    ) -> Result<Converged, StoreError> {
+        if let Some(reason) = park {
             return self.park(action, Some(&f), reason);
         }
         if let Some(why) = refusal(&f, action) {
@@ -369,7 +389,7 @@ impl Job<'_> {
         }
         let mut r = f.describe(self.ctx.record(action, Outcome::Failed));
         r.attempt = Some(attempt);
-        r.detail = Some("the change stays pending and will be tried again".into());
+        r.detail = Some(pending.to_string());
         self.ctx.audit(&r);
         tracing::warn!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
             action = %action, request_id = r.request_id.as_deref().unwrap_or(""),
