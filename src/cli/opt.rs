@@ -129,8 +129,9 @@ pub enum Command {
         #[arg(long, default_value_t = 6_000)]
         adaptive_users: usize,
         /// Only one section: `adaptive` (the runs where another app takes
-        /// part of the tenant's budget) or `groups` (group membership).
-        #[arg(long, value_parser = ["adaptive", "groups"])]
+        /// part of the tenant's budget), `groups` (group membership) or
+        /// `app-wide` (every tenant's initial sync at once).
+        #[arg(long, value_parser = ["adaptive", "groups", "app-wide"])]
         only: Option<String>,
         /// Internal: run as the naive baseline's worker process.
         #[arg(long, hide = true)]

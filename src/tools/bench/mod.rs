@@ -30,7 +30,7 @@ pub struct BenchOptions {
     pub naive_seconds: f64,
     /// Users of each run against a ceiling lower than documented.
     pub adaptive_users: usize,
-    /// Only one section: `adaptive` or `groups`.
+    /// Only one section: `adaptive`, `groups` or `app-wide`.
     pub only: Option<String>,
 }
 

@@ -42,6 +42,21 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<()> {
         super::groups::report(&super::groups::run(&o).await?);
         return Ok(());
     }
+    if o.only.as_deref() == Some("app-wide") {
+        let app = app_wide(&o).await?;
+        println!(
+            "   app-wide, {} tenants x {}: daemon {} ({:.1} s for a minimum of {:.1} s), 429 {:.2}%, {:.3} writes and {:.3} ms of daemon CPU per change",
+            o.tenants,
+            o.users_per_tenant,
+            efficiency(app.minimum, app.seconds),
+            app.seconds,
+            app.minimum,
+            share(app.throttled, app.operations),
+            app.writes as f64 / app.changes as f64,
+            1000.0 * app.cpu_seconds / app.changes as f64,
+        );
+        return Ok(());
+    }
     let mut adaptive = Vec::new();
     for (name, steps) in super::adaptive::scenarios(&o) {
         adaptive.push(super::adaptive::run(&o, &name, &steps).await?);
