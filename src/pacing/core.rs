@@ -392,3 +392,7 @@ mod tests;
 #[cfg(test)]
 #[path = "adaptive_tests.rs"]
 mod adaptive_tests;
+
+#[cfg(test)]
+#[path = "app_wide_tests.rs"]
+mod app_wide_tests;
