@@ -1,5 +1,6 @@
 //! OAuth `state` values of the connect flow. Stored hashed, bound to a
 //! company and the Plumm admin who clicked Connect, single-use, short-lived.
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, time_text, Context, StateDb, StoreError};
@@ -41,12 +42,12 @@ impl StateDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("recording a connect state")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM oauth_states WHERE expires_at < ?1",
             [time_text(now - KEEP_EXPIRED)],
         )
         .ctx("pruning old connect states")?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO oauth_states (state_hash, company_id, admin_email, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -74,7 +75,7 @@ impl StateDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("reading a connect state")?;
         let row: Option<(i64, String, String, Option<String>)> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT company_id, admin_email, expires_at, used_at FROM oauth_states
                  WHERE state_hash = ?1",
                 [state_hash],
@@ -89,7 +90,7 @@ impl StateDb {
             return Ok(Err(StateRejected::Used));
         }
         // Even an expired state is spent: it can never be tried again.
-        tx.execute(
+        tx.execute_cached(
             "UPDATE oauth_states SET used_at = ?2 WHERE state_hash = ?1",
             params![state_hash, now],
         )

@@ -1,5 +1,6 @@
 //! The accounts this daemon soft-deleted, for rehire restore
 //! (migrations/state/0012_restore.sql).
+use super::Cached as _;
 use rusqlite::params;
 
 use super::{now_text, Context, StateDb, StoreError};
@@ -16,7 +17,7 @@ impl StateDb {
         mail: &str,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO deleted_accounts (tenant_id, entra_id, plumm_user_id, upn, mail, deleted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tenant_id, entra_id) DO UPDATE SET plumm_user_id = excluded.plumm_user_id,
@@ -60,7 +61,7 @@ impl StateDb {
         entra_id: &EntraObjectId,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "DELETE FROM deleted_accounts WHERE tenant_id = ?1 AND entra_id = ?2 COLLATE NOCASE",
                 params![tenant.as_str(), entra_id.0],
             )

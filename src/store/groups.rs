@@ -1,5 +1,6 @@
 //! What the daemon remembers of group membership: the memberships it made,
 //! and the groups it manages by name (migrations/state/0009_groups.sql).
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, Context, StateDb, StoreError};
@@ -32,7 +33,7 @@ pub(super) fn insert_membership(
     (user, tenant, member): (PlummUserId, &str, &str),
     group: &ManagedMembership,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO managed_memberships
            (plumm_user_id, tenant_id, group_id, group_name, member_id, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -125,7 +126,7 @@ impl StateDb {
         group_id: &str,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "DELETE FROM managed_memberships
                  WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND group_id = ?3",
                 params![user.0, tenant.as_str(), group_id],
@@ -141,7 +142,7 @@ impl StateDb {
         name: &str,
     ) -> Result<Option<ManagedGroup>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT mail_nickname, group_id, created_by_us, at FROM managed_groups
                  WHERE tenant_id = ?1 AND name = ?2",
                 params![tenant.as_str(), name],
@@ -170,7 +171,7 @@ impl StateDb {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         super::durably(&mut conn, "recording a managed group", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO managed_groups (tenant_id, name, mail_nickname, group_id, created_by_us, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tenant_id, name) DO UPDATE
@@ -214,7 +215,7 @@ impl StateDb {
     /// Forgets a create that Graph refused (it made nothing).
     pub fn drop_group_intent(&self, tenant: &TenantId, name: &str) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "DELETE FROM managed_groups
                  WHERE tenant_id = ?1 AND name = ?2 AND group_id IS NULL",
                 params![tenant.as_str(), name],

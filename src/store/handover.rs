@@ -7,6 +7,7 @@
 //! next scheduled resync (a suspension too). So the state database adopts
 //! Plumm's watermark and queues a full resync of every connected company,
 //! in one transaction, for the daemon to run.
+use super::Cached as _;
 use rusqlite::params;
 
 use super::{now_text, Context, PlummDb, StateDb, StoreError};
@@ -92,7 +93,7 @@ impl StateDb {
     /// Plumm's outbox was emptied up to `cursor` (its watermark says so too).
     pub fn note_consumed(&self, cursor: i64) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE daemon_meta SET handover_from = ?1 WHERE id = 1",
                 [cursor],
             )
@@ -103,7 +104,7 @@ impl StateDb {
     /// (outbox cursor, Plumm's watermark as this database last saw it).
     fn handover_cursors(&self) -> Result<(i64, Option<i64>), StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT outbox_cursor, handover_from FROM daemon_meta WHERE id = 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -117,12 +118,12 @@ impl StateDb {
     fn adopt_watermark(&self, mark: i64) -> Result<(), StoreError> {
         let mut conn = self.lock();
         super::durably(&mut conn, "adopting Plumm's watermark", |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE daemon_meta SET outbox_cursor = ?1, handover_from = ?1 WHERE id = 1",
                 [mark],
             )
             .ctx("adopting Plumm's watermark")?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO resync_requests (requested_at, company_id, trigger)
                  VALUES (?1, NULL, 'handover')",
                 params![now_text()],

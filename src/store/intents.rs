@@ -1,5 +1,6 @@
 //! Create intents: what a create is about to bring into existence, recorded
 //! before it is sent and settled once its outcome is known.
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::state::{tenant, Intent, IntentOutcome};
@@ -36,7 +37,7 @@ impl StateDb {
         mail: &str,
     ) -> Result<i64, StoreError> {
         let conn = self.lock();
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO create_intents (plumm_user_id, company_id, tenant_id, upn, mail, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![user.0, company.0, tenant.as_str(), upn, mail, now_text()],
@@ -67,7 +68,7 @@ impl StateDb {
         outcome: IntentOutcome,
     ) -> Result<usize, StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE create_intents SET outcome = ?2, settled_at = ?3
                  WHERE plumm_user_id = ?1 AND outcome IS NULL",
                 params![user.0, outcome.as_str(), now_text()],
@@ -79,11 +80,11 @@ impl StateDb {
         let conn = self.lock();
         match outcome {
             // Nothing was made: nothing to remember.
-            IntentOutcome::Linked | IntentOutcome::Refused => conn.execute(
+            IntentOutcome::Linked | IntentOutcome::Refused => conn.execute_cached(
                 "DELETE FROM create_intents WHERE id = ?1 AND outcome IS NULL",
                 [id],
             ),
-            _ => conn.execute(
+            _ => conn.execute_cached(
                 "UPDATE create_intents SET outcome = ?2, settled_at = ?3
                  WHERE id = ?1 AND outcome IS NULL",
                 params![id, outcome.as_str(), now_text()],
@@ -104,7 +105,7 @@ impl StateDb {
         mail: &str,
     ) -> Result<Option<Intent>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 &format!(
                     "SELECT {COLUMNS} FROM create_intents
                      WHERE tenant_id = ?1 AND (outcome IS NULL OR outcome IN ('absent', 'left'))
@@ -121,7 +122,7 @@ impl StateDb {
     /// Opens a settled intent again: a resync found its account unlinked.
     pub fn reopen_intent(&self, id: i64) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE create_intents SET outcome = NULL, settled_at = NULL WHERE id = ?1",
                 [id],
             )

@@ -1,4 +1,5 @@
 //! Links (Plumm user -> Entra object) and parked users.
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::state::{tenant, Link, Parked};
@@ -8,7 +9,7 @@ use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
 impl StateDb {
     pub fn link(&self, user: PlummUserId) -> Result<Option<Link>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT plumm_user_id, company_id, tenant_id, entra_id, pushed, upn_fallback,
                         created_by_us, linked_at, verify_first, revoke_owed
                  FROM links WHERE plumm_user_id = ?1",
@@ -40,7 +41,7 @@ impl StateDb {
         entra_id: &EntraObjectId,
     ) -> Result<Option<PlummUserId>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT plumm_user_id FROM links WHERE tenant_id = ?1 AND entra_id = ?2",
                 params![tenant.as_str(), entra_id.0],
                 |r| Ok(PlummUserId(r.get(0)?)),
@@ -70,7 +71,7 @@ impl StateDb {
                 .unwrap_or_default()
                 .to_string()
         };
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM create_intents
              WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND outcome IS NULL
                AND (upn = ?3 COLLATE NOCASE OR mail = ?4 COLLATE NOCASE)",
@@ -90,21 +91,21 @@ impl StateDb {
     pub fn remove_link(&self, user: PlummUserId) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("removing a link")?;
-        tx.execute("DELETE FROM links WHERE plumm_user_id = ?1", [user.0])
+        tx.execute_cached("DELETE FROM links WHERE plumm_user_id = ?1", [user.0])
             .ctx("removing a link")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM managed_memberships WHERE plumm_user_id = ?1",
             [user.0],
         )
         .ctx("forgetting managed memberships")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM membership_queue WHERE plumm_user_id = ?1",
             [user.0],
         )
         .ctx("forgetting queued memberships")?;
-        tx.execute("DELETE FROM managers WHERE plumm_user_id = ?1", [user.0])
+        tx.execute_cached("DELETE FROM managers WHERE plumm_user_id = ?1", [user.0])
             .ctx("forgetting the manager set")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM manager_waits WHERE plumm_user_id = ?1",
             [user.0],
         )
@@ -144,7 +145,7 @@ impl StateDb {
 
     pub fn links_count(&self, company: CompanyId) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM links WHERE company_id = ?1",
                 [company.0],
                 |r| r.get(0),
@@ -154,7 +155,7 @@ impl StateDb {
 
     pub fn park(&self, p: &Parked) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO parked (plumm_user_id, company_id, email, reason, parked_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
@@ -190,7 +191,7 @@ impl StateDb {
 
 fn save_link_in(conn: &rusqlite::Connection, link: &Link) -> Result<(), StoreError> {
     let pushed = serde_json::to_string(&link.pushed).unwrap_or_else(|_| "{}".into());
-    conn.execute(
+    conn.execute_cached(
         "INSERT INTO links (plumm_user_id, company_id, tenant_id, entra_id, pushed,
                             upn_fallback, created_by_us, linked_at, updated_at,
                             verify_first, revoke_owed)

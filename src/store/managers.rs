@@ -1,6 +1,7 @@
 //! What the daemon remembers of managers: the manager it set on each
 //! account, and the people waiting for their manager's account
 //! (migrations/state/0011_manager.sql).
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, Context, StateDb, StoreError};
@@ -17,7 +18,7 @@ impl StateDb {
         member: &EntraObjectId,
     ) -> Result<Option<Option<EntraObjectId>>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT manager_id FROM managers
                  WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND member_id = ?3",
                 params![user.0, tenant.as_str(), member.0],
@@ -38,7 +39,7 @@ impl StateDb {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("recording a manager")?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO managers (plumm_user_id, tenant_id, member_id, manager_id, set_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (plumm_user_id) DO UPDATE SET tenant_id = excluded.tenant_id,
@@ -53,7 +54,7 @@ impl StateDb {
             ],
         )
         .ctx("recording a manager")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM manager_waits WHERE plumm_user_id = ?1",
             [user.0],
         )
@@ -70,7 +71,7 @@ impl StateDb {
         manager: PlummUserId,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO manager_waits (plumm_user_id, company_id, manager_plumm_id, since)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (plumm_user_id) DO UPDATE SET company_id = excluded.company_id,
@@ -84,7 +85,7 @@ impl StateDb {
     /// The person no longer waits for a manager (none wanted, or refused).
     pub fn stop_waiting_for_manager(&self, user: PlummUserId) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "DELETE FROM manager_waits WHERE plumm_user_id = ?1",
                 [user.0],
             )

@@ -1,5 +1,6 @@
 //! Group additions waiting to be sent 20 to a write
 //! (migrations/state/0010_membership_queue.sql).
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
 use super::{now_text, Context, ManagedMembership, StateDb, StoreError};
@@ -78,7 +79,7 @@ impl StateDb {
     pub fn queue_membership(&self, a: &NewQueuedAdd<'_>) -> Result<(), StoreError> {
         let now = now_text();
         self.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO membership_queue (tenant_id, company_id, group_id, group_name,
                    plumm_user_id, email, member_id, young_until, queued_at, not_before)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
@@ -177,7 +178,7 @@ impl StateDb {
     pub fn unqueue_membership(&self, id: i64) -> Result<bool, StoreError> {
         let n = self
             .lock()
-            .execute("DELETE FROM membership_queue WHERE id = ?1", [id])
+            .execute_cached("DELETE FROM membership_queue WHERE id = ?1", [id])
             .ctx("unqueueing a group addition")?;
         Ok(n > 0)
     }
@@ -190,10 +191,10 @@ impl StateDb {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("recording a group addition")?;
         let queued = tx
-            .execute("DELETE FROM membership_queue WHERE id = ?1", [a.id])
+            .execute_cached("DELETE FROM membership_queue WHERE id = ?1", [a.id])
             .ctx("recording a group addition")?;
         let linked = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM links WHERE plumm_user_id = ?1 AND tenant_id = ?2 AND entra_id = ?3",
                 params![a.user.0, a.tenant, a.member_id],
                 |_| Ok(()),
@@ -218,7 +219,7 @@ impl StateDb {
         let tx = conn.transaction().ctx("marking group additions sent")?;
         let now = now_text();
         for id in ids {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE membership_queue SET sent_at = COALESCE(sent_at, ?2) WHERE id = ?1",
                 params![id, now],
             )
@@ -280,7 +281,7 @@ impl StateDb {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("handing back group additions")?;
         for id in ids {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE membership_queue SET direct = 1, last_error = ?2 WHERE id = ?1",
                 params![id, error],
             )
@@ -299,7 +300,7 @@ impl StateDb {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("delaying group additions")?;
         for id in ids {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE membership_queue SET not_before = ?2, attempts = attempts + 1,
                    last_error = ?3 WHERE id = ?1",
                 params![id, not_before, error],
@@ -313,7 +314,7 @@ impl StateDb {
     /// `status` and `run --once`.
     pub fn queued_membership_count(&self, company: Option<CompanyId>) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM membership_queue
                  WHERE direct = 0 AND (?1 IS NULL OR company_id = ?1)",
                 [company.map(|c| c.0)],
@@ -325,7 +326,7 @@ impl StateDb {
     /// When the next delayed addition is due, if any.
     pub fn next_membership_due(&self) -> Result<Option<String>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT MIN(not_before) FROM membership_queue WHERE direct = 0",
                 [],
                 |r| r.get(0),

@@ -80,6 +80,36 @@ impl<T> Context<T> for Result<T, rusqlite::Error> {
     }
 }
 
+/// Every statement the daemon runs more than once goes through the
+/// connection's statement cache: parsing and planning SQL cost more CPU
+/// than running it, and a busy sync runs the same few dozen statements
+/// thousands of times a second.
+pub(crate) trait Cached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Room for every statement of the hot paths (rusqlite keeps 16 by
+/// default, fewer than one sync pass runs, so they would be parsed again).
+const STATEMENT_CACHE: usize = 256;
+
 /// WAL so Plumm's writers and the daemon's readers never block each other;
 /// a busy timeout so a brief lock is waited out, not reported.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -89,6 +119,17 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     };
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The query planner stability guarantee: a statement keeps the plan it
+    // was prepared with. Without it SQLite (3.54) plans with the values
+    // bound to a `WHERE` or `LIMIT` of a query that sorts, and so parses
+    // and plans a cached statement again on every new binding
+    // (sqlite.org/c3ref/c_dbconfig_defensive.html, ENABLE_QPSG).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
@@ -108,7 +149,8 @@ pub(crate) fn durably<T>(
     what: &'static str,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.pragma_update(None, "synchronous", "FULL").ctx(what)?;
+    conn.execute_cached("PRAGMA synchronous = FULL", [])
+        .ctx(what)?;
     let result = (|| {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -117,7 +159,7 @@ pub(crate) fn durably<T>(
         tx.commit().ctx(what)?;
         Ok(out)
     })();
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.execute_cached("PRAGMA synchronous = NORMAL", [])
         .ctx(what)?;
     result
 }
@@ -165,4 +207,29 @@ pub(crate) fn test_state() -> StateDb {
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     migrate::migrate_state(&mut conn).unwrap();
     StateDb::from_connection(conn)
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_statement_that_sorts_is_not_planned_again_for_new_bindings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = open(&dir.path().join("s.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT); CREATE INDEX ta ON t (a);")
+            .expect("schema");
+        let sql = "SELECT b FROM t WHERE a = ?1 ORDER BY b LIMIT ?2";
+        for i in 0..5 {
+            let mut s = conn.prepare_cached(sql).expect("prepare");
+            let rows: Vec<String> = s
+                .query_map(rusqlite::params![i, i + 1], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert!(rows.is_empty());
+        }
+        let s = conn.prepare_cached(sql).expect("prepare");
+        assert_eq!(s.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

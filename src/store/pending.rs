@@ -1,4 +1,5 @@
 //! Pending work: one row per user whose latest change is not yet in Entra.
+use super::Cached as _;
 use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -86,7 +87,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingEntry> {
 impl StateDb {
     pub fn outbox_cursor(&self) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT outbox_cursor FROM daemon_meta WHERE id = 1",
                 [],
                 |r| r.get(0),
@@ -114,7 +115,7 @@ impl StateDb {
         };
         super::durably(&mut conn, "recording changes", |tx| {
             enqueue_in(tx, items)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE daemon_meta SET outbox_cursor = ?1 WHERE id = 1",
                 [c],
             )
@@ -136,7 +137,7 @@ impl StateDb {
         let mut fresh = Vec::new();
         for it in items {
             let n = tx
-                .execute(
+                .execute_cached(
                     "UPDATE pending SET seq = (SELECT next_seq FROM daemon_meta WHERE id = 1)
                      WHERE plumm_user_id = ?1",
                     [it.user.0],
@@ -146,7 +147,7 @@ impl StateDb {
                 fresh.push(it.clone());
                 continue;
             }
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
                 [],
             )
@@ -161,7 +162,7 @@ impl StateDb {
     pub fn has_bulk_pending(&self, company: CompanyId) -> Result<bool, StoreError> {
         Ok(self
             .lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM pending WHERE company_id = ?1 AND priority = ?2 LIMIT 1",
                 params![company.0, Priority::Bulk.as_i64()],
                 |_| Ok(()),
@@ -175,7 +176,7 @@ impl StateDb {
     pub fn has_pending(&self, user: PlummUserId) -> Result<bool, StoreError> {
         Ok(self
             .lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM pending WHERE plumm_user_id = ?1",
                 [user.0],
                 |_| Ok(()),
@@ -189,7 +190,7 @@ impl StateDb {
     pub fn has_pending_remove(&self, user: PlummUserId) -> Result<bool, StoreError> {
         Ok(self
             .lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM pending WHERE plumm_user_id = ?1 AND kind = 'remove'",
                 [user.0],
                 |_| Ok(()),
@@ -250,7 +251,7 @@ impl StateDb {
     /// The earliest time after `now` a deferred entry becomes due, if any.
     pub fn next_deferred(&self, now: &str) -> Result<Option<String>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT MIN(next_attempt_at) FROM pending WHERE next_attempt_at > ?1",
                 [now],
                 |r| r.get(0),
@@ -264,13 +265,13 @@ impl StateDb {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("completing a change")?;
         let n = tx
-            .execute(
+            .execute_cached(
                 "DELETE FROM pending WHERE plumm_user_id = ?1 AND seq = ?2",
                 params![user.0, seq],
             )
             .ctx("completing a change")?;
         if unpark {
-            tx.execute("DELETE FROM parked WHERE plumm_user_id = ?1", [user.0])
+            tx.execute_cached("DELETE FROM parked WHERE plumm_user_id = ?1", [user.0])
                 .ctx("unparking a user")?;
         }
         tx.commit().ctx("completing a change")?;
@@ -287,7 +288,7 @@ impl StateDb {
         error: &str,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE pending SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4
                  WHERE plumm_user_id = ?1 AND (?2 IS NULL OR seq = ?2)",
                 params![user.0, seq, at, error],
@@ -299,7 +300,7 @@ impl StateDb {
     /// (pending users, oldest first_queued_at) for a company.
     pub fn pending_summary(&self, company: CompanyId) -> Result<(i64, Option<String>), StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*), MIN(first_queued_at) FROM pending WHERE company_id = ?1",
                 [company.0],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -309,7 +310,7 @@ impl StateDb {
 
     pub fn pending_total(&self) -> Result<i64, StoreError> {
         self.lock()
-            .query_row("SELECT COUNT(*) FROM pending", [], |r| r.get(0))
+            .query_row_cached("SELECT COUNT(*) FROM pending", [], |r| r.get(0))
             .ctx("counting pending work")
     }
 }

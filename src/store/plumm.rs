@@ -1,5 +1,6 @@
 //! Plumm's database: the daemon reads the outbox and Plumm's users, and
 //! writes nothing but the removal of outbox rows it has safely recorded.
+use super::Cached as _;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -38,7 +39,7 @@ impl PlummDb {
     /// (sqlite.org/pragma.html#pragma_data_version).
     pub fn data_version(&self) -> Result<i64, StoreError> {
         self.conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .query_row_cached("PRAGMA data_version", [], |r| r.get(0))
             .ctx("reading Plumm's data_version")
     }
 
@@ -74,7 +75,7 @@ impl PlummDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("consuming the outbox")?;
         let n = tx
-            .execute("DELETE FROM entra_outbox WHERE id <= ?1", [cursor])
+            .execute_cached("DELETE FROM entra_outbox WHERE id <= ?1", [cursor])
             .ctx("consuming the outbox")?;
         set_watermark(&tx, cursor)?;
         tx.commit().ctx("consuming the outbox")?;
@@ -85,7 +86,7 @@ impl PlummDb {
     /// it in `sqlite_sequence`); 0 before the first row.
     pub fn outbox_sequence(&self) -> Result<i64, StoreError> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'entra_outbox'",
                 [],
                 |r| r.get(0),
@@ -99,7 +100,7 @@ impl PlummDb {
     /// the first hand-over).
     pub fn handover_watermark(&self) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row("SELECT cursor FROM entra_handover WHERE id = 1", [], |r| {
+            .query_row_cached("SELECT cursor FROM entra_handover WHERE id = 1", [], |r| {
                 r.get(0)
             })
             .optional()
@@ -115,7 +116,7 @@ impl PlummDb {
     /// backlog. Recorded rows may stay a moment before they are deleted.
     pub fn outbox_waiting(&self, cursor: i64) -> Result<i64, StoreError> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM entra_outbox WHERE id > ?1",
                 [cursor],
                 |r| r.get(0),
@@ -126,7 +127,7 @@ impl PlummDb {
     /// Rows in the outbox, and the creation time of the oldest.
     pub fn outbox_depth(&self) -> Result<(i64, Option<String>), StoreError> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*), MIN(created_at) FROM entra_outbox",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -179,7 +180,7 @@ impl PlummDb {
 
     pub fn user(&self, id: PlummUserId) -> Result<Option<PlummUser>, StoreError> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
                 [id.0],
                 user_from_row,
@@ -190,7 +191,7 @@ impl PlummDb {
 }
 
 fn set_watermark(conn: &Connection, cursor: i64) -> Result<(), StoreError> {
-    conn.execute(
+    conn.execute_cached(
         "UPDATE entra_handover SET cursor = ?1, updated_at = ?2 WHERE id = 1",
         params![cursor, super::now_text()],
     )

@@ -1,5 +1,6 @@
 //! Read-only queries for `status`, `/metrics` and the admin API: per-company
 //! summaries and a paged, newest-first view of the audit log.
+use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ pub struct AuditPage {
 impl StateDb {
     pub fn parked_count(&self, company: CompanyId) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM parked WHERE company_id = ?1",
                 [company.0],
                 |r| r.get(0),
@@ -44,7 +45,7 @@ impl StateDb {
     /// When the company last had a write or decision carried out.
     pub fn last_success(&self, company: CompanyId) -> Result<Option<String>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT at FROM audit WHERE company_id = ?1 AND outcome = 'ok'
                  ORDER BY id DESC LIMIT 1",
                 [company.0],
@@ -56,7 +57,7 @@ impl StateDb {
 
     pub fn last_error(&self, company: CompanyId) -> Result<Option<LastError>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT at, action, outcome, email, error_code, error_message, detail FROM audit
                  WHERE company_id = ?1 AND outcome IN ('retry', 'failed', 'parked')
                  ORDER BY id DESC LIMIT 1",

@@ -1,6 +1,7 @@
 //! Storage for full resyncs: requests from the CLI to a running daemon, the
 //! mass-deprovision brake and its ledger, and the batched reads a resync
 //! makes per page of the tenant's listing.
+use super::Cached as _;
 use std::collections::HashMap;
 
 use rusqlite::{params, params_from_iter, OptionalExtension};
@@ -85,7 +86,7 @@ impl StateDb {
         allow_mass_deprovision: bool,
     ) -> Result<i64, StoreError> {
         let conn = self.lock();
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO resync_requests (requested_at, company_id, dry_run, allow_mass_deprovision)
              VALUES (?1, ?2, ?3, ?4)",
             params![now_text(), company.map(|c| c.0), dry_run, allow_mass_deprovision],
@@ -100,7 +101,7 @@ impl StateDb {
         let mut conn = self.lock();
         // Polled often: a plain read first, the write lock only when there is work.
         let any: bool = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM resync_requests WHERE status = 'new')",
                 [],
                 |r| r.get(0),
@@ -134,7 +135,7 @@ impl StateDb {
                 .ctx("reading resync requests")?
         };
         if !rows.is_empty() {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE resync_requests SET status = 'running' WHERE status = 'new'",
                 [],
             )
@@ -146,7 +147,7 @@ impl StateDb {
 
     pub fn finish_resync_request(&self, id: i64, ok: bool, result: &str) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE resync_requests SET status = ?2, result = ?3, finished_at = ?4 WHERE id = ?1",
                 params![id, if ok { "done" } else { "failed" }, result, now_text()],
             )
@@ -157,7 +158,7 @@ impl StateDb {
     /// (status, result) of a request.
     pub fn resync_request(&self, id: i64) -> Result<Option<(String, Option<String>)>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT status, result FROM resync_requests WHERE id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -170,7 +171,7 @@ impl StateDb {
 
     pub fn brake(&self, company: CompanyId) -> Result<Option<Brake>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 &format!("SELECT {BRAKE_COLUMNS} FROM brakes WHERE company_id = ?1"),
                 [company.0],
                 brake_row,
@@ -202,7 +203,7 @@ impl StateDb {
     ) -> Result<bool, StoreError> {
         let n = self
             .lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO brakes (company_id, status, held_at, held_count, linked, source, reason)
                  VALUES (?1, 'held', ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (company_id) DO UPDATE SET status = 'held', held_at = excluded.held_at,
@@ -223,7 +224,7 @@ impl StateDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("releasing the brake")?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO brakes (company_id, status, released_at, released_by)
              VALUES (?1, 'released', ?2, ?3)
              ON CONFLICT (company_id) DO UPDATE SET status = 'released',
@@ -232,7 +233,7 @@ impl StateDb {
         )
         .ctx("releasing the brake")?;
         let n = tx
-            .execute(
+            .execute_cached(
                 "UPDATE pending SET next_attempt_at = NULL, attempts = 0, last_error = NULL
                  WHERE company_id = ?1 AND last_error LIKE ?2",
                 params![company.0, format!("{HELD_MARK}%")],
@@ -252,7 +253,7 @@ impl StateDb {
         removes_deprovision: bool,
     ) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM pending p LEFT JOIN links l ON l.plumm_user_id = p.plumm_user_id
                  WHERE p.company_id = ?1 AND (?2 IS NULL OR p.first_queued_at > ?2)
                    AND ((p.kind = 'remove' AND ?3 AND l.plumm_user_id IS NOT NULL)
@@ -267,7 +268,7 @@ impl StateDb {
     /// Deprovisions let through since `since` that count toward the brake.
     pub fn deprovisions_since(&self, company: CompanyId, since: &str) -> Result<i64, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 // Each person once, and not while still pending: the backlog
                 // already counts them (a retried suspension is one).
                 "SELECT COUNT(DISTINCT d.plumm_user_id) FROM deprovisions d
@@ -288,9 +289,9 @@ impl StateDb {
         forget_before: &str,
     ) -> Result<(), StoreError> {
         let conn = self.lock();
-        conn.execute("DELETE FROM deprovisions WHERE at < ?1", [forget_before])
+        conn.execute_cached("DELETE FROM deprovisions WHERE at < ?1", [forget_before])
             .ctx("pruning the deprovision ledger")?;
-        conn.execute(
+        conn.execute_cached(
             "INSERT INTO deprovisions (company_id, plumm_user_id, at, exempt) VALUES (?1, ?2, ?3, ?4)",
             params![company.0, user.0, now_text(), exempt],
         )

@@ -3,6 +3,7 @@
 //! may delete audit rows: the delete trigger refuses any DELETE unless the
 //! `audit_pruning` guard is set, and only [`StateDb::prune_audit_chunk`]
 //! sets it, inside the transaction that deletes (migration 0004).
+use super::Cached as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ impl StateDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("pruning the audit log")?;
         let guard = tx
-            .execute("UPDATE audit_pruning SET active = 1 WHERE id = 1", [])
+            .execute_cached("UPDATE audit_pruning SET active = 1 WHERE id = 1", [])
             .ctx("pruning the audit log")?;
         if guard != 1 {
             // Without the guard row the delete trigger refuses every
@@ -39,13 +40,13 @@ impl StateDb {
             ));
         }
         let n = tx
-            .execute(
+            .execute_cached(
                 "DELETE FROM audit WHERE id IN
                    (SELECT id FROM audit WHERE at < ?1 ORDER BY id LIMIT ?2)",
                 params![cutoff, CHUNK],
             )
             .ctx("pruning the audit log")?;
-        tx.execute("UPDATE audit_pruning SET active = 0 WHERE id = 1", [])
+        tx.execute_cached("UPDATE audit_pruning SET active = 0 WHERE id = 1", [])
             .ctx("pruning the audit log")?;
         tx.commit().ctx("pruning the audit log")?;
         Ok(n)
@@ -117,7 +118,7 @@ mod tests {
 
     fn insert_at(db: &StateDb, at: &str, action: &str) {
         db.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO audit (at, action, outcome) VALUES (?1, ?2, 'ok')",
                 [at, action],
             )
@@ -166,12 +167,12 @@ mod tests {
         db.prune_audit(Duration::from_secs(86_400)).await.unwrap();
         let conn = db.lock();
         let active: i64 = conn
-            .query_row("SELECT active FROM audit_pruning", [], |r| r.get(0))
+            .query_row_cached("SELECT active FROM audit_pruning", [], |r| r.get(0))
             .unwrap();
         assert_eq!(active, 0, "the guard is cleared when the pruning commits");
-        let del = conn.execute("DELETE FROM audit", []);
+        let del = conn.execute_cached("DELETE FROM audit", []);
         assert!(del.unwrap_err().to_string().contains("append-only"));
-        let upd = conn.execute("UPDATE audit SET outcome = 'failed'", []);
+        let upd = conn.execute_cached("UPDATE audit SET outcome = 'failed'", []);
         assert!(upd.unwrap_err().to_string().contains("append-only"));
     }
 
@@ -179,15 +180,15 @@ mod tests {
     fn the_pruning_guard_cannot_be_deleted_or_duplicated() {
         let db = db();
         let conn = db.lock();
-        let del = conn.execute("DELETE FROM audit_pruning", []);
+        let del = conn.execute_cached("DELETE FROM audit_pruning", []);
         assert!(
             del.unwrap_err().to_string().contains("cannot be removed"),
             "deleting the guard is refused"
         );
-        let dup = conn.execute("INSERT INTO audit_pruning (id, active) VALUES (2, 0)", []);
+        let dup = conn.execute_cached("INSERT INTO audit_pruning (id, active) VALUES (2, 0)", []);
         assert!(dup.is_err(), "a second guard row is refused");
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM audit_pruning", [], |r| r.get(0))
+            .query_row_cached("SELECT COUNT(*) FROM audit_pruning", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1);
     }
@@ -221,7 +222,7 @@ mod tests {
         .unwrap();
         crate::store::migrate::migrate_state(&mut conn).unwrap();
         let n: i64 = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM audit_pruning WHERE active = 0",
                 [],
                 |r| r.get(0),
@@ -245,7 +246,7 @@ mod tests {
         assert!(db.prune_audit_chunk("2001-01-01").is_err());
         let active: i64 = db
             .lock()
-            .query_row("SELECT active FROM audit_pruning", [], |r| r.get(0))
+            .query_row_cached("SELECT active FROM audit_pruning", [], |r| r.get(0))
             .unwrap();
         assert_eq!(active, 0);
     }

@@ -1,5 +1,6 @@
 //! Time-based changes and properties parked for want of a permission
 //! (migrations/state/0013_scheduled.sql).
+use super::Cached as _;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
@@ -19,13 +20,13 @@ impl StateDb {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("scheduling changes")?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM scheduled_changes WHERE plumm_user_id = ?1",
             [user.0],
         )
         .ctx("scheduling changes")?;
         for (kind, due) in changes {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO scheduled_changes (plumm_user_id, company_id, kind, due_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![user.0, company.0, kind.as_str(), time_text(*due)],
@@ -67,7 +68,7 @@ impl StateDb {
             let status = if *suspend { "inactive" } else { "active" };
             let snapshot =
                 serde_json::json!({ "id": user, "company_id": company, "status": status });
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO pending (plumm_user_id, company_id, kind, snapshot, seq, priority, first_queued_at, absent)
                  VALUES (?1, ?2, 'upsert', ?3, (SELECT next_seq FROM daemon_meta WHERE id = 1), ?4, ?5, 0)
                  ON CONFLICT (plumm_user_id) DO UPDATE SET seq = excluded.seq,
@@ -75,13 +76,13 @@ impl StateDb {
                 params![user, company, snapshot.to_string(), Priority::Realtime.as_i64(), stamp],
             )
             .ctx("queueing scheduled changes")?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
                 [],
             )
             .ctx("queueing scheduled changes")?;
         }
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM scheduled_changes WHERE due_at <= ?1",
             [time_text(now)],
         )
@@ -118,7 +119,7 @@ impl StateDb {
         company: CompanyId,
     ) -> Result<(i64, Option<String>), StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*), MIN(due_at) FROM scheduled_changes WHERE company_id = ?1",
                 [company.0],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -129,7 +130,7 @@ impl StateDb {
     /// Whether Entra refused `property` of the person for want of a permission.
     pub fn property_parked(&self, user: PlummUserId, property: &str) -> Result<bool, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT COUNT(*) FROM parked_properties WHERE plumm_user_id = ?1 AND property = ?2",
                 params![user.0, property],
                 |r| r.get::<_, i64>(0),
@@ -146,7 +147,7 @@ impl StateDb {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "INSERT INTO parked_properties (plumm_user_id, company_id, property, reason, since)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (plumm_user_id, property) DO UPDATE SET reason = excluded.reason",

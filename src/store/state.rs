@@ -1,5 +1,6 @@
 //! The daemon's state database: connections, links, pending work, parked
 //! users. Each method is one short transaction.
+use super::Cached as _;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -164,7 +165,7 @@ impl StateDb {
 
     pub fn data_version(&self) -> Result<i64, StoreError> {
         self.lock()
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .query_row_cached("PRAGMA data_version", [], |r| r.get(0))
             .ctx("reading the state data_version")
     }
 
@@ -189,7 +190,7 @@ impl StateDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("connecting")?;
         let holder: Option<i64> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT company_id FROM connections WHERE tenant_id = ?1 AND status = 'connected'",
                 [tenant.as_str()],
                 |r| r.get(0),
@@ -202,7 +203,7 @@ impl StateDb {
             )));
         }
         let current: Option<(String, String)> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT tenant_id, status FROM connections WHERE company_id = ?1",
                 [company.0],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -217,7 +218,7 @@ impl StateDb {
             }
         }
         let now = now_text();
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO connections (company_id, tenant_id, status, connected_at, connected_by, updated_at)
              VALUES (?1, ?2, 'connected', ?3, ?4, ?3)
              ON CONFLICT (company_id) DO UPDATE SET tenant_id = excluded.tenant_id,
@@ -229,7 +230,7 @@ impl StateDb {
         .ctx("recording the connection")?;
         // Connecting again is how an admin hands over a permission granted
         // since: what the tenant refused for want of it is tried again.
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM parked_properties WHERE company_id = ?1",
             [company.0],
         )
@@ -241,7 +242,7 @@ impl StateDb {
     /// The company `tenant` is connected to, if any.
     pub fn tenant_holder(&self, tenant: &TenantId) -> Result<Option<CompanyId>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT company_id FROM connections WHERE tenant_id = ?1 AND status = 'connected'",
                 [tenant.as_str()],
                 |r| Ok(CompanyId(r.get(0)?)),
@@ -262,7 +263,7 @@ impl StateDb {
     ) -> Result<bool, StoreError> {
         let n = self
             .lock()
-            .execute(
+            .execute_cached(
                 "UPDATE connections SET quarantined_at = ?2, quarantine_reason = ?3, next_probe_at = ?4,
                    probes = 0, updated_at = ?2
                  WHERE company_id = ?1 AND status = 'connected' AND quarantined_at IS NULL",
@@ -280,7 +281,7 @@ impl StateDb {
         next: &str,
     ) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE connections SET quarantine_reason = ?2, next_probe_at = ?3, probes = probes + 1
                  WHERE company_id = ?1 AND quarantined_at IS NOT NULL",
                 params![company.0, reason, next],
@@ -291,7 +292,7 @@ impl StateDb {
 
     pub fn lift_quarantine(&self, company: CompanyId) -> Result<(), StoreError> {
         self.lock()
-            .execute(
+            .execute_cached(
                 "UPDATE connections SET quarantined_at = NULL, quarantine_reason = NULL,
                    next_probe_at = NULL, probes = 0, updated_at = ?2
                  WHERE company_id = ?1",
@@ -332,7 +333,7 @@ impl StateDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("disconnecting")?;
         let n = tx
-            .execute(
+            .execute_cached(
                 "UPDATE connections SET status = 'disconnected', updated_at = ?2
                  WHERE company_id = ?1 AND status = 'connected'",
                 params![company.0, now_text()],
@@ -342,7 +343,7 @@ impl StateDb {
             return Ok(None);
         }
         let dropped = tx
-            .execute("DELETE FROM pending WHERE company_id = ?1", [company.0])
+            .execute_cached("DELETE FROM pending WHERE company_id = ?1", [company.0])
             .ctx("dropping pending work")?;
         tx.commit().ctx("disconnecting")?;
         Ok(Some(dropped))
@@ -350,7 +351,7 @@ impl StateDb {
 
     pub fn connection(&self, company: CompanyId) -> Result<Option<Connection>, StoreError> {
         self.lock()
-            .query_row(
+            .query_row_cached(
                 "SELECT company_id, tenant_id, connected_at, connected_by FROM connections
                  WHERE company_id = ?1 AND status = 'connected'",
                 [company.0],
