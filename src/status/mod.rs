@@ -186,7 +186,7 @@ pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreErr
         group_additions_queued: state.queued_membership_count(Some(id))?,
         scheduled,
         next_scheduled_at,
-        licence_errors: state.licence_error_counts(id)?.0,
+        licence_errors: state.licence_error_people(id)?,
         last_success: state.last_success(id)?,
         last_error: state.last_error(id)?,
     })
