@@ -53,6 +53,7 @@ const PURE: &[&str] = &[
     "src/pacing/core_tests.rs",
     "src/pacing/limits.rs",
     "src/pacing/settings.rs",
+    "src/graph/licences.rs",
     "src/graph/request.rs",
     "src/graph/response.rs",
     "src/graph/settings.rs",

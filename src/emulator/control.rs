@@ -189,6 +189,7 @@ impl EmulatorControl {
             return Err(EmulatorError::UnknownUser(id.into()));
         }
         t.unlink_user(id);
+        super::licensing::reconcile(t);
         Ok(())
     }
 
@@ -208,6 +209,7 @@ impl EmulatorControl {
         if let Some(u) = t.users.iter_mut().find(|u| u.id == id) {
             u.groups_at_deletion = left;
         }
+        super::licensing::reconcile(t);
         Ok(())
     }
 

@@ -45,7 +45,10 @@ impl EmulatorControl {
         let t = inner
             .tenant_by_id_mut(tenant)
             .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
-        f(t)
+        let out = f(t);
+        // A membership made by hand is licensed as one made through Graph.
+        super::licensing::reconcile(t);
+        out
     }
 
     /// Puts a security group straight into the directory (visible at once),

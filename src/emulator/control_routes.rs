@@ -13,14 +13,15 @@ use serde_json::{json, Value};
 
 use super::config::{AppRegistration, TenantSpec};
 use super::control::EmulatorControl;
-use super::types::{Fault, SeedGroup, SeedUser};
+use super::types::{Fault, SeedGroup, SeedSku, SeedUser};
 use super::EmulatorError;
 
 fn err(e: EmulatorError) -> Response {
     let status = match e {
         EmulatorError::UnknownTenant(_)
         | EmulatorError::UnknownUser(_)
-        | EmulatorError::UnknownGroup(_) => StatusCode::NOT_FOUND,
+        | EmulatorError::UnknownGroup(_)
+        | EmulatorError::UnknownSku(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
     (status, Json(json!({ "error": e.to_string() }))).into_response()
@@ -184,6 +185,49 @@ async fn purge_deleted(State(c): Ctl, Path((t, u)): Path<(String, String)>) -> R
     done(c.purge_deleted_user(&t, &u))
 }
 
+async fn put_sku(
+    State(c): Ctl,
+    Path((t, sku)): Path<(String, String)>,
+    Json(b): Json<SkuBody>,
+) -> Response {
+    done(c.set_sku(
+        &t,
+        SeedSku {
+            sku_id: sku,
+            sku_part_number: b.sku_part_number.unwrap_or_default(),
+            units: b.units,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SkuBody {
+    units: u32,
+    sku_part_number: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LicenceBody {
+    sku_id: String,
+}
+
+async fn assign_licence(
+    State(c): Ctl,
+    Path((t, g)): Path<(String, String)>,
+    Json(b): Json<LicenceBody>,
+) -> Response {
+    done(c.assign_group_licence(&t, &g, &b.sku_id))
+}
+
+async fn licence_states(State(c): Ctl, Path((t, u)): Path<(String, String)>) -> Response {
+    match c.licence_states(&t, &u) {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => err(e),
+    }
+}
+
 #[derive(Deserialize)]
 struct LogQuery {
     tenant: Option<String>,
@@ -301,6 +345,15 @@ pub(crate) fn router(control: EmulatorControl) -> Router {
         .route(
             "/_emulator/tenants/{tenant}/groups/{group}/members/{user}",
             delete(remove_member),
+        )
+        .route("/_emulator/tenants/{tenant}/skus/{sku}", put(put_sku))
+        .route(
+            "/_emulator/tenants/{tenant}/groups/{group}/licences",
+            post(assign_licence),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/users/{id}/licences",
+            get(licence_states),
         )
         .route("/_emulator/requests", get(requests).delete(clear_requests))
         .route(

@@ -15,6 +15,7 @@ use super::config::EmulatorConfig;
 use super::deleted_items;
 use super::errors::{code_for_status, message_for_status, Body, GraphResp};
 use super::groups;
+use super::licensing;
 use super::listener::ConnHandle;
 use super::permissions::{authorized, reads_lifecycle, reads_users};
 use super::state::{Inner, Shared};
@@ -163,8 +164,19 @@ pub(crate) fn throttled_dispatch(
                 Some("directory") => {
                     deleted_items::dispatch(inner, &env, call, shared.deleted_retention())
                 }
+                Some("subscribedskus") => match inner.tenant_by_id(&auth.tenant_id) {
+                    Some(t) => licensing::subscribed_skus(t, &env, call),
+                    None => users::dispatch(inner, &env, call),
+                },
                 _ => users::dispatch(inner, &env, call),
             };
+            // Group licences are assigned in the background, after the
+            // write that changed a membership or a licence.
+            if !call.method.eq_ignore_ascii_case("GET") {
+                if let Some(t) = inner.tenant_by_id_mut(&auth.tenant_id) {
+                    licensing::reconcile(t);
+                }
+            }
             r.headers
                 .push(("x-ms-resource-unit".into(), cost.resource_units.to_string()));
             if let Some(p) = limit_percentage {

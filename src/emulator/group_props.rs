@@ -57,7 +57,12 @@ const READ_ONLY: &[&str] = &[
     "proxyAddresses",
     "renewedDateTime",
     "securityIdentifier",
+    "assignedLicenses",
 ];
+
+/// "The licenses that are assigned to the group. Returned only on $select.
+/// Read-only." (graph/api/resources/group); set by group-assignlicense.
+const SELECT_ONLY: &[&str] = &["assignedLicenses"];
 
 /// Collections Graph answers with `[]` when the emulator has nothing in them.
 const EMPTY_LISTS: &[&str] = &[
@@ -75,6 +80,7 @@ const OWNERS_BIND: &str = "owners@odata.bind";
 fn canonical(name: &str) -> Option<&'static str> {
     DEFAULT_PROPS
         .iter()
+        .chain(SELECT_ONLY)
         .find(|p| p.eq_ignore_ascii_case(name))
         .copied()
 }
@@ -133,6 +139,7 @@ pub(crate) fn get(g: &GroupRecord, p: &str) -> Value {
         "deletedDateTime" => g.deleted_at.map_or(Value::Null, date),
         "proxyAddresses" => json!(proxy_addresses(g)),
         "securityIdentifier" => security_identifier(&g.id),
+        "assignedLicenses" => super::licensing::group_licences(g),
         p if EMPTY_LISTS.contains(&p) => json!([]),
         _ => Value::Null,
     }

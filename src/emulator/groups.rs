@@ -10,6 +10,7 @@ use super::errors::GraphResp;
 use super::filter;
 use super::group_members::{self, bound_members};
 use super::group_props::{self, DEFAULT_PROPS, MEMBERS_BIND};
+use super::licensing;
 use super::paging::{next_link, page_size, start_offset, Page};
 use super::state::{GroupRecord, Inner, Tenant};
 use super::users::{body_object, method_not_allowed, not_found, q, segment_not_found, Call, Env};
@@ -42,6 +43,11 @@ pub(crate) fn dispatch(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
         (3.., _) if segs[2].eq_ignore_ascii_case("members") => {
             group_members::dispatch(tenant, env, call)
         }
+        (3, m) if is_assign_license(&segs[2]) => match (m, find_index(tenant, &segs[1], env.now)) {
+            ("POST", Some(i)) => licensing::assign_license(tenant, env, call, i),
+            ("POST", None) => not_found(&segs[1]),
+            _ => method_not_allowed(),
+        },
         _ => segment_not_found(&segs[segs.len() - 1]),
     }
 }
@@ -126,6 +132,7 @@ pub(crate) fn blank(seq: u64, id: String) -> GroupRecord {
         visible_at_utc: now,
         members: Vec::new(),
         created_via_graph: false,
+        licences: Vec::new(),
     }
 }
 
@@ -263,4 +270,10 @@ fn delete(tenant: &mut Tenant, env: &Env, key: &str) -> GraphResp {
 pub(crate) fn only_binds_members(body: Option<&Value>) -> bool {
     body.and_then(Value::as_object)
         .is_some_and(|b| !b.is_empty() && b.keys().all(|k| k == MEMBERS_BIND))
+}
+
+/// `assignLicense`, or its namespace-qualified form.
+pub(crate) fn is_assign_license(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case("assignLicense")
+        || segment.eq_ignore_ascii_case("microsoft.graph.assignLicense")
 }

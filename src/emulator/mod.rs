@@ -12,6 +12,7 @@ mod config;
 mod consent;
 mod control;
 mod control_groups;
+mod control_licences;
 mod control_person;
 mod control_routes;
 mod deleted_items;
@@ -23,6 +24,7 @@ mod graph;
 mod group_members;
 mod group_props;
 mod groups;
+mod licensing;
 mod listener;
 mod login;
 mod login_request;
@@ -62,7 +64,8 @@ pub use throttle::{
     base_resource_units, cost_from_base, request_cost, Cost, Decision, Limiter, Throttled,
 };
 pub use types::{
-    EmulatedGroup, EmulatedUser, Fault, FaultKind, LoggedRequest, SeedGroup, SeedUser, Traffic,
+    EmulatedGroup, EmulatedLicenceState, EmulatedUser, Fault, FaultKind, LoggedRequest, SeedGroup,
+    SeedSku, SeedUser, Traffic,
 };
 
 use listener::{ConnHandle, KillableListener};
@@ -80,6 +83,8 @@ pub enum EmulatorError {
     UnknownUser(String),
     #[error("unknown group {0}")]
     UnknownGroup(String),
+    #[error("unknown SKU {0}")]
+    UnknownSku(String),
     #[error("invalid: {0}")]
     Invalid(String),
 }

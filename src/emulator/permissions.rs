@@ -4,7 +4,7 @@
 //! 403 whatever the target.
 
 use super::graph::Auth;
-use super::groups::only_binds_members;
+use super::groups::{is_assign_license, only_binds_members};
 use super::users::Call;
 
 /// graph/api/user-get, user-list: any user-reading role.
@@ -47,6 +47,23 @@ const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"]
 const MEMBER_WRITE: &[&str] = &[
     "GroupMember.ReadWrite.All",
     "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+
+/// graph/api/group-assignlicense (application): LicenseAssignment.ReadWrite.All
+/// least privileged, Directory.ReadWrite.All and Group.ReadWrite.All higher.
+const LICENCE_WRITE: &[&str] = &[
+    "LicenseAssignment.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "Group.ReadWrite.All",
+];
+/// graph/api/subscribedsku-list (application): Organization.Read.All least
+/// privileged, Directory.Read.All, Directory.ReadWrite.All and
+/// Organization.ReadWrite.All higher.
+const SKU_READ: &[&str] = &[
+    "Organization.Read.All",
+    "Organization.ReadWrite.All",
+    "Directory.Read.All",
     "Directory.ReadWrite.All",
 ];
 
@@ -107,6 +124,9 @@ pub(crate) fn authorized(auth: &Auth, call: &Call) -> bool {
     if seg(0, "groups") {
         return holds(auth, group_roles(call, get));
     }
+    if seg(0, "subscribedSkus") {
+        return holds(auth, SKU_READ);
+    }
     if seg(0, "directory") {
         return holds(auth, if get { DELETED_READ } else { DELETED_WRITE });
     }
@@ -140,6 +160,8 @@ fn group_roles(call: &Call, get: bool) -> &'static [&'static str] {
         .is_some_and(|s| s.eq_ignore_ascii_case("members"));
     if get {
         GROUP_READ
+    } else if segs.len() == 3 && is_assign_license(&segs[2]) {
+        LICENCE_WRITE
     } else if segs.len() == 1 && post {
         GROUP_CREATE
     } else if members || (segs.len() == 2 && only_binds_members(call.body)) {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::client_assertion::CertificateRegistry;
 use super::config::{AppRegistration, EmulatorConfig, TenantSpec};
 use super::consent::ConsentState;
+use super::licensing::{Assignment, GroupLicence, SkuRecord};
 use super::throttle::Limiter;
 use super::types::{EmulatedUser, Fault, FaultKind, LoggedRequest};
 
@@ -77,6 +78,12 @@ pub(crate) struct Tenant {
     pub spec: TenantSpec,
     pub users: Vec<UserRecord>,
     pub groups: Vec<GroupRecord>,
+    /// The commercial subscriptions (see `licensing`).
+    pub skus: Vec<SkuRecord>,
+    /// A group has been given a licence: assignments are processed after
+    /// every write from then on (never before, so tenants without
+    /// licensing pay nothing for it).
+    pub licensing_used: bool,
 }
 
 impl Tenant {
@@ -85,6 +92,8 @@ impl Tenant {
             spec,
             users: Vec::new(),
             groups: Vec::new(),
+            skus: Vec::new(),
+            licensing_used: false,
         }
     }
 
@@ -140,6 +149,8 @@ pub(crate) struct GroupRecord {
     /// User ids, in the order they were added.
     pub members: Vec<String>,
     pub created_via_graph: bool,
+    /// The licences the group assigns to its members (group-assignlicense).
+    pub licences: Vec<GroupLicence>,
 }
 
 impl GroupRecord {
@@ -192,6 +203,8 @@ pub(crate) struct UserRecord {
     pub manager: Option<String>,
     /// The groups a soft-deleted user was in, given back on restore.
     pub groups_at_deletion: Vec<String>,
+    /// What Entra made of the licences the user's groups assign.
+    pub licences: Vec<Assignment>,
 }
 
 impl UserRecord {
@@ -229,6 +242,7 @@ impl UserRecord {
             created_via_graph: false,
             manager: None,
             groups_at_deletion: Vec::new(),
+            licences: Vec::new(),
         }
     }
 

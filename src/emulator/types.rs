@@ -186,3 +186,30 @@ pub struct EmulatedGroup {
     /// Whether created through Graph (false for seeded groups).
     pub created_via_graph: bool,
 }
+
+/// A commercial subscription put straight into a tenant, as a purchase
+/// would (graph/api/resources/subscribedsku).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SeedSku {
+    /// The product's id (a GUID, e.g. Office 365 E3's
+    /// `6fd2c87f-b296-42f0-b197-1e91e994b900`).
+    pub sku_id: String,
+    /// e.g. `ENTERPRISEPACK`.
+    pub sku_part_number: String,
+    /// `prepaidUnits.enabled`: the licences bought.
+    pub units: u32,
+}
+
+/// What Entra made of one group licence on one user, for inspection
+/// (graph/api/resources/licenseassignmentstate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmulatedLicenceState {
+    pub sku_id: String,
+    pub assigned_by_group: String,
+    /// `Active` or `Error`.
+    pub state: String,
+    /// `CountViolation`, ... or `None` when assigned.
+    pub error: Option<String>,
+}

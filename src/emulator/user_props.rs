@@ -68,7 +68,23 @@ const MODELLED: &[&str] = &[
 /// employeeLeaveDateTime); stored in UTC, as Graph answers them.
 pub(crate) const DATES: &[&str] = &["employeeHireDate", "employeeLeaveDateTime"];
 
-const READ_ONLY: &[&str] = &["id", "proxyAddresses", "createdDateTime", "deletedDateTime"];
+/// Licences, returned only on `$select` and read-only
+/// (graph/api/resources/user: assignedLicenses, licenseAssignmentStates
+/// "Returned only on $select. Read-only."); Entra computes them from the
+/// groups' licences (see `licensing`).
+pub(crate) const LICENCES: &[&str] = &["assignedLicenses", "licenseAssignmentStates"];
+
+/// A write naming one is refused as Graph refuses `assignedLicenses`:
+/// "Property 'assignedLicenses' is read-only and cannot be set."
+/// (Request_BadRequest; msgraph-sdk-dotnet#189, microsoft-graph-docs#744).
+const READ_ONLY: &[&str] = &[
+    "id",
+    "proxyAddresses",
+    "createdDateTime",
+    "deletedDateTime",
+    "assignedLicenses",
+    "licenseAssignmentStates",
+];
 
 /// Canonical name of a property, case-insensitively (for `$select`).
 pub(crate) fn canonical(name: &str) -> Option<&'static str> {
@@ -76,6 +92,7 @@ pub(crate) fn canonical(name: &str) -> Option<&'static str> {
         .iter()
         .chain(OTHER_STRINGS)
         .chain(DATES)
+        .chain(LICENCES)
         .find(|p| p.eq_ignore_ascii_case(name))
         .copied()
 }
@@ -112,6 +129,8 @@ pub(crate) fn get(u: &UserRecord, p: &str) -> Value {
         // Never readable through Graph.
         "passwordProfile" => Value::Null,
         "userType" => json!("Member"),
+        "licenseAssignmentStates" => super::licensing::states(u),
+        "assignedLicenses" => super::licensing::assigned(u),
         other => u.other.get(other).cloned().unwrap_or(Value::Null),
     }
 }

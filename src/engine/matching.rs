@@ -109,10 +109,23 @@ impl Matcher<'_> {
     pub async fn for_each_page(
         &self,
         tenant: &TenantId,
+        f: impl FnMut(&[Value]) -> Result<(), MatchError>,
+    ) -> Result<(), MatchError> {
+        self.for_each_page_with(tenant, &[], f).await
+    }
+
+    /// [`Self::for_each_page`] with `extra` properties selected too: read
+    /// from the page as Graph sent it, never part of what is planned or
+    /// recorded as pushed (a resync's `licenseAssignmentStates`).
+    pub async fn for_each_page_with(
+        &self,
+        tenant: &TenantId,
+        extra: &[&str],
         mut f: impl FnMut(&[Value]) -> Result<(), MatchError>,
     ) -> Result<(), MatchError> {
         let select = select_list(self.mapping);
-        let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+        let mut select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+        select_refs.extend(extra);
         let mut next = Some(match self.mapping.manages_manager() {
             true => request::list_users_and_managers(&select_refs),
             false => request::list_users(&select_refs),

@@ -3,6 +3,7 @@
 pub mod assertion;
 pub mod batch;
 pub mod client;
+pub mod licences;
 pub mod request;
 pub mod response;
 mod settings;

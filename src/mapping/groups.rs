@@ -209,6 +209,13 @@ pub fn person_groups(
 }
 
 impl GroupRules {
+    /// Whether any rule applies to the company (its own, or a default).
+    pub fn applies_to(&self, company: CompanyId) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.company.is_none_or(|c| c == company))
+    }
+
     /// The existing groups (by object id) the rules name for a company:
     /// managed, so a resync reads their members even when no one matches.
     pub fn group_ids(&self, company: CompanyId) -> BTreeSet<String> {

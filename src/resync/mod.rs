@@ -6,6 +6,7 @@
 //! ([`crate::engine::brake`]), and reported ([`report`]). The daemon serialises runs per company
 //! ([`service`]); the CLI asks the daemon or does the work itself.
 mod apply;
+mod licences;
 mod members;
 pub mod members_plan;
 mod page;

@@ -11,8 +11,9 @@ use super::plan::{
 };
 use super::report::CompanyReport;
 use super::run::{Action, Planned};
-use crate::domain::{CompanyId, EntraObjectId, PlummUser, PlummUserId, TenantId};
+use crate::domain::{CompanyId, EntraObjectId, LicenceError, PlummUser, PlummUserId, TenantId};
 use crate::engine::matching::listed_props;
+use crate::graph::licences::licence_errors;
 use crate::store::resync::{plumm_users_by_ids, LinkBrief};
 use crate::store::{Intent, PlummDb, StateDb, StoreError};
 
@@ -24,6 +25,9 @@ pub(super) struct PageCtx<'a> {
     pub(super) tenant: &'a TenantId,
     pub(super) policy: &'a Rules<'a>,
     pub(super) select: &'a [String],
+    /// The listing carries `licenseAssignmentStates`: each linked person's
+    /// licence errors are collected for recording.
+    pub(super) licences: bool,
 }
 
 /// The batched reads for one page.
@@ -50,7 +54,8 @@ impl PageCtx<'_> {
         planned: &mut Planned,
         report: &mut CompanyReport,
     ) -> Result<(), StoreError> {
-        let listed: Vec<(Listed, Option<String>)> = page
+        type Extras = (Option<String>, Option<Vec<LicenceError>>);
+        let listed: Vec<(Listed, Extras)> = page
             .iter()
             .filter_map(|u| {
                 let id = u.get("id").and_then(Value::as_str)?;
@@ -59,17 +64,21 @@ impl PageCtx<'_> {
                     id: id.to_string(),
                     props,
                 };
-                Some((listed, listed_manager(u)))
+                let licences = self.licences.then(|| licence_errors(u)).flatten();
+                Some((listed, (listed_manager(u), licences)))
             })
             .collect();
-        let (listed, managers): (Vec<Listed>, Vec<Option<String>>) = listed.into_iter().unzip();
+        let (listed, extras): (Vec<Listed>, Vec<Extras>) = listed.into_iter().unzip();
         let rows = self.read_rows(&listed)?;
-        for (l, manager) in listed.iter().zip(&managers) {
+        for (l, (manager, licences)) in listed.iter().zip(extras) {
             match rows.links.get(&l.id) {
                 Some(b) => {
                     let linked = self.plan_linked(l, b, &rows, planned, report)?;
                     if let Some(u) = linked {
                         self.check_manager(l, u, manager.as_deref(), planned, report)?;
+                        if let Some(errors) = licences {
+                            planned.licences.push((u.id, u.email.clone(), errors));
+                        }
                     }
                 }
                 None => self.plan_unlinked(l, &rows, planned, report)?,

@@ -18,10 +18,11 @@ use tokio::sync::Notify;
 
 use super::plan::{plan_unlisted, Item, Rules, Unlisted, Verdict};
 use super::report::{BrakeNote, CompanyReport, ItemOut, Trigger};
-use crate::domain::{CompanyId, PlummUserId};
+use crate::domain::{CompanyId, LicenceError, PlummUserId};
 use crate::engine::brake::{self, BrakeSettings};
 use crate::engine::matching::{select_list, MatchError, Matcher};
 use crate::engine::{Policy, PolicyRx};
+use crate::graph::licences::LICENCE_STATES;
 use crate::graph::GraphClient;
 use crate::plan::Props;
 use crate::store::resync::for_each_company_user;
@@ -85,6 +86,9 @@ pub(super) struct Action {
 pub(super) struct Planned {
     pub(super) actions: Vec<Action>,
     pub(super) seen: HashSet<PlummUserId>,
+    /// The current page's linked people with their licence errors (and
+    /// email), recorded and emptied after each page.
+    pub(super) licences: Vec<(PlummUserId, String, Vec<LicenceError>)>,
 }
 
 impl Resync {
@@ -152,8 +156,13 @@ impl Resync {
         let dry = if opts.dry_run { " (dry run)" } else { "" };
         let task = format!("resync company {}{dry}", conn.company);
         let mut pages = 0;
+        let licences = self.licence_watch(conn, &s, opts)?;
+        let extra: &[&str] = match licences {
+            Some(_) => &[LICENCE_STATES],
+            None => &[],
+        };
         matcher
-            .for_each_page(&conn.tenant, |page| {
+            .for_each_page_with(&conn.tenant, extra, |page| {
                 report.entra_users += page.len() as u64;
                 pages += 1;
                 self.progress.update(&Update {
@@ -170,10 +179,21 @@ impl Resync {
                     tenant: &conn.tenant,
                     policy: &policy,
                     select: &select,
+                    licences: licences.is_some(),
                 };
-                Ok(ctx.plan_page(page, &mut planned, report)?)
+                ctx.plan_page(page, &mut planned, report)?;
+                if let Some(names) = &licences {
+                    self.record_licences(conn, names, &mut planned.licences)?;
+                }
+                Ok(())
             })
             .await?;
+        if !opts.dry_run {
+            // Whoever the listing did not refresh: not listed, or licences
+            // are not read any more.
+            self.state
+                .sweep_licence_errors(conn.company, &listing_started)?;
+        }
         let unlisted = UnlistedCtx {
             plumm: &plumm,
             rules: &policy,

@@ -13,7 +13,8 @@ pub mod audit;
 pub mod gauges;
 pub mod person;
 
-use crate::domain::CompanyId;
+use crate::domain::{CompanyId, LicenceError};
+use crate::store::licences::licence_source;
 use crate::store::reports::LastError;
 use crate::store::{since, StateDb, StoreError};
 
@@ -52,6 +53,9 @@ pub struct CompanyStatus {
     /// Time-based changes waiting for their time (pre-hires, leave dates).
     pub scheduled: i64,
     pub next_scheduled_at: Option<String>,
+    /// People with a licence Entra could not assign, as the last resync
+    /// listed them.
+    pub licence_errors: i64,
     pub last_success: Option<String>,
     pub last_error: Option<LastError>,
 }
@@ -69,7 +73,7 @@ pub struct Attention {
 pub type Source = fn(&StateDb, &CompanyStatus) -> Result<Option<Attention>, StoreError>;
 
 /// Every source consulted, in the order their findings are listed.
-pub const SOURCES: &[Source] = &[quarantined, parked_users, held_brake];
+pub const SOURCES: &[Source] = &[quarantined, parked_users, held_brake, licence_errors];
 
 fn quarantined(_: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
     Ok((c.state == State::Quarantined).then(|| Attention {
@@ -112,6 +116,44 @@ fn held_brake(state: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, S
     }))
 }
 
+/// Licences Entra could not assign to the company's people: Entra's to
+/// resolve (licensing-groups-resolve-problems), named with what to do.
+fn licence_errors(state: &StateDb, c: &CompanyStatus) -> Result<Option<Attention>, StoreError> {
+    if c.licence_errors == 0 {
+        return Ok(None);
+    }
+    let (people, counts) = state.licence_error_counts(CompanyId(c.company))?;
+    let plural = |n: i64| if n == 1 { "person" } else { "people" };
+    let mut parts: Vec<String> = counts
+        .iter()
+        .take(3)
+        .map(|k| {
+            format!(
+                "{}: {} for SKU {} {}, {} {}",
+                k.error,
+                LicenceError::advice(&k.error),
+                k.sku_id,
+                licence_source(k.group_id.as_deref(), k.group_name.as_deref()),
+                k.people,
+                plural(k.people)
+            )
+        })
+        .collect();
+    if counts.len() > 3 {
+        parts.push(format!("{} more", counts.len() - 3));
+    }
+    Ok(Some(Attention {
+        company: c.company,
+        kind: "licence_errors",
+        message: format!(
+            "{people} {} licence errors in Entra ({}); Entra assigns the licences, the daemon only \
+             the groups: see `entra-daemon status --user ID`",
+            if people == 1 { "person has" } else { "people have" },
+            parts.join("; ")
+        ),
+    }))
+}
+
 /// What every source says about `c`.
 pub fn needs_attention(state: &StateDb, c: &CompanyStatus) -> Result<Vec<Attention>, StoreError> {
     let mut out = Vec::new();
@@ -144,6 +186,7 @@ pub fn company(state: &StateDb, id: CompanyId) -> Result<CompanyStatus, StoreErr
         group_additions_queued: state.queued_membership_count(Some(id))?,
         scheduled,
         next_scheduled_at,
+        licence_errors: state.licence_error_people(id)?,
         last_success: state.last_success(id)?,
         last_error: state.last_error(id)?,
     })
@@ -198,7 +241,7 @@ pub fn text(r: &Report) -> String {
             .map(|e| format!("{} {} {}: {}", e.at, e.action, e.outcome, e.message))
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}{}{}  last success {}  last error {}\n",
+            "company {}  tenant {}  {}  pending {}  oldest pending {}  parked {}{}{}{}  last success {}  last error {}\n",
             c.company,
             c.tenant.as_deref().unwrap_or("-"),
             state,
@@ -215,6 +258,10 @@ pub fn text(r: &Report) -> String {
                     "  {n} scheduled changes, next at {}",
                     next.as_deref().unwrap_or("-")
                 ),
+            },
+            match c.licence_errors {
+                0 => String::new(),
+                n => format!("  licence errors {n}"),
             },
             c.last_success.as_deref().unwrap_or("-"),
             last_error,

@@ -1,9 +1,11 @@
 //! One person's managed access: the groups the daemon made them a member
-//! of, and the additions still on their way. `entra-daemon status --user`
+//! of, the additions still on their way, and the licences Entra could not
+//! assign them. `entra-daemon status --user`
 //! and the admin API both read it from here.
 use serde::Serialize;
 
-use crate::domain::{CompanyId, PlummUserId};
+use crate::domain::{CompanyId, LicenceError, PlummUserId};
+use crate::store::licences::licence_source;
 use crate::store::{StateDb, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -13,6 +15,28 @@ pub struct PersonGroups {
     pub tenant: String,
     pub entra_id: String,
     pub groups: Vec<PersonGroup>,
+    /// Licences Entra could not assign to them, as the last resync listed
+    /// them (Entra's to resolve).
+    pub licence_errors: Vec<PersonLicenceError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonLicenceError {
+    pub sku_id: String,
+    /// The group the licence comes from; `None` when assigned directly.
+    pub group_id: Option<String>,
+    /// The managed group's name (`None` for a group a rule names by id).
+    pub group_name: Option<String>,
+    /// `Error` or `ActiveWithError`.
+    pub state: String,
+    /// `CountViolation`, `MutuallyExclusiveViolation`, ...
+    pub error: String,
+    /// What an admin can do about it.
+    pub advice: &'static str,
+    /// Entra's `lastUpdatedDateTime`.
+    pub entra_updated_at: Option<String>,
+    /// When a resync first saw it.
+    pub since: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -56,23 +80,43 @@ pub fn person(
             since: q.queued_at,
         });
     }
+    let licence_errors = state
+        .licence_errors(user)?
+        .into_iter()
+        .map(|r| PersonLicenceError {
+            advice: LicenceError::advice(&r.error),
+            sku_id: r.sku_id,
+            group_id: r.group_id,
+            group_name: r.group_name,
+            state: r.state,
+            error: r.error,
+            entra_updated_at: r.entra_updated_at,
+            since: r.since,
+        })
+        .collect();
     Ok(Some(PersonGroups {
         user: user.0,
         company: link.company.0,
         tenant: link.tenant.as_str().to_string(),
         entra_id: link.entra_id.0,
         groups,
+        licence_errors,
     }))
 }
 
 /// One line per group.
 pub fn text(p: &PersonGroups) -> String {
     let mut out = format!(
-        "user {} (company {}, Entra {}): {} managed groups\n",
+        "user {} (company {}, Entra {}): {} managed groups{}\n",
         p.user,
         p.company,
         p.entra_id,
-        p.groups.len()
+        p.groups.len(),
+        match p.licence_errors.len() {
+            0 => String::new(),
+            1 => ", 1 licence error in Entra".into(),
+            n => format!(", {n} licence errors in Entra"),
+        }
     );
     for g in &p.groups {
         out.push_str(&format!(
@@ -80,6 +124,17 @@ pub fn text(p: &PersonGroups) -> String {
             g.state,
             crate::engine::membership_batch::group_label(g.name.as_deref(), &g.group_id),
             g.since
+        ));
+    }
+    for e in &p.licence_errors {
+        out.push_str(&format!(
+            "  licence error {}: SKU {} {} ({} since {}): {}\n",
+            e.error,
+            e.sku_id,
+            licence_source(e.group_id.as_deref(), e.group_name.as_deref()),
+            e.state,
+            e.since,
+            e.advice
         ));
     }
     out

@@ -110,6 +110,11 @@ impl StateDb {
             [user.0],
         )
         .ctx("forgetting a wait for a manager")?;
+        tx.execute(
+            "DELETE FROM licence_errors WHERE plumm_user_id = ?1",
+            [user.0],
+        )
+        .ctx("forgetting licence errors")?;
         tx.commit().ctx("removing a link")
     }
 

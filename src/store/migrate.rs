@@ -88,6 +88,11 @@ const STATE: &[Migration] = &[
         name: "scheduled changes",
         sql: include_str!("../../migrations/state/0013_scheduled.sql"),
     },
+    Migration {
+        version: 14,
+        name: "licence errors",
+        sql: include_str!("../../migrations/state/0014_licence_errors.sql"),
+    },
 ];
 
 /// Plumm's `users` table for the demo and tests (Plumm owns it in production).

@@ -7,6 +7,7 @@ pub mod deleted;
 pub mod groups;
 pub mod handover;
 mod intents;
+pub mod licences;
 mod links;
 pub mod managers;
 pub mod membership_queue;

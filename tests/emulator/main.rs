@@ -16,6 +16,7 @@ mod foreign_load;
 mod group_members;
 mod groups;
 mod helpers;
+mod licences;
 mod limiter;
 mod login;
 mod manager;

@@ -210,6 +210,21 @@ async fn a_persons_managed_groups_are_answered_to_their_company_only() {
     state
         .record_membership(link.user, &link.tenant, &link.entra_id, &g)
         .unwrap();
+    // As a resync records what Entra's listing showed.
+    let e = entra_daemon::domain::LicenceError {
+        sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900".into(),
+        group_id: Some(g.group_id.clone()),
+        state: "Error".into(),
+        error: "CountViolation".into(),
+        updated_at: None,
+    };
+    let listed = entra_daemon::store::licences::ListedLicences {
+        user: link.user,
+        errors: vec![(&e, Some("All staff"))],
+    };
+    state
+        .replace_licence_errors(link.company, &link.tenant, &[listed])
+        .unwrap();
 
     let path = format!("/api/companies/1/users/{ada}/groups");
     let (status, body) = api.signed(&path, "").await;
@@ -217,6 +232,13 @@ async fn a_persons_managed_groups_are_answered_to_their_company_only() {
     assert_eq!(body["entra_id"], link.entra_id.0.as_str());
     assert_eq!(body["groups"][0]["name"], "All staff");
     assert_eq!(body["groups"][0]["state"], "member");
+    let licence = &body["licence_errors"][0];
+    assert_eq!(
+        (licence["error"].as_str(), licence["group_name"].as_str()),
+        (Some("CountViolation"), Some("All staff")),
+        "{body}"
+    );
+    assert_eq!(licence["advice"], "buy more licences or free some");
     let (status, body) = api
         .signed(&format!("/api/companies/2/users/{ada}/groups"), "")
         .await;

@@ -22,6 +22,7 @@ mod group_history;
 mod group_resync;
 mod groups;
 mod helpers;
+mod licences;
 mod lifecycle;
 mod manager;
 mod pacing;
