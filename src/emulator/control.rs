@@ -134,7 +134,7 @@ impl EmulatorControl {
         let blank = UserRecord::blank(seq, new_guid(), String::new(), String::new());
         let mut u = user_props::apply(&blank, &body, &t.spec.domains, false)
             .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
-        user_props::check_unique(&u, &t.users)
+        t.check_unique(&u)
             .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
         u.privileged = user.privileged;
         let id = u.id.clone();
@@ -161,7 +161,7 @@ impl EmulatorControl {
             .ok_or_else(|| EmulatorError::UnknownUser(id.into()))?;
         let mut updated = user_props::apply(&current, &body, &t.spec.domains, false)
             .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
-        user_props::check_unique(&updated, &t.users)
+        t.check_unique(&updated)
             .map_err(|r| EmulatorError::Invalid(graph_error_text(&r)))?;
         match privileged {
             None => {}

@@ -307,17 +307,17 @@ fn restore_user(tenant: &mut Tenant, env: &Env, call: &Call, id: &str) -> GraphR
         };
     }
     u.deleted_at = None;
-    if reconcile && user_props::check_unique(&u, &tenant.users).is_err() {
+    if reconcile && tenant.check_unique(&u).is_err() {
         // The only proxy address the emulator models is the one from mail.
         let upn_only = UserRecord {
             mail: None,
             ..u.clone()
         };
-        if user_props::check_unique(&upn_only, &tenant.users).is_ok() {
+        if tenant.check_unique(&upn_only).is_ok() {
             u.mail = None;
         }
     }
-    if let Err(e) = user_props::check_unique(&u, &tenant.users) {
+    if let Err(e) = tenant.check_unique(&u) {
         return e;
     }
     for gid in std::mem::take(&mut u.groups_at_deletion) {

@@ -253,7 +253,7 @@ fn create(inner: &mut Inner, env: &Env, call: &Call) -> GraphResp {
     };
     // Uniqueness is enforced against every live object at once, even those
     // not replicated yet.
-    if let Err(e) = user_props::check_unique(&u, &tenant.users) {
+    if let Err(e) = tenant.check_unique(&u) {
         return e;
     }
     // Eventual consistency: the new object may answer 404 for a while
@@ -288,7 +288,7 @@ fn update(tenant: &mut Tenant, env: &Env, call: &Call, key: &str) -> GraphResp {
         Ok(u) => u,
         Err(e) => return e,
     };
-    if let Err(e) = user_props::check_unique(&updated, &tenant.users) {
+    if let Err(e) = tenant.check_unique(&updated) {
         return e;
     }
     if let Some(slot) = tenant.users.iter_mut().find(|u| u.id == updated.id) {

@@ -189,6 +189,26 @@ async fn duplicates_are_refused_case_insensitively() {
 }
 
 #[tokio::test]
+async fn a_renamed_users_old_name_is_free_and_its_new_one_taken() {
+    let emu = start(config()).await;
+    let g = Graph::new(&emu, TENANT_A).await;
+    let (s, _, v) = g.post("/users", &new_user("ida", "contoso.com")).await;
+    assert_eq!(s, 201);
+    let id = v["id"].as_str().expect("id").to_string();
+    let rename = json!({"userPrincipalName": "ida.new@contoso.com"});
+    assert_eq!(g.patch(&format!("/users/{id}"), &rename).await.0, 204);
+    // The old UPN belongs to nobody now; the new one is taken.
+    let mut again = new_user("ida", "contoso.com");
+    again["mailNickname"] = json!("ida2");
+    assert_eq!(g.post("/users", &again).await.0, 201);
+    let mut clash = new_user("IDA.NEW", "contoso.com");
+    clash["mailNickname"] = json!("ida3");
+    let (s, _, v) = g.post("/users", &clash).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["details"][0]["target"], "userPrincipalName");
+}
+
+#[tokio::test]
 async fn get_default_properties_and_select() {
     let emu = start(config()).await;
     let id = emu
