@@ -308,6 +308,19 @@ impl StateDb {
             .ctx("summarising pending work")
     }
 
+    /// Whether anything is pending or queued for a group batch: a probe
+    /// each, where the counts read every row.
+    pub fn has_pending_work(&self) -> Result<bool, StoreError> {
+        self.lock()
+            .query_row_cached(
+                "SELECT EXISTS (SELECT 1 FROM pending)
+                     OR EXISTS (SELECT 1 FROM membership_queue WHERE direct = 0)",
+                [],
+                |r| r.get(0),
+            )
+            .ctx("reading pending work")
+    }
+
     pub fn pending_total(&self) -> Result<i64, StoreError> {
         self.lock()
             .query_row_cached("SELECT COUNT(*) FROM pending", [], |r| r.get(0))

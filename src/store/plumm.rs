@@ -124,6 +124,18 @@ impl PlummDb {
             .ctx("measuring the outbox")
     }
 
+    /// Whether any outbox row is after `cursor`: one index probe, where
+    /// [`PlummDb::outbox_waiting`] counts them all.
+    pub fn outbox_has_after(&self, cursor: i64) -> Result<bool, StoreError> {
+        self.conn
+            .query_row_cached(
+                "SELECT EXISTS (SELECT 1 FROM entra_outbox WHERE id > ?1)",
+                [cursor],
+                |r| r.get(0),
+            )
+            .ctx("measuring the outbox")
+    }
+
     /// Rows in the outbox, and the creation time of the oldest.
     pub fn outbox_depth(&self) -> Result<(i64, Option<String>), StoreError> {
         self.conn

@@ -280,6 +280,9 @@ async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
     for p in &plans {
         rig.connect(p.company, &p.tenant).await?;
     }
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        trace_app_wide(&rig, &plans, o.users_per_tenant, start).await;
+    }
     rig.wait_idle(Duration::from_secs(7_200)).await?;
     let seconds = start.elapsed().as_secs_f64();
     let (peak_rss_kib, cpu_after) = process_usage(pid).unwrap_or_default();
@@ -309,6 +312,32 @@ async fn app_wide(o: &BenchOptions) -> anyhow::Result<Bulk> {
         cpu_seconds: cpu_after - cpu_before,
         idle_rss_kib,
     })
+}
+
+/// `BENCH_TRACE=1`: every tenant's writes together, each second (stderr).
+async fn trace_app_wide(rig: &Rig, plans: &[TenantPlan], users: usize, start: Instant) {
+    let writes = || -> u64 {
+        plans
+            .iter()
+            .map(|p| rig.world.control.traffic(&p.tenant).writes)
+            .sum()
+    };
+    while plans
+        .iter()
+        .any(|p| rig.world.control.user_count(&p.tenant) < users)
+    {
+        let each: Vec<String> = plans
+            .iter()
+            .map(|p| rig.world.control.user_count(&p.tenant).to_string())
+            .collect();
+        eprintln!(
+            "{:.1} {} [{}]",
+            start.elapsed().as_secs_f64(),
+            writes(),
+            each.join(" ")
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// min/actual, or a note when the run fits in Graph's buckets (no minimum).
