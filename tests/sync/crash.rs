@@ -1,4 +1,5 @@
-//! `kill -9` at any instant, then a restart: no change lost, no duplicate.
+//! `kill -9` at any instant, then a restart: no change lost, no duplicate;
+//! and a second daemon on the same state is refused.
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -100,4 +101,28 @@ async fn kill_9_at_random_instants_loses_nothing_and_creates_no_duplicate() {
         assert_eq!(link.entra_id.0, same[0].id);
     }
     assert_eq!(app.users(T1).len() + app.users(T2).len(), people.len());
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_state_is_refused() {
+    let mut app = TestApp::spawn().await;
+    app.start_daemon();
+    // Held, not merely created: the file exists a moment before the lock.
+    let lock = app.dir.path().join("state.db.lock");
+    wait_for(
+        "the first daemon to hold the lock",
+        Duration::from_secs(5),
+        || {
+            std::fs::File::open(&lock)
+                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        },
+    )
+    .await;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let second =
+        entra_daemon::daemon::run_once(entra_daemon::daemon::Run::new(app.settings.clone(), rx))
+            .await;
+    let err = second.expect_err("refused").to_string();
+    assert!(err.contains("already running"), "{err}");
+    app.stop_daemon().await;
 }

@@ -33,5 +33,6 @@ mod rehire;
 mod resilience;
 mod restore;
 mod resync;
+mod resync_brake;
 mod scheduled;
 mod soak;

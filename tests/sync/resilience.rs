@@ -476,27 +476,3 @@ async fn a_change_that_arrives_while_its_user_is_in_flight_is_applied_after_it()
     assert_eq!(body(&patches[1])["jobTitle"], "Senior");
     app.stop_daemon().await;
 }
-
-#[tokio::test]
-async fn a_second_daemon_on_the_same_state_is_refused() {
-    let mut app = TestApp::spawn().await;
-    app.start_daemon();
-    // Held, not merely created: the file exists a moment before the lock.
-    let lock = app.dir.path().join("state.db.lock");
-    wait_for(
-        "the first daemon to hold the lock",
-        Duration::from_secs(5),
-        || {
-            std::fs::File::open(&lock)
-                .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
-        },
-    )
-    .await;
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let second =
-        entra_daemon::daemon::run_once(entra_daemon::daemon::Run::new(app.settings.clone(), rx))
-            .await;
-    let err = second.expect_err("refused").to_string();
-    assert!(err.contains("already running"), "{err}");
-    app.stop_daemon().await;
-}

@@ -1,6 +1,6 @@
 //! Full resync: drift made directly in Entra is corrected (or reported)
 //! after `SIGUSR1`, `entra-daemon resync` and a scheduled run; dry runs
-//! write nothing; the mass-deprovision brake holds and releases; signal
+//! write nothing (the mass-deprovision brake: `resync_brake.rs`); signal
 //! storms and real-time races behave.
 use std::process::{Output, Stdio};
 use std::sync::Arc;
@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 
 use crate::helpers::*;
 
-const LONG: Duration = Duration::from_secs(20);
+pub(crate) const LONG: Duration = Duration::from_secs(20);
 
-async fn cli(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
         .arg("--config")
         .arg(&app.config_path)
@@ -30,7 +30,7 @@ async fn cli(app: &TestApp, args: &[&str]) -> Output {
         .expect("run the binary")
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -89,7 +89,11 @@ async fn drifted_with(o: Options) -> (TestApp, Drift) {
     )
 }
 
-fn live(app: &TestApp, tenant: &str, upn: &str) -> Option<entra_daemon::emulator::EmulatedUser> {
+pub(crate) fn live(
+    app: &TestApp,
+    tenant: &str,
+    upn: &str,
+) -> Option<entra_daemon::emulator::EmulatedUser> {
     app.users(tenant)
         .into_iter()
         .find(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
@@ -125,7 +129,7 @@ fn runs(app: &TestApp) -> Vec<AuditRow> {
     app.state().resync_runs(None, 1000).unwrap()
 }
 
-fn runs_with(app: &TestApp, company: i64, trigger: &str) -> usize {
+pub(crate) fn runs_with(app: &TestApp, company: i64, trigger: &str) -> usize {
     runs(app)
         .iter()
         .filter(|r| {
@@ -137,10 +141,10 @@ fn runs_with(app: &TestApp, company: i64, trigger: &str) -> usize {
         .count()
 }
 
-type Daemon = (watch::Sender<bool>, Arc<Notify>, JoinHandle<RunReport>);
+pub(crate) type Daemon = (watch::Sender<bool>, Arc<Notify>, JoinHandle<RunReport>);
 
 /// The daemon in-process, with the notifier SIGUSR1 pokes.
-fn start(app: &TestApp) -> Daemon {
+pub(crate) fn start(app: &TestApp) -> Daemon {
     let (tx, rx) = watch::channel(false);
     let usr1 = Arc::new(Notify::new());
     let settings = app.settings.clone();
@@ -153,7 +157,7 @@ fn start(app: &TestApp) -> Daemon {
     (tx, usr1, handle)
 }
 
-async fn stop((tx, _, handle): Daemon) {
+pub(crate) async fn stop((tx, _, handle): Daemon) {
     tx.send(true).unwrap();
     handle.await.unwrap();
 }
@@ -371,85 +375,6 @@ async fn a_signal_storm_runs_at_most_two_resyncs_per_company() {
     let n = runs_with(&app, CONTOSO, "signal");
     assert!((1..=2).contains(&n), "{n} signal runs: {:#?}", runs(&app));
     app.control.clear_faults();
-    stop(daemon).await;
-}
-
-#[tokio::test]
-async fn the_brake_holds_a_mass_offboarding_whole_and_a_release_applies_it() {
-    let app = TestApp::spawn().await;
-    for i in 0..12 {
-        app.hire(
-            CONTOSO,
-            &format!("p{i}@contoso.com"),
-            "P",
-            &format!("N{i}"),
-            "Eng",
-        );
-    }
-    for i in 0..5 {
-        app.hire(
-            FABRIKAM,
-            &format!("f{i}@fabrikam.com"),
-            "F",
-            &format!("N{i}"),
-            "Eng",
-        );
-    }
-    app.connect_both().await;
-    let daemon = start(&app);
-    app.converged().await;
-    app.control.clear_requests();
-
-    // An HR export gone wrong: ten of twelve at once.
-    app.plumm("UPDATE users SET status = 'inactive' WHERE company_id = 1 AND id <= 10");
-    // One offboarding in a five-person company is never held.
-    app.plumm("UPDATE users SET status = 'inactive' WHERE email = 'f0@fabrikam.com'");
-    wait_for("the small offboarding", LONG, || {
-        live(&app, T2, "f0@fabrikam.com").is_some_and(|u| !u.account_enabled)
-    })
-    .await;
-    let state = app.state();
-    wait_for("all ten suspensions to be held", LONG, || {
-        app.audit(Default::default())
-            .iter()
-            .filter(|r| r.action == "suspend" && r.outcome == "skipped")
-            .count()
-            == 10
-    })
-    .await;
-    assert!(
-        app.users(T1).iter().all(|u| u.account_enabled),
-        "none of the burst was applied"
-    );
-    let held = state.held_brakes().unwrap();
-    assert_eq!(held.len(), 1, "{held:#?}");
-    assert_eq!((held[0].company, held[0].held_count), (CONTOSO, Some(10)));
-    assert!(held[0]
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("max_deprovision_count"));
-
-    // A resync without the flag keeps holding and says so (exit 2).
-    let out = cli(&app, &["resync", "--company", "1", "--dry-run"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("BRAKE"), "{}", text(&out.stdout));
-
-    let out = cli(
-        &app,
-        &["resync", "--company", "1", "--allow-mass-deprovision"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    wait_for("the released suspensions", LONG, || {
-        app.users(T1).iter().filter(|u| !u.account_enabled).count() == 10
-    })
-    .await;
-    assert!(state.held_brakes().unwrap().is_empty());
-    let audit = app.audit(Default::default());
-    assert!(audit
-        .iter()
-        .any(|r| r.action == "brake" && r.outcome == "ok"));
     stop(daemon).await;
 }
 
