@@ -41,14 +41,12 @@ impl EmulatorControl {
         tenant: &str,
         f: impl FnOnce(&mut Tenant) -> Result<R, EmulatorError>,
     ) -> Result<R, EmulatorError> {
-        let mut inner = self.shared.lock();
-        let t = inner
-            .tenant_by_id_mut(tenant)
-            .ok_or_else(|| EmulatorError::UnknownTenant(tenant.into()))?;
-        let out = f(t);
-        // A membership made by hand is licensed as one made through Graph.
-        super::licensing::reconcile(t);
-        out
+        self.tenant_mut(tenant, |t| {
+            let out = f(t);
+            // A membership made by hand is licensed as one made through Graph.
+            super::licensing::reconcile(t);
+            out
+        })
     }
 
     /// Puts a security group straight into the directory (visible at once),

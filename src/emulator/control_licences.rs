@@ -16,7 +16,8 @@ fn sku_index(t: &Tenant, sku: &str) -> Result<usize, EmulatorError> {
 }
 
 impl EmulatorControl {
-    fn licensing<R>(
+    /// The tenant, under the emulator's lock, for `f`.
+    pub(super) fn tenant_mut<R>(
         &self,
         tenant: &str,
         f: impl FnOnce(&mut Tenant) -> Result<R, EmulatorError>,
@@ -39,7 +40,7 @@ impl EmulatorControl {
                 sku.sku_id
             )));
         }
-        self.licensing(tenant, |t| {
+        self.tenant_mut(tenant, |t| {
             let id = sku.sku_id.to_ascii_lowercase();
             match t.skus.iter_mut().find(|s| s.sku_id == id) {
                 Some(s) => {
@@ -61,7 +62,7 @@ impl EmulatorControl {
 
     /// [`Self::set_sku`] for a product the tenant has: its licences now.
     pub fn set_sku_units(&self, tenant: &str, sku: &str, units: u32) -> Result<(), EmulatorError> {
-        let part = self.licensing(tenant, |t| {
+        let part = self.tenant_mut(tenant, |t| {
             let i = sku_index(t, sku)?;
             Ok(t.skus[i].part_number.clone())
         })?;
@@ -83,7 +84,7 @@ impl EmulatorControl {
         group: &str,
         sku: &str,
     ) -> Result<(), EmulatorError> {
-        self.licensing(tenant, |t| {
+        self.tenant_mut(tenant, |t| {
             let sku_id = t.skus[sku_index(t, sku)?].sku_id.clone();
             let i = t
                 .groups
@@ -107,7 +108,7 @@ impl EmulatorControl {
         tenant: &str,
         user: &str,
     ) -> Result<Vec<EmulatedLicenceState>, EmulatorError> {
-        self.licensing(tenant, |t| {
+        self.tenant_mut(tenant, |t| {
             let u = t
                 .users
                 .iter()
@@ -127,7 +128,7 @@ impl EmulatorControl {
 
     /// The licences of `sku` assigned now (`consumedUnits`).
     pub fn consumed_units(&self, tenant: &str, sku: &str) -> Result<u32, EmulatorError> {
-        self.licensing(tenant, |t| {
+        self.tenant_mut(tenant, |t| {
             let i = sku_index(t, sku)?;
             Ok(licensing::consumed(t, &t.skus[i].sku_id))
         })
