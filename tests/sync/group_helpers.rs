@@ -1,7 +1,6 @@
 //! What the group membership tests share: the consent group sync needs,
 //! seeded groups, a group's members, and the binary.
 use std::collections::BTreeSet;
-use std::process::Output;
 
 use entra_daemon::emulator::SeedGroup;
 
@@ -36,14 +35,4 @@ pub fn member_set(app: &TestApp, group: &str) -> BTreeSet<String> {
     let set: BTreeSet<String> = list.iter().cloned().collect();
     assert_eq!(set.len(), list.len(), "nobody is a member twice");
     set
-}
-
-pub async fn cli(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .args(args)
-        .output()
-        .await
-        .expect("run the binary")
 }

@@ -254,3 +254,14 @@ impl TestApp {
 pub fn body(r: &LoggedRequest) -> serde_json::Value {
     r.body.clone().unwrap_or(serde_json::Value::Null)
 }
+
+/// The daemon's binary run with the app's config, as an operator would.
+pub async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .args(args)
+        .output()
+        .await
+        .expect("run the binary")
+}

@@ -2,7 +2,7 @@
 //! after `SIGUSR1`, `entra-daemon resync` and a scheduled run; dry runs
 //! write nothing (the mass-deprovision brake: `resync_brake.rs`); signal
 //! storms and real-time races behave.
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,16 +19,6 @@ use tokio::task::JoinHandle;
 use crate::helpers::*;
 
 pub(crate) const LONG: Duration = Duration::from_secs(20);
-
-pub(crate) async fn cli(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .args(args)
-        .output()
-        .await
-        .expect("run the binary")
-}
 
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -1,7 +1,7 @@
 //! The mass-deprovision brake on a full resync: a mass offboarding is held
 //! whole, `status` names it, and a release applies it.
 use crate::helpers::*;
-use crate::resync::{cli, live, start, stop, text, LONG};
+use crate::resync::{live, start, stop, text, LONG};
 
 #[tokio::test]
 async fn the_brake_holds_a_mass_offboarding_whole_and_a_release_applies_it() {

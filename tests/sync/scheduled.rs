@@ -48,16 +48,6 @@ fn enabled(app: &TestApp, email: &str) -> Option<bool> {
     app.entra(T1, email).map(|u| u.account_enabled)
 }
 
-async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .args(args)
-        .output()
-        .await
-        .expect("run the binary")
-}
-
 fn actions(app: &TestApp, email: &str) -> Vec<String> {
     app.audit_for(email)
         .iter()
