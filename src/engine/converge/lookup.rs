@@ -82,6 +82,23 @@ impl Job<'_> {
         Ok(Ok(None))
     }
 
+    /// The link to an account found in Entra (by lookup or restore): the
+    /// daemon did not create it, and `pushed` is what Entra showed.
+    pub(super) fn found_link(&self, entra_id: EntraObjectId, pushed: Props) -> Link {
+        Link {
+            user: self.ctx.user,
+            company: self.ctx.company,
+            tenant: self.ctx.tenant.clone(),
+            entra_id,
+            pushed,
+            upn_fallback: false,
+            created_by_us: false,
+            linked_at: now_text(),
+            verify_first: false,
+            revoke_owed: false,
+        }
+    }
+
     /// Links the user to an Entra user that has its email, unless another
     /// Plumm user already holds that link.
     pub(super) fn adopt(&self, found: Found) -> Result<Step, StoreError> {
@@ -95,18 +112,7 @@ impl Job<'_> {
                 return self.park(Action::Link, None, reason).map(Step::Finished);
             }
         }
-        let link = Link {
-            user: self.ctx.user,
-            company: self.ctx.company,
-            tenant: self.ctx.tenant.clone(),
-            entra_id: found.id.clone(),
-            pushed: found.props,
-            upn_fallback: false,
-            created_by_us: false,
-            linked_at: now_text(),
-            verify_first: false,
-            revoke_owed: false,
-        };
+        let link = self.found_link(found.id.clone(), found.props);
         // The account with these identifiers is found: any create sent for
         // them whose answer was lost made this one.
         self.state().save_created_link(&link)?;

@@ -20,7 +20,7 @@ use crate::engine::retry::CallFailed;
 use crate::graph::{request, Failure};
 use crate::mapping::DesiredUser;
 use crate::plan::{Action, OnDelete, Props};
-use crate::store::{now_text, IntentOutcome, Link, StoreError};
+use crate::store::{IntentOutcome, StoreError};
 
 const RESTORE_PERMISSION: &str = "grant User.DeleteRestore.All (the least privileged role that \
      restores users; User.ReadWrite.All includes it) in Entra, then reconnect from Plumm's Store";
@@ -188,18 +188,7 @@ impl Job<'_> {
         let (f, n) = match result {
             Ok((sent, n)) => {
                 self.state().forget_deleted(&self.ctx.tenant, &d.id)?;
-                let link = Link {
-                    user: self.ctx.user,
-                    company: self.ctx.company,
-                    tenant: self.ctx.tenant.clone(),
-                    entra_id: d.id.clone(),
-                    pushed: d.props.clone(),
-                    upn_fallback: false,
-                    created_by_us: false,
-                    linked_at: now_text(),
-                    verify_first: false,
-                    revoke_owed: false,
-                };
+                let link = self.found_link(d.id.clone(), d.props.clone());
                 self.state().save_created_link(&link)?;
                 let detail = format!(
                     "restored Entra user {} (deleted {}, found by {}) instead of creating a second account",
