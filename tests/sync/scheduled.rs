@@ -56,16 +56,23 @@ fn actions(app: &TestApp, email: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_prehire_is_created_disabled_and_enabled_on_the_start_date() {
+/// A daemon with a one-hour pre-hire lead and a hire starting in two
+/// seconds, once their account exists; and the start date.
+async fn prehire_created(email: &str) -> (TestApp, DateTime<Utc>) {
     let mut app = app_with("prehire_lead = \"1h\"").await;
     let start = ahead(2);
-    hire_dated(&app, "pre@contoso.com", "start_date", start);
+    hire_dated(&app, email, "start_date", start);
     app.start_daemon();
     wait_for("the pre-hire's account", WAIT, || {
-        enabled(&app, "pre@contoso.com").is_some()
+        enabled(&app, email).is_some()
     })
     .await;
+    (app, start)
+}
+
+#[tokio::test]
+async fn a_prehire_is_created_disabled_and_enabled_on_the_start_date() {
+    let (mut app, start) = prehire_created("pre@contoso.com").await;
     assert_eq!(enabled(&app, "pre@contoso.com"), Some(false));
     let create = app
         .writes()
@@ -104,14 +111,7 @@ async fn a_prehire_is_created_disabled_and_enabled_on_the_start_date() {
 
 #[tokio::test]
 async fn a_scheduled_enable_survives_a_restart() {
-    let mut app = app_with("prehire_lead = \"1h\"").await;
-    let start = ahead(2);
-    hire_dated(&app, "kept@contoso.com", "start_date", start);
-    app.start_daemon();
-    wait_for("the pre-hire's account", WAIT, || {
-        enabled(&app, "kept@contoso.com").is_some()
-    })
-    .await;
+    let (mut app, start) = prehire_created("kept@contoso.com").await;
     app.stop_daemon().await;
     assert_eq!(enabled(&app, "kept@contoso.com"), Some(false));
     // Stopped across the start date: only the state database remembers.
