@@ -1,6 +1,5 @@
 //! `kill -9` at any instant, then a restart: no change lost, no duplicate;
 //! and a second daemon on the same state is refused.
-use std::process::Stdio;
 use std::time::Duration;
 
 use entra_daemon::domain::PlummUserId;
@@ -32,19 +31,10 @@ async fn kill_9_at_random_instants_loses_nothing_and_creates_no_duplicate() {
             "Starter",
         );
     }
-    let bin = env!("CARGO_BIN_EXE_entra-daemon");
     let log = std::fs::File::create(app.dir.path().join("crash-rounds.log")).unwrap();
     for round in 0..6u32 {
         let seen = app.writes().len();
-        let mut child = tokio::process::Command::new(bin)
-            .arg("--config")
-            .arg(&app.config_path)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon binary");
+        let mut child = spawn_daemon_process(&app, log.try_clone().unwrap());
         // Kill after a few more writes reached Graph: a different instant each round.
         let target = seen + 2 + round as usize;
         wait_for(

@@ -143,15 +143,7 @@ async fn a_move_to_an_unconnected_company_suspends_the_old_account() {
 /// create is lost, so the link is never stored), then `kill -9`s it.
 async fn kill_after_applied_create(app: &TestApp, upn: &str) {
     app.fail_next(Some(T1), "POST", "/users", 1000, FaultKind::DropAfter);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("daemon binary");
+    let mut child = spawn_daemon_process(app, Stdio::null());
     wait_for("Graph to apply the create", Duration::from_secs(10), || {
         app.entra(T1, upn).is_some()
     })

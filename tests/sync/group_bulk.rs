@@ -3,7 +3,6 @@
 //! person with each person's own answer, and a `kill -9` in the middle of
 //! it loses no member and duplicates none.
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use entra_daemon::domain::PlummUserId;
@@ -191,19 +190,10 @@ async fn kill_9_during_a_bulk_membership_change_loses_no_member_and_duplicates_n
     app.connect(CONTOSO, T1).await;
     let text = format!("{}\n{}\n", app.config_text(), rules(&all_staff));
     app.write_config(&text);
-    let bin = env!("CARGO_BIN_EXE_entra-daemon");
     let log = std::fs::File::create(app.dir.path().join("group-crash.log")).unwrap();
     for round in 0..4usize {
         let seen = membership_writes(&app).len();
-        let mut child = tokio::process::Command::new(bin)
-            .arg("--config")
-            .arg(&app.config_path)
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon binary");
+        let mut child = spawn_daemon_process(&app, log.try_clone().unwrap());
         wait_for(
             "membership writes to reach Graph",
             Duration::from_secs(20),

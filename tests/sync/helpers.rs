@@ -265,3 +265,20 @@ pub async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .await
         .expect("run the binary")
 }
+
+/// The daemon binary running with the app's config, stderr to `stderr`, to
+/// be `kill -9`ed mid-work (killed too if the test drops it).
+pub fn spawn_daemon_process(
+    app: &TestApp,
+    stderr: impl Into<std::process::Stdio>,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
+        .arg("--config")
+        .arg(&app.config_path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("daemon binary")
+}

@@ -198,15 +198,7 @@ async fn kill_9_during_a_restore_leaves_one_account_that_converges_after_restart
         1,
         FaultKind::Delay { ms: 1500 },
     );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-daemon"))
-        .arg("--config")
-        .arg(&app.config_path)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("daemon binary");
+    let mut child = spawn_daemon_process(&app, Stdio::null());
     // The restore's intent is on disk just before the request leaves.
     let sent = || {
         app.state()
