@@ -92,9 +92,11 @@ impl GraphClient {
     ) -> Result<Sent, CallError> {
         let cost = request.cost();
         let granted = self.pacer.admit(tenant, priority, cost).await;
+        // A listing page would only wait out the batcher's linger for
+        // company that cannot come (its next page waits for it).
         let sent = match &self.batcher {
-            Some(b) => b.send(tenant, request, priority).await?,
-            None => self.transport.send(tenant, request, priority).await?,
+            Some(b) if !request.is_listing_page() => b.send(tenant, request, priority).await?,
+            _ => self.transport.send(tenant, request, priority).await?,
         };
         self.observe(tenant, request, &sent.reply, granted);
         crate::metrics::graph_answer(

@@ -79,6 +79,14 @@ impl GraphRequest {
         self.method != Method::GET
     }
 
+    /// A page of a listing (`$top`, or an `@odata.nextLink`): its caller
+    /// asks for the next page only once this one is back, so nothing will
+    /// share its round trip.
+    pub fn is_listing_page(&self) -> bool {
+        self.method == Method::GET
+            && (self.raw_query.is_some() || self.query.iter().any(|(k, _)| *k == "$top"))
+    }
+
     /// What Graph charges for this request (query options in a next link
     /// count as well).
     pub fn cost(&self) -> Cost {
@@ -385,6 +393,18 @@ mod tests {
                 ("jobTitle".to_string(), None),
             ]),
         }
+    }
+
+    #[test]
+    fn listing_pages_are_told_apart_from_lookups_and_writes() {
+        let base = "https://graph.example/v1.0";
+        let next = next_page(&format!("{base}/users?%24skiptoken=abc"), base);
+        assert!(next.is_some_and(|r| r.is_listing_page()));
+        assert!(list_users(&["id"]).is_listing_page());
+        assert!(list_group_members("g").is_listing_page());
+        // A lookup by mail is one of many a busy tenant sends at once.
+        assert!(!find_users_by("mail", "ada@contoso.com", &["id"]).is_listing_page());
+        assert!(!write_check(&EntraObjectId("u".into())).is_listing_page());
     }
 
     #[test]
