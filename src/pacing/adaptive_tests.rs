@@ -25,6 +25,13 @@ struct Graph {
     bursts: VecDeque<(Instant, f64)>,
     /// How finely the limit percentage is reported (10: one decimal).
     precision: f64,
+    /// From a grant to its answer.
+    latency: Duration,
+    /// Bulk requests kept waiting, as a busy dispatcher keeps them.
+    backlog: usize,
+    /// Retry-After in whole seconds, at least this many: a service that
+    /// suggests a wait rather than computing it.
+    padded_to: Option<f64>,
 }
 
 impl Graph {
@@ -36,6 +43,9 @@ impl Graph {
             foreign: Vec::new(),
             bursts: VecDeque::new(),
             precision: 10.0,
+            latency: LATENCY,
+            backlog: 20,
+            padded_to: None,
         }
     }
 
@@ -74,7 +84,13 @@ impl Graph {
         self.tenant -= 1.0;
         let share = (1.0 - self.app_tenant / 3_000.0).max(1.0 - self.tenant / 18_000.0);
         match scope {
-            Some((s, wait)) => Err((s, Duration::from_secs_f64(wait.min(300.0)))),
+            Some((s, wait)) => {
+                let wait = match self.padded_to {
+                    Some(at_least) => wait.ceil().max(at_least),
+                    None => wait,
+                };
+                Err((s, Duration::from_secs_f64(wait.min(300.0))))
+            }
             // As the client reads the header: its value, cut to one
             // decimal (the coarsest a client should expect) or two (as
             // the emulator sends it), plus that precision.
@@ -94,6 +110,8 @@ struct Tally {
     /// Successful writes per whole second of the run.
     per_second: Vec<u32>,
     throttled: u32,
+    /// When each 429 was answered, in seconds into the run.
+    throttled_at: Vec<f64>,
     requests: u32,
 }
 
@@ -118,9 +136,9 @@ fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally)
         ..Tally::default()
     };
     let mut next_ticket = 0;
-    // Keep a batch's worth waiting, as a busy dispatcher would.
+    let (latency, backlog) = (graph.latency, graph.backlog);
     let mut top_up = |c: &mut Core<&'static str>, now| {
-        while c.waiting() < 20 {
+        while c.waiting() < backlog {
             next_ticket += 1;
             c.submit(next_ticket, &"t", Priority::Bulk, WRITE, now);
         }
@@ -148,9 +166,12 @@ fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally)
             let answer = graph.write(now);
             match answer {
                 Ok(_) => tally.per_second[(now - t0).as_secs() as usize] += 1,
-                Err(_) => tally.throttled += 1,
+                Err(_) => {
+                    tally.throttled += 1;
+                    tally.throttled_at.push((now - t0).as_secs_f64());
+                }
             }
-            answers.push_back((now + LATENCY, now, answer));
+            answers.push_back((now + latency, now, answer));
         }
         let wake = p.next.unwrap_or(end);
         let next = answers.front().map_or(wake, |a| a.0.min(wake));
@@ -257,12 +278,42 @@ fn a_429_without_a_named_scope_pauses_but_teaches_nothing() {
     c.throttled(&"t", unnamed, Duration::from_millis(200), t0, t0);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
     let named = Throttle::from_header(Some("Tenant/Write/app/t"), true);
-    c.throttled(&"t", named, Duration::from_millis(200), t0, t0);
+    // Room again in 10 ms: more than the halving, which caps it.
+    c.throttled(&"t", named, Duration::from_millis(10), t0, t0);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 0.5]), "a first 429 halves");
     // More 429s for requests sent before that one: the same episode.
     let earlier = t0 - Duration::from_millis(10);
-    c.throttled(&"t", named, Duration::from_millis(200), earlier, t0);
+    c.throttled(&"t", named, Duration::from_millis(10), earlier, t0);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 0.5]));
+}
+
+#[test]
+fn a_first_429s_retry_after_says_how_little_the_bucket_gives() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    let named = Throttle::from_header(Some("Tenant/Write/app/t"), true);
+    // Room for the refused write (charged) and the next in 200 ms: 10 a
+    // second of the documented 60.
+    c.throttled(&"t", named, Duration::from_millis(200), t0, t0);
+    let tenant = c.shares(&"t").map(|s| s[2]);
+    assert!(
+        tenant.is_some_and(|s| (s - 1.0 / 6.0).abs() < 1e-9),
+        "{tenant:?}"
+    );
+    // Two more sent with it (the same episode), room for all four in
+    // 400 ms: the same.
+    let later = t0 + Duration::from_millis(1);
+    c.throttled(&"t", named, Duration::from_millis(300), t0, later);
+    c.throttled(&"t", named, Duration::from_millis(400), t0, later);
+    let tenant = c.shares(&"t").map(|s| s[2]);
+    assert!(
+        tenant.is_some_and(|s| (s - 1.0 / 6.0).abs() < 1e-9),
+        "{tenant:?}"
+    );
 }
 
 #[test]
@@ -292,4 +343,53 @@ fn after_a_short_drop_the_pacer_spends_what_the_ceiling_saved_as_soon_as_the_oth
     // The 429s are those of the other app's burst, nothing more.
     assert!(tally.throttled <= 10, "{} 429s", tally.throttled);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
+}
+
+#[test]
+fn another_app_emptying_the_tenant_costs_the_requests_in_flight_and_no_second_round() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    g.precision = 100.0;
+    // The bench at ten times Microsoft's pace: 40 ms round trips are 400 ms
+    // of Microsoft time, with 40 bulk requests in flight.
+    g.latency = Duration::from_millis(400);
+    g.backlog = 40;
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    // While this app still spends its own burst, another app spends the
+    // tenant's and leaves 6 of 20 a second.
+    g.bursts.push_back((at(20), 18_000.0));
+    g.foreign.push((at(20), 54.0));
+    g.foreign.push((at(80), 0.0));
+    let (_, tally) = run(&mut g, t0, 120);
+    assert!(tally.rate(5, 20) > 60.0, "{:?}", tally.per_second);
+    assert!(tally.rate(30, 80) >= 0.9 * 6.0, "{:?}", tally.per_second);
+    // What was on the wire when the bucket emptied (40), and no second
+    // round once the pause is over: resuming at half the documented rate
+    // against the tenth left cost 20 more.
+    let first: Vec<&f64> = tally.throttled_at.iter().filter(|t| **t < 21.0).collect();
+    assert!(first.len() <= 40, "{:?}", tally.throttled_at);
+    assert!(
+        tally.throttled_at.len() - first.len() <= 5,
+        "{:?}",
+        tally.throttled_at
+    );
+}
+
+#[test]
+fn a_padded_retry_after_understates_the_ceiling_only_for_a_while() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    g.precision = 100.0;
+    // "Retry-After: 5" whatever the bucket holds.
+    g.padded_to = Some(5.0);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    g.bursts.push_back((at(10), 18_000.0));
+    g.foreign.push((at(10), 54.0));
+    let (_, tally) = run(&mut g, t0, 200);
+    // It believes in far less than the 6 a second left at first, until the
+    // limit percentage falls: within 40 s it is back at the rate left.
+    assert!(tally.rate(50, 200) >= 0.95 * 6.0, "{:?}", tally.per_second);
+    // What it did not send, the tenant's bucket kept: spent since.
+    assert!(tally.rate(10, 200) >= 0.9 * 6.0, "{:?}", tally.per_second);
+    assert_eq!(tally.throttled, 1, "{:?}", tally.throttled_at);
 }

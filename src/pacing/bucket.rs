@@ -11,7 +11,8 @@
 //!   real bucket went from empty to empty, so what this app was granted
 //!   between them is what the bucket gave it: the live ceiling, measured.
 //!   The share falls to that (at least 10% lower than before, at most to a
-//!   quarter); a first 429 with nothing to measure against halves it. Fast
+//!   quarter); a first 429 with nothing to measure against halves it, or
+//!   falls to what its episode's Retry-Afters imply when that is less. Fast
 //!   decrease, as in AIMD, but by measurement rather than a guess. The
 //!   mirror also waits out `Retry-After` before it believes in a refill.
 //! - **`x-ms-throttle-limit-percentage`** is the most used limit the
@@ -64,6 +65,10 @@ pub(super) struct Bucket {
     /// (when its request was granted, the running total before it).
     empty_at: Option<(Instant, f64)>,
     learnt_at: Option<Instant>,
+    /// The 429s since the last one that was learnt from, while it had
+    /// nothing to measure against: what their Retry-Afters imply.
+    episode: Option<Episode>,
+    episode_unmeasured: bool,
     /// When the mirror last caught up with a level Graph reported.
     synced_at: Instant,
     /// The last grant, for probing while in use.
@@ -76,6 +81,18 @@ pub(super) struct Bucket {
     /// bucket, as (granted at, level at most, granted total through then),
     /// for measuring the refill from later lower bounds.
     anchors: VecDeque<(Instant, f64, f64)>,
+}
+
+/// One episode of 429s (requests sent before the daemon knew of the
+/// first): when the first refused one was granted, how many were refused,
+/// the latest moment Graph named for room again, and the share the
+/// episode's first 429 left (never exceeded).
+#[derive(Debug, Clone)]
+struct Episode {
+    first: Instant,
+    refused: f64,
+    room_at: Instant,
+    cap: f64,
 }
 
 /// Anchors kept per window, and the shortest span measured.
@@ -95,6 +112,8 @@ impl Bucket {
             share: 1.0,
             empty_at: None,
             learnt_at: None,
+            episode: None,
+            episode_unmeasured: false,
             synced_at: now,
             used_at: None,
             granted_total: 0.0,
@@ -160,9 +179,26 @@ impl Bucket {
     pub(super) fn throttled(&mut self, granted_at: Instant, retry_after: Duration, now: Instant) {
         self.refill(now);
         let learnt = self.learnt_at.is_some_and(|t| granted_at <= t);
-        if !learnt {
+        // Graph counted from the request's arrival, which the daemon does
+        // not see: its grant stands for it at both ends of the episode.
+        // A wild value (from a header) must not panic: then it says nothing.
+        let room_at = granted_at.checked_add(retry_after).unwrap_or(now);
+        if learnt {
+            if let Some(e) = &mut self.episode {
+                e.first = e.first.min(granted_at);
+                e.refused += 1.0;
+                e.room_at = e.room_at.max(room_at);
+            }
+        } else {
             self.learn_from_429(granted_at, now);
+            self.episode = self.episode_unmeasured.then_some(Episode {
+                first: granted_at,
+                refused: 1.0,
+                room_at,
+                cap: self.share,
+            });
         }
+        self.believe_retry_after();
         // Retry-After is when the real bucket has room again: the mirror
         // must not believe it refilled any sooner.
         let debt = self.per_sec() * retry_after.as_secs_f64();
@@ -188,6 +224,7 @@ impl Bucket {
             None => self.share * 0.5,
         }
         .max(MIN_SHARE);
+        self.episode_unmeasured = measured.is_none();
         self.empty_at = Some((granted_at, before));
         self.learnt_at = Some(now);
         self.synced_at = now;
@@ -195,6 +232,28 @@ impl Bucket {
         // of what it gives now. Its level was nil then, an anchor.
         self.anchors.clear();
         self.anchor(0.0, granted_at);
+    }
+
+    /// A first 429 with nothing to bracket it halves the share; the
+    /// episode's Retry-Afters may say more. Graph charges refused requests
+    /// too (throttling.md: ignoring Retry-After prolongs throttling), so
+    /// from the first refused request's arrival to the latest moment Graph
+    /// named for room again, the bucket gives back every refused request
+    /// and one more: that is its refill, if the Retry-Afters are exact.
+    /// Each is counted from its request's grant, the daemon's stand-in for
+    /// the arrival. A value rounded up or padded only understates the
+    /// refill, which costs throughput until the probe or a falling limit
+    /// percentage finds the rest; the share never goes above the halving,
+    /// and the next 429 (if any) brackets it. This spares the second round
+    /// of 429s that resuming at half a documented rate cost when another
+    /// app leaves a tenth of it.
+    fn believe_retry_after(&mut self) {
+        let Some(e) = &self.episode else { return };
+        let secs = e.room_at.saturating_duration_since(e.first).as_secs_f64();
+        if secs > 0.0 {
+            let implied = (e.refused + 1.0) / secs / self.rate.per_sec();
+            self.share = implied.max(MIN_SHARE).min(e.cap);
+        }
     }
 
     /// The real level was at most `level` once the request granted at
