@@ -251,3 +251,47 @@ async fn a_person_entered_again_as_inactive_is_not_restored_and_gets_no_second_a
         "{rows:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_address_reused_for_someone_else_gets_a_new_account_not_the_former_ones() {
+    let app = app().await;
+    let old = hired_and_left(&app).await;
+    // Within the 30 days, the address goes to another person.
+    app.hire(CONTOSO, "ada@contoso.com", "Augusta", "Lovelace", "Analyst");
+    let report = app.run_once().await;
+    assert_eq!(report.parked, 0, "{report:?}");
+
+    let live: Vec<_> = app
+        .control
+        .users(T1)
+        .into_iter()
+        .filter(|u| {
+            u.user_principal_name
+                .eq_ignore_ascii_case("ada@contoso.com")
+                && !u.deleted
+        })
+        .collect();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_ne!(live[0].id, old, "a new account, not the former person's");
+    assert_eq!((creates(&app), restores(&app)), (1, 0));
+    assert_eq!(
+        app.control.deleted_users(T1).unwrap().len(),
+        1,
+        "the former one stays deleted, restorable by an administrator"
+    );
+    let rows = app.audit_for("ada@contoso.com");
+    let kept: Vec<_> = rows
+        .iter()
+        .filter(|r| r.action == "restore" && r.outcome == "skipped")
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "one row, however many lookups found it: {rows:#?}"
+    );
+    let detail = kept[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains(&old) && detail.contains("givenName 'Ada', not 'Augusta'"),
+        "{detail}"
+    );
+}

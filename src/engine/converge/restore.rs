@@ -6,6 +6,12 @@
 //! restored account is then converged like any linked one (properties,
 //! reactivation).
 //!
+//! Only the person's own account comes back. One found by address that
+//! Entra shows as someone else's (another employee id, another given
+//! name: an address reused within the 30 days) is left deleted, with an
+//! audit row, and the person gets a new account: a new hire never
+//! inherits a former colleague's mailbox, files and groups.
+//!
 //! Fail closed: when the deleted users cannot be read, nothing is created
 //! (a restorable account may exist). A restore is an intent before it is
 //! sent, like a create: a lost answer or a crash is looked up afterwards,
@@ -92,12 +98,16 @@ impl Job<'_> {
         let select = self.deleted_select();
         let select: Vec<&str> = select.iter().map(String::as_str).collect();
         let (tenant, user) = (&self.ctx.tenant, self.ctx.user);
+        let mut others = Vec::new();
+        // Checked even when the Plumm id is the same: a deleted row's id may
+        // be reused by SQLite for the next person entered.
         for (id, deleted_at) in self.state().deleted_accounts(tenant, user, &desired.mail)? {
             let req = request::get_deleted_user(&id, &select);
             match self.call(Action::Lookup, &req, false).await {
                 Ok((sent, _)) => {
                     let body = sent.reply.body.unwrap_or(Value::Null);
-                    if let Some(d) = self.deleted(&body, "the account this daemon deleted") {
+                    let found = self.deleted(&body, "the account this daemon deleted");
+                    if let Some(d) = found.filter(|d| self.own(desired, d, &mut others)) {
                         return Ok(Ok(Some(d)));
                     }
                 }
@@ -132,8 +142,14 @@ impl Job<'_> {
             };
             let body = sent.reply.body.unwrap_or(Value::Null);
             let list = body.get("value").and_then(Value::as_array);
-            // The most recently deleted of those that have the address.
-            let newest = list
+            let found_by = if property == "mail" {
+                "mail"
+            } else {
+                "userPrincipalName"
+            };
+            // The most recently deleted of those that have the address and
+            // are not someone else's.
+            let mut candidates: Vec<Deleted> = list
                 .into_iter()
                 .flatten()
                 .filter(|u| {
@@ -141,17 +157,51 @@ impl Job<'_> {
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case(value))
                 })
-                .max_by_key(|u| u.get("deletedDateTime").and_then(Value::as_str));
-            let found_by = if property == "mail" {
-                "mail"
-            } else {
-                "userPrincipalName"
-            };
-            if let Some(d) = newest.and_then(|u| self.deleted(u, found_by)) {
+                .filter_map(|u| self.deleted(u, found_by))
+                .collect();
+            candidates.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at));
+            if let Some(d) = candidates
+                .into_iter()
+                .find(|d| self.own(desired, d, &mut others))
+            {
                 return Ok(Ok(Some(d)));
             }
         }
         Ok(Ok(None))
+    }
+
+    /// Whether a deleted account found by address is this person's. Entra
+    /// showing another employee id or another given name says it was
+    /// someone else's: it stays deleted, recorded once per account in
+    /// `others` with an audit row (a surname alone may change on marriage).
+    fn own(&self, desired: &DesiredUser, d: &Deleted, others: &mut Vec<EntraObjectId>) -> bool {
+        let differs = |key: &str| {
+            let ours = desired.profile.get(key).and_then(Option::as_deref);
+            let theirs = text(&d.props, key);
+            match ours.map(str::trim).filter(|s| !s.is_empty()) {
+                Some(o) if !theirs.trim().is_empty() && !o.eq_ignore_ascii_case(theirs.trim()) => {
+                    Some(format!("{key} '{}', not '{o}'", theirs.trim()))
+                }
+                _ => None,
+            }
+        };
+        let Some(why) = differs("employeeId").or_else(|| differs("givenName")) else {
+            return true;
+        };
+        if !others.contains(&d.id) {
+            others.push(d.id.clone());
+            let mut r = self
+                .ctx
+                .record(Action::Restore, crate::store::Outcome::Skipped);
+            r.detail = Some(format!(
+                "deleted Entra account {} (deleted {}, found by {}) has {why}: someone else's, \
+                 whose address was reused, so it stays deleted and {} gets a new account, not \
+                 that person's mailbox, files and groups",
+                d.id, d.deleted_at, d.found_by, self.user.email
+            ));
+            self.ctx.audit(&r);
+        }
+        false
     }
 
     /// The deleted users could not be read: never create then.
