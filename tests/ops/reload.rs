@@ -107,7 +107,13 @@ async fn one_sighup_reaches_the_workers_the_resync_and_the_brake() {
     .await;
     assert!(enabled(&app, "one@contoso.com"), "held, not applied");
 
-    // The daemon's resync plans with the new mapping and on_delete.
+    // The daemon's resync plans with the new mapping and on_delete, from
+    // a listing that shows the three accounts: created moments ago, they
+    // are listed once Entra has replicated them.
+    wait_for("the accounts to replicate", Duration::from_secs(15), || {
+        app.control.visible_users(T1).len() == 3
+    })
+    .await;
     let out = app
         .cli(&["resync", "--dry-run", "--json", "--company", "1"])
         .await;
