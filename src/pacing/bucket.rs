@@ -68,7 +68,6 @@ pub(super) struct Bucket {
     /// The 429s since the last one that was learnt from, while it had
     /// nothing to measure against: what their Retry-Afters imply.
     episode: Option<Episode>,
-    episode_unmeasured: bool,
     /// When the mirror last caught up with a level Graph reported.
     synced_at: Instant,
     /// The last grant, for probing while in use.
@@ -113,7 +112,6 @@ impl Bucket {
             empty_at: None,
             learnt_at: None,
             episode: None,
-            episode_unmeasured: false,
             synced_at: now,
             used_at: None,
             granted_total: 0.0,
@@ -190,8 +188,8 @@ impl Bucket {
                 e.room_at = e.room_at.max(room_at);
             }
         } else {
-            self.learn_from_429(granted_at, now);
-            self.episode = self.episode_unmeasured.then_some(Episode {
+            let measured = self.learn_from_429(granted_at, now);
+            self.episode = (!measured).then_some(Episode {
                 first: granted_at,
                 refused: 1.0,
                 room_at,
@@ -205,7 +203,8 @@ impl Bucket {
         self.tokens = self.tokens.min(1.0 - debt);
     }
 
-    fn learn_from_429(&mut self, granted_at: Instant, now: Instant) {
+    /// Whether the 429 measured the refill (a bracket within one window).
+    fn learn_from_429(&mut self, granted_at: Instant, now: Instant) -> bool {
         // The real bucket was empty when the last refused request arrived
         // and is empty again: what we were granted in between is what it
         // gave (refused requests included: Graph charges them). Only a
@@ -224,7 +223,6 @@ impl Bucket {
             None => self.share * 0.5,
         }
         .max(MIN_SHARE);
-        self.episode_unmeasured = measured.is_none();
         self.empty_at = Some((granted_at, before));
         self.learnt_at = Some(now);
         self.synced_at = now;
@@ -232,6 +230,7 @@ impl Bucket {
         // of what it gives now. Its level was nil then, an anchor.
         self.anchors.clear();
         self.anchor(0.0, granted_at);
+        measured.is_some()
     }
 
     /// A first 429 with nothing to bracket it halves the share; the
