@@ -26,7 +26,7 @@ use crate::engine::retry::CallFailed;
 use crate::graph::{request, Failure};
 use crate::mapping::DesiredUser;
 use crate::plan::{Action, OnDelete, Props};
-use crate::store::{IntentOutcome, StoreError};
+use crate::store::{IntentOutcome, Outcome, StoreError};
 
 const RESTORE_PERMISSION: &str = "grant User.DeleteRestore.All (the least privileged role that \
      restores users; User.ReadWrite.All includes it) in Entra, then reconnect from Plumm's Store";
@@ -148,8 +148,8 @@ impl Job<'_> {
                 "userPrincipalName"
             };
             // The most recently deleted of those that have the address and
-            // are not someone else's.
-            let mut candidates: Vec<Deleted> = list
+            // are not someone else's (one without a date counts as oldest).
+            let mut candidates: Vec<&Value> = list
                 .into_iter()
                 .flatten()
                 .filter(|u| {
@@ -157,11 +157,13 @@ impl Job<'_> {
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case(value))
                 })
-                .filter_map(|u| self.deleted(u, found_by))
                 .collect();
-            candidates.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at));
+            candidates.sort_by_key(|u| {
+                std::cmp::Reverse(u.get("deletedDateTime").and_then(Value::as_str))
+            });
             if let Some(d) = candidates
                 .into_iter()
+                .filter_map(|u| self.deleted(u, found_by))
                 .find(|d| self.own(desired, d, &mut others))
             {
                 return Ok(Ok(Some(d)));
@@ -190,9 +192,7 @@ impl Job<'_> {
         };
         if !others.contains(&d.id) {
             others.push(d.id.clone());
-            let mut r = self
-                .ctx
-                .record(Action::Restore, crate::store::Outcome::Skipped);
+            let mut r = self.ctx.record(Action::Restore, Outcome::Skipped);
             r.detail = Some(format!(
                 "deleted Entra account {} (deleted {}, found by {}) has {why}: someone else's, \
                  whose address was reused, so it stays deleted and {} gets a new account, not \
