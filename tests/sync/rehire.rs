@@ -295,3 +295,46 @@ async fn an_address_reused_for_someone_else_gets_a_new_account_not_the_former_on
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn the_same_name_with_another_employee_id_is_someone_else_too() {
+    let app = TestApp::spawn_with(Options {
+        on_delete: "delete",
+        replication_delay_ms: 0,
+        extra_toml: "[mapping]\ndisplayName = \"{first_name} {last_name}\"\n\
+                     givenName = \"{first_name}\"\nemployeeId = \"{employee_number}\"\n"
+            .into(),
+        ..Options::default()
+    })
+    .await;
+    app.plumm("ALTER TABLE users ADD COLUMN employee_number TEXT");
+    app.connect(CONTOSO, T1).await;
+    let hire = |number: &str| {
+        app.plumm(&format!(
+            "INSERT INTO users (company_id, email, first_name, last_name, role, employee_number)
+             VALUES ({CONTOSO}, 'ada@contoso.com', 'Ada', 'Lovelace', 'Engineer', '{number}')"
+        ))
+    };
+    hire("E-1");
+    app.run_once().await;
+    let old = app.entra(T1, "ada@contoso.com").expect("created").id;
+    app.plumm("DELETE FROM users WHERE email = 'ada@contoso.com'");
+    app.run_once().await;
+    assert_eq!(app.control.deleted_users(T1).unwrap().len(), 1);
+    app.control.clear_requests();
+
+    // Another Ada Lovelace, with her own employee number.
+    hire("E-2");
+    app.run_once().await;
+    assert_eq!((creates(&app), restores(&app)), (1, 0));
+    assert_eq!(app.control.deleted_users(T1).unwrap().len(), 1);
+    let rows = app.audit_for("ada@contoso.com");
+    assert!(
+        rows.iter().any(|r| r.action == "restore"
+            && r.outcome == "skipped"
+            && r.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(&old) && d.contains("employeeId 'E-1', not 'E-2'"))),
+        "{rows:#?}"
+    );
+}
