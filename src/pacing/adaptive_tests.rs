@@ -122,14 +122,19 @@ impl Tally {
     }
 }
 
-/// A bulk backlog that never runs dry, for `secs`; a 429 is tried again
-/// (the scheduler holds it for its Retry-After).
-fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally) {
-    let mut c = Core::new(
+/// The scheduler with Microsoft's documented limits for a large tenant.
+fn documented(t0: Instant) -> Core<&'static str> {
+    Core::new(
         AppLimits::documented(),
         Box::new(|_| TenantLimits::documented(TenantSize::Large)),
         t0,
-    );
+    )
+}
+
+/// A bulk backlog that never runs dry, for `secs`; a 429 is tried again
+/// (the scheduler holds it for its Retry-After).
+fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally) {
+    let mut c = documented(t0);
     let end = t0 + Duration::from_secs(secs);
     let mut tally = Tally {
         per_second: vec![0; secs as usize],
@@ -244,11 +249,7 @@ fn the_ceiling_drops_with_the_other_apps_load_and_comes_back_when_it_ends() {
 #[test]
 fn evidence_of_headroom_never_lifts_a_ceiling_above_the_documented_one() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = documented(t0);
     let mut now = t0;
     for i in 0..1_000 {
         c.submit(i, &"t", Priority::Bulk, WRITE, now);
@@ -269,11 +270,7 @@ fn evidence_of_headroom_never_lifts_a_ceiling_above_the_documented_one() {
 #[test]
 fn a_429_without_a_named_scope_pauses_but_teaches_nothing() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = documented(t0);
     let unnamed = Throttle::from_header(None, true);
     c.throttled(&"t", unnamed, Duration::from_millis(200), t0, t0);
     assert_eq!(c.shares(&"t"), Some([1.0, 1.0, 1.0]));
@@ -290,11 +287,7 @@ fn a_429_without_a_named_scope_pauses_but_teaches_nothing() {
 #[test]
 fn a_first_429s_retry_after_says_how_little_the_bucket_gives() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = documented(t0);
     let named = Throttle::from_header(Some("Tenant/Write/app/t"), true);
     // Room for the refused write (charged) and the next in 200 ms: 10 a
     // second of the documented 60.
