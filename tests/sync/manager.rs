@@ -293,6 +293,9 @@ async fn a_resync_sees_a_manager_changed_in_entra_in_its_one_listing_and_puts_it
     );
     let rep = id_of(&app, T1, "rep@contoso.com");
     app.control.set_manager(T1, &rep, &other).expect("by hand");
+    // The drift, and the resync, come long after the creates: Entra has
+    // replicated them.
+    app.control.replicate_now();
     app.control.clear_requests();
 
     let out = cli(&app, &["resync", "--company", "1", "--dry-run"]).await;

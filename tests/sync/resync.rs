@@ -383,6 +383,9 @@ async fn a_resync_racing_real_time_changes_ends_with_entra_equal_to_plumm() {
     app.connect_both().await;
     let daemon = start(&app);
     app.converged().await;
+    // The drift, and the resync, come long after the creates: Entra has
+    // replicated them.
+    app.control.replicate_now();
     let id = |upn: &str| live(&app, T1, upn).unwrap().id;
     app.control
         .edit_user(T1, &id("r0@contoso.com"), json!({"jobTitle": "Drifted"}))

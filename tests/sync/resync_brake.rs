@@ -27,6 +27,9 @@ async fn the_brake_holds_a_mass_offboarding_whole_and_a_release_applies_it() {
     app.connect_both().await;
     let daemon = start(&app);
     app.converged().await;
+    // The offboarding, and the resync, come long after the creates: Entra
+    // has replicated them.
+    app.control.replicate_now();
     app.control.clear_requests();
 
     // An HR export gone wrong: ten of twelve at once.
