@@ -3,6 +3,7 @@
 //! constantly or for a stretch mid-run. Each run's efficiency is measured
 //! against the least time the limits Graph actually enforced allow.
 //! `BENCH_TRACE=1` prints the tenant's writes and 429s over time (stderr).
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::rig::{tenant_id, Rig, TenantPlan};
@@ -120,38 +121,40 @@ pub(super) async fn run(o: &BenchOptions, name: &str, steps: &[Step]) -> anyhow:
     let start = Instant::now();
     let schedule = super::baselines::schedule(&control, &tenant, steps, start);
     rig.connect(1, &tenant).await?;
-    let (mut realtime, mut missed, mut n) = (Vec::new(), 0, 50_000);
+    let (mut realtime, mut missed) = (Vec::new(), 0);
     let trace = std::env::var_os("BENCH_TRACE").is_some();
-    while control.user_count(&tenant) < o.adaptive_users {
-        if trace {
-            let t = control.traffic(&tenant);
-            eprintln!(
-                "{:.2} {} {}",
-                start.elapsed().as_secs_f64(),
-                t.writes,
-                t.throttled
-            );
+    let stop = AtomicBool::new(false);
+    let probes = {
+        let (rig, control, tenant, stop) = (&rig, &control, &tenant, &stop);
+        let (realtime, missed) = (&mut realtime, &mut missed);
+        async move {
+            let mut n = 50_000;
+            while !stop.load(Ordering::Relaxed) {
+                if trace {
+                    let t = control.traffic(tenant);
+                    let at = start.elapsed().as_secs_f64();
+                    eprintln!("{at:.2} {} {}", t.writes, t.throttled);
+                }
+                n += 1;
+                let target = format!("p{}@shared.example", (n * 7919) % o.adaptive_users);
+                match rig
+                    .probe(tenant, &target, n, Duration::from_secs(30))
+                    .await?
+                {
+                    Some(d) => realtime.push(d),
+                    None => *missed += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::Ok(())
         }
-        n += 1;
-        let target = format!("p{}@shared.example", (n * 7919) % o.adaptive_users);
-        match rig
-            .probe(&tenant, &target, n, Duration::from_secs(30))
-            .await?
-        {
-            Some(d) => realtime.push(d),
-            None => missed += 1,
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if start.elapsed() > Duration::from_secs(3_600) {
-            anyhow::bail!("{name}: the initial sync did not finish in an hour");
-        }
-    }
-    rig.wait_idle(Duration::from_secs(600)).await?;
-    let seconds = start.elapsed().as_secs_f64();
+    };
+    let (seconds, traffic) = rig
+        .sync_with_probes((&tenant, o.adaptive_users), start, &stop, probes)
+        .await?;
     schedule.abort();
     let _ = daemon.start_kill();
     let _ = daemon.wait().await;
-    let traffic = control.traffic(&tenant);
     drop(rig);
     let baselines = super::baselines::both(o, o.adaptive_users, steps).await?;
     Ok(Run {

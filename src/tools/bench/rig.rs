@@ -1,12 +1,14 @@
 //! One benchmark setup: an emulator with Microsoft's documented limits (on
 //! a time scale), a Plumm database, a config, and the daemon as a separate
 //! process so its memory and CPU are its own.
+use std::future::Future;
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::emulator::{TenantSize, TenantSpec};
+use crate::emulator::{TenantSize, TenantSpec, Traffic};
 use crate::new_guid;
 use crate::tools::world::{poll, World};
 
@@ -111,6 +113,41 @@ impl Rig {
             .kill_on_drop(true)
             .spawn()
             .context("starting the daemon")
+    }
+
+    /// Runs `probes` (real-time changes, one after another, until `stop`)
+    /// while `tenant`'s initial sync of `users` runs; returns how long the
+    /// sync took from `start` and the tenant's traffic then. The end is
+    /// looked for every 20 ms, apart from the probes: their own pace (each
+    /// waits for its change, then 100 ms) is not the daemon's. A probe made
+    /// after the end is in neither figure.
+    pub(super) async fn sync_with_probes(
+        &self,
+        (tenant, users): (&str, usize),
+        start: Instant,
+        stop: &AtomicBool,
+        probes: impl Future<Output = anyhow::Result<()>>,
+    ) -> anyhow::Result<(f64, Traffic)> {
+        let end = async {
+            let all_there = || Ok(self.world.control.user_count(tenant) >= users);
+            let synced = poll(Duration::from_secs(3_600), IDLE_EVERY, all_there).await;
+            let idle = match synced {
+                Ok(Some(_)) => self.wait_idle(Duration::from_secs(600)).await.map(|_| ()),
+                Ok(None) => Err(anyhow::anyhow!(
+                    "the initial sync did not finish in an hour"
+                )),
+                Err(e) => Err(e),
+            };
+            let end = (
+                start.elapsed().as_secs_f64(),
+                self.world.control.traffic(tenant),
+            );
+            stop.store(true, Ordering::Relaxed);
+            idle.map(|()| end)
+        };
+        let (end, probed) = tokio::join!(end, probes);
+        probed?;
+        end
     }
 
     /// Waits until the daemon has nothing pending and Plumm's outbox is empty.
