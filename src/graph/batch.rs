@@ -3,7 +3,9 @@
 //! request flushes at once; bulk requests wait up to `linger` for company,
 //! so a paced bulk stream travels in full batches. Items are throttled one
 //! by one by Graph: each caller gets its own item's answer and retries only
-//! its own item, after its own `Retry-After`.
+//! its own item, after its own `Retry-After`. A round trip about to leave
+//! while its tenant waits out a 429 stays home: its items go back to their
+//! callers unsent, to be admitted again (`Pacer::paused`).
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use super::client::{CallError, Sent};
 use super::request::GraphRequest;
 use super::transport::Transport;
 use crate::domain::TenantId;
-use crate::pacing::Priority;
+use crate::pacing::{Pacer, Priority};
 
 pub const MAX_ITEMS: usize = 20;
 
@@ -27,7 +29,8 @@ pub struct BatchSettings {
     pub in_flight: usize,
 }
 
-type Answer = oneshot::Sender<Result<Sent, CallError>>;
+/// `Ok(None)`: not sent, the tenant was waiting out a 429.
+type Answer = oneshot::Sender<Result<Option<Sent>, CallError>>;
 
 struct Item {
     request: GraphRequest,
@@ -53,18 +56,20 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    pub(crate) fn spawn(transport: Arc<Transport>, settings: BatchSettings) -> Self {
+    pub(crate) fn spawn(transport: Arc<Transport>, settings: BatchSettings, pacer: Pacer) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, tx.clone(), transport, settings));
+        tokio::spawn(run(rx, tx.clone(), (transport, pacer), settings));
         Self { tx }
     }
 
+    /// The request's answer, or `None` when it was held back unsent
+    /// because its tenant was waiting out a 429 as its round trip formed.
     pub(crate) async fn send(
         &self,
         tenant: &TenantId,
         request: &GraphRequest,
         priority: Priority,
-    ) -> Result<Sent, CallError> {
+    ) -> Result<Option<Sent>, CallError> {
         let (answer, answered) = oneshot::channel();
         let item = Item {
             request: request.clone(),
@@ -86,7 +91,7 @@ impl Batcher {
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     tx: mpsc::UnboundedSender<Msg>,
-    transport: Arc<Transport>,
+    (transport, pacer): (Arc<Transport>, Pacer),
     settings: BatchSettings,
 ) {
     let mut lanes: HashMap<TenantId, Lane> = HashMap::new();
@@ -125,6 +130,11 @@ async fn run(
         }
         let now = Instant::now();
         for (tenant, lane) in lanes.iter_mut() {
+            if ready(lane, now, settings.linger) && pacer.paused(tenant) {
+                for item in lane.queue.drain(..) {
+                    let _ = item.answer.send(Ok(None));
+                }
+            }
             while lane.in_flight < settings.in_flight && ready(lane, now, settings.linger) {
                 let n = lane.queue.len().min(MAX_ITEMS);
                 let items: Vec<Item> = lane.queue.drain(..n).collect();
@@ -166,7 +176,7 @@ async fn deliver(transport: &Transport, tenant: &TenantId, items: Vec<Item>) {
             let mut items = items;
             if let Some(item) = items.pop() {
                 let r = transport.send(tenant, &item.request, item.priority).await;
-                let _ = item.answer.send(r);
+                let _ = item.answer.send(r.map(Some));
             }
         }
         _ => {
@@ -177,7 +187,7 @@ async fn deliver(transport: &Transport, tenant: &TenantId, items: Vec<Item>) {
             match transport.send_batch(tenant, &requests).await {
                 Ok(sent) => {
                     for (item, s) in items.into_iter().zip(sent) {
-                        let _ = item.answer.send(Ok(s));
+                        let _ = item.answer.send(Ok(Some(s)));
                     }
                 }
                 Err(e) => {

@@ -51,7 +51,7 @@ impl GraphClient {
             tokens,
             timeout,
         });
-        let batcher = batch.map(|b| Batcher::spawn(transport.clone(), b));
+        let batcher = batch.map(|b| Batcher::spawn(transport.clone(), b, pacer.clone()));
         Self {
             transport,
             pacer,
@@ -91,20 +91,28 @@ impl GraphClient {
         priority: Priority,
     ) -> Result<Sent, CallError> {
         let cost = request.cost();
-        let granted = self.pacer.admit(tenant, priority, cost).await;
-        // A listing page would only wait out the batcher's linger for
-        // company that cannot come (its next page waits for it).
-        let sent = match &self.batcher {
-            Some(b) if !request.is_listing_page() => b.send(tenant, request, priority).await?,
-            _ => self.transport.send(tenant, request, priority).await?,
-        };
-        self.observe(tenant, request, &sent.reply, granted);
-        crate::metrics::graph_answer(
-            request.method.as_str(),
-            sent.duration,
-            sent.reply.failure() == Some(super::Failure::Throttled),
-        );
-        Ok(sent)
+        loop {
+            let granted = self.pacer.admit(tenant, priority, cost).await;
+            // A listing page would only wait out the batcher's linger for
+            // company that cannot come (its next page waits for it).
+            let sent = match &self.batcher {
+                Some(b) if !request.is_listing_page() => b.send(tenant, request, priority).await?,
+                _ => Some(self.transport.send(tenant, request, priority).await?),
+            };
+            // Held back unsent while the tenant waits out a 429: admitted
+            // again, which waits out the pause.
+            let Some(sent) = sent else {
+                self.pacer.unsent(tenant, cost);
+                continue;
+            };
+            self.observe(tenant, request, &sent.reply, granted);
+            crate::metrics::graph_answer(
+                request.method.as_str(),
+                sent.duration,
+                sent.reply.failure() == Some(super::Failure::Throttled),
+            );
+            return Ok(sent);
+        }
     }
 }
 

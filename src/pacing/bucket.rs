@@ -169,6 +169,13 @@ impl Bucket {
         self.used_at = Some(now);
     }
 
+    /// A grant of `cost` that never reached Graph: taken out of the running
+    /// total from `now` on, so that no measurement counts it as given.
+    pub(super) fn not_sent(&mut self, cost: f64, now: Instant) {
+        self.granted_total -= cost;
+        self.history.push_back((now, self.granted_total));
+    }
+
     /// Graph said this bucket is empty (a 429 naming it) to a request
     /// granted at `granted_at`, with room again after `retry_after`.
     /// Requests granted before we learnt of the last such 429 were sent

@@ -377,6 +377,24 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         }
     }
 
+    /// A request admitted at `cost` never left (held back while its scope
+    /// waited out a 429): it did not reach Graph, so it is no evidence of
+    /// what a bucket gave. Its tokens stay spent: the 429 already set the
+    /// mirror to what Graph holds, and the request pays again when it is
+    /// admitted again, which at worst leaves a little unspent.
+    pub fn unsent(&mut self, key: &K, cost: Cost, now: Instant) {
+        let Some(t) = self.tenants.get_mut(key) else {
+            return;
+        };
+        t.ru.not_sent(cost.resource_units, now);
+        self.app_ru.not_sent(cost.resource_units, now);
+        if cost.writes > 0.0 {
+            for b in [&mut t.writes, &mut t.tenant_writes, &mut self.app_writes] {
+                b.not_sent(cost.writes, now);
+            }
+        }
+    }
+
     /// The live ceilings learnt for `key` as shares of the documented ones:
     /// resource units, writes, tenant-wide writes (for status and tests).
     pub fn shares(&self, key: &K) -> Option<[f64; 3]> {

@@ -12,6 +12,7 @@ mod settings;
 pub use settings::{PacingSettings, TenantPacing};
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -73,6 +74,10 @@ enum Msg {
         share: Option<LimitShare>,
         granted_at: Granted,
     },
+    Unsent {
+        tenant: TenantId,
+        cost: Cost,
+    },
 }
 
 /// `x-ms-throttle-limit-percentage` as read: the value, and the most it
@@ -92,6 +97,17 @@ pub struct Granted(std::time::Instant);
 #[derive(Clone)]
 pub struct Pacer {
     tx: mpsc::UnboundedSender<Msg>,
+    pauses: Arc<Mutex<Pauses>>,
+}
+
+/// Until when each tenant (or the whole app) waits out a 429's
+/// `Retry-After`, as the handle heard it, for [`Pacer::paused`]. The
+/// scheduler pauses the same scope from the same 429, a moment later, so
+/// its pause never ends before this one.
+#[derive(Default)]
+struct Pauses {
+    tenants: HashMap<TenantId, Instant>,
+    app: Option<Instant>,
 }
 
 /// Limits per tenant: the documented ones by size, or the operator's override.
@@ -105,7 +121,30 @@ impl Pacer {
             rx,
             Core::new(app, limits_for, Instant::now().into_std()),
         ));
-        Self { tx }
+        Self {
+            tx,
+            pauses: Arc::default(),
+        }
+    }
+
+    /// Whether `tenant` is waiting out a 429 now. A request admitted before
+    /// Graph's 429 came back, and not yet on the wire, would only meet the
+    /// same wall (and be charged for it, as Graph charges refused
+    /// requests): the batcher asks this before a round trip leaves.
+    pub fn paused(&self, tenant: &TenantId) -> bool {
+        let now = Instant::now();
+        let p = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        p.app.is_some_and(|t| t > now) || p.tenants.get(tenant).is_some_and(|t| *t > now)
+    }
+
+    /// A request admitted at a cost of `cost` was not sent after all (held
+    /// back by [`Pacer::paused`]): what it was granted is not counted as
+    /// having reached Graph. It asks for admission again.
+    pub fn unsent(&self, tenant: &TenantId, cost: Cost) {
+        let _ = self.tx.send(Msg::Unsent {
+            tenant: tenant.clone(),
+            cost,
+        });
     }
 
     /// Waits until the request may be sent. If the scheduler is gone (the
@@ -136,9 +175,25 @@ impl Pacer {
         retry_after: Duration,
         granted_at: Granted,
     ) {
+        let throttle = Throttle::from_header(scope, write);
+        let now = Instant::now();
+        // As the scheduler does: a wild value waits an hour, not forever.
+        let until = now
+            .checked_add(retry_after)
+            .unwrap_or(now + Duration::from_secs(3_600));
+        {
+            let mut p = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+            if throttle.scope == core::Scope::App {
+                p.app = Some(p.app.map_or(until, |t| t.max(until)));
+            } else {
+                p.tenants.retain(|_, t| *t > now);
+                let t = p.tenants.entry(tenant.clone()).or_insert(until);
+                *t = (*t).max(until);
+            }
+        }
         let _ = self.tx.send(Msg::Throttled {
             tenant: tenant.clone(),
-            throttle: Throttle::from_header(scope, write),
+            throttle,
             retry_after,
             granted_at,
         });
@@ -201,6 +256,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
                 share,
                 granted_at,
             }) => core.answered(&tenant, write, share, granted_at.0, now),
+            Some(Msg::Unsent { tenant, cost }) => core.unsent(&tenant, cost, now),
             None => {}
         }
         // Waiters whose request was abandoned are dropped uncharged.

@@ -126,6 +126,45 @@ async fn a_throttled_batch_item_is_retried_alone_after_its_own_retry_after() {
 }
 
 #[tokio::test]
+async fn requests_waiting_for_a_batch_are_not_sent_while_their_tenant_waits_out_a_429() {
+    let mut app = TestApp::spawn_with(lingering()).await;
+    already_in_plumm(&mut app, 30).await;
+    // The first batch (20 creates) goes at once; one of its creates is
+    // refused with a Retry-After longer than the others' wait for company.
+    app.fail_next(
+        Some(T1),
+        "POST",
+        "/users",
+        1,
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(3.0),
+        },
+    );
+    app.connect_both().await;
+    app.converged().await;
+    app.stop_daemon().await;
+
+    assert_eq!(app.users(T1).len(), 30);
+    let posts: Vec<_> = app
+        .graph_calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path == "/v1.0/users")
+        .collect();
+    assert_eq!(posts.len(), 31, "thirty creates and one retry");
+    let refused = posts.iter().find(|p| p.status == 429).expect("the 429");
+    // The ten still waiting for company when it came back stayed home
+    // until the Retry-After was over, rather than meet the same wall.
+    let early: Vec<_> = posts
+        .iter()
+        .filter(|p| p.seq > refused.seq && p.batch_seq != refused.batch_seq)
+        .filter(|p| (p.time - refused.time) < chrono::Duration::milliseconds(2_900))
+        .map(|p| (p.seq, p.time))
+        .collect();
+    assert!(early.is_empty(), "sent during the pause: {early:?}");
+}
+
+#[tokio::test]
 async fn the_pacer_keeps_a_bulk_sync_under_graphs_write_limit_without_429s() {
     // Graph's write limit, scaled: 30 writes per 150 s at time scale 100 is
     // a bucket of 30 refilled at 20 per second.
