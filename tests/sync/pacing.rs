@@ -32,6 +32,27 @@ async fn already_in_plumm(app: &mut TestApp, n: usize) {
     app.converged().await;
 }
 
+/// The initial sync of `n` people already in Plumm, whose first create is
+/// refused with 429 and `retry_after` seconds; converged and stopped.
+async fn sync_with_one_429(n: usize, retry_after: f64) -> TestApp {
+    let mut app = TestApp::spawn_with(lingering()).await;
+    already_in_plumm(&mut app, n).await;
+    app.fail_next(
+        Some(T1),
+        "POST",
+        "/users",
+        1,
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(retry_after),
+        },
+    );
+    app.connect_both().await;
+    app.converged().await;
+    app.stop_daemon().await;
+    app
+}
+
 #[tokio::test]
 async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
     let mut app = TestApp::spawn_with(lingering()).await;
@@ -89,22 +110,8 @@ async fn an_initial_sync_travels_in_batches_of_at_most_twenty() {
 
 #[tokio::test]
 async fn a_throttled_batch_item_is_retried_alone_after_its_own_retry_after() {
-    let mut app = TestApp::spawn_with(lingering()).await;
-    already_in_plumm(&mut app, 10).await;
     // One create inside the first batch is refused with 429; the rest pass.
-    app.fail_next(
-        Some(T1),
-        "POST",
-        "/users",
-        1,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(0.2),
-        },
-    );
-    app.connect_both().await;
-    app.converged().await;
-    app.stop_daemon().await;
+    let app = sync_with_one_429(10, 0.2).await;
 
     assert_eq!(app.users(T1).len(), 10);
     let posts: Vec<_> = app
@@ -127,23 +134,9 @@ async fn a_throttled_batch_item_is_retried_alone_after_its_own_retry_after() {
 
 #[tokio::test]
 async fn requests_waiting_for_a_batch_are_not_sent_while_their_tenant_waits_out_a_429() {
-    let mut app = TestApp::spawn_with(lingering()).await;
-    already_in_plumm(&mut app, 30).await;
     // The first batch (20 creates) goes at once; one of its creates is
     // refused with a Retry-After longer than the others' wait for company.
-    app.fail_next(
-        Some(T1),
-        "POST",
-        "/users",
-        1,
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(3.0),
-        },
-    );
-    app.connect_both().await;
-    app.converged().await;
-    app.stop_daemon().await;
+    let app = sync_with_one_429(30, 3.0).await;
 
     assert_eq!(app.users(T1).len(), 30);
     let posts: Vec<_> = app
