@@ -17,6 +17,8 @@ pub(super) struct RawPacing {
     tenants: BTreeMap<String, TenantPacing>,
     #[serde(default = "d_one")]
     time_scale: f64,
+    #[serde(default = "d_true")]
+    slow_start: bool,
 }
 
 impl Default for RawPacing {
@@ -25,12 +27,17 @@ impl Default for RawPacing {
             default_tenant_size: TenantSize::default(),
             tenants: BTreeMap::new(),
             time_scale: 1.0,
+            slow_start: true,
         }
     }
 }
 
 fn d_one() -> f64 {
     1.0
+}
+
+fn d_true() -> bool {
+    true
 }
 
 impl RawPacing {
@@ -46,6 +53,7 @@ impl RawPacing {
             default_size: self.default_tenant_size,
             tenants: BTreeMap::new(),
             time_scale: scale,
+            slow_start: self.slow_start,
         };
         for (tenant, o) in self.tenants {
             let id = TenantId::parse(&tenant).map_err(|e| ConfigError::Invalid {

@@ -99,7 +99,12 @@ pub fn graph_client(settings: &Settings) -> Result<Arc<GraphClient>, StartupErro
         credential,
     );
     let pacing = settings.pacing.clone();
-    let pacer = Pacer::spawn(pacing.app_limits(), Box::new(move |t| pacing.limits_for(t)));
+    let slow_start = pacing.slow_start;
+    let pacer = Pacer::spawn(
+        pacing.app_limits(),
+        Box::new(move |t| pacing.limits_for(t)),
+        slow_start,
+    );
     Ok(Arc::new(GraphClient::new(
         http,
         &settings.entra.graph_base_url,

@@ -92,7 +92,9 @@ impl GraphClient {
     ) -> Result<Sent, CallError> {
         let cost = request.cost();
         loop {
-            let granted = self.pacer.admit(tenant, priority, cost).await;
+            // Off the wire (for the slow start) when dropped, however
+            // this attempt ends.
+            let admitted = self.pacer.admit(tenant, priority, cost).await;
             // A listing page would only wait out the batcher's linger for
             // company that cannot come (its next page waits for it).
             let sent = match &self.batcher {
@@ -105,7 +107,8 @@ impl GraphClient {
                 self.pacer.unsent(tenant, cost);
                 continue;
             };
-            self.observe(tenant, request, &sent.reply, granted);
+            self.observe(tenant, request, &sent.reply, admitted.granted());
+            drop(admitted);
             crate::metrics::graph_answer(
                 request.method.as_str(),
                 sent.duration,

@@ -163,6 +163,7 @@ fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally)
                     c.throttled(&"t", t, retry_after, granted, now);
                 }
             }
+            c.finished(&"t", WRITE, now);
         }
         top_up(&mut c, now);
         let p = c.poll(now);
@@ -385,4 +386,25 @@ fn a_padded_retry_after_understates_the_ceiling_only_for_a_while() {
     // What it did not send, the tenant's bucket kept: spent since.
     assert!(tally.rate(10, 200) >= 0.9 * 6.0, "{:?}", tally.per_second);
     assert_eq!(tally.throttled, 1, "{:?}", tally.throttled_at);
+}
+
+#[test]
+fn into_a_tenant_another_app_has_emptied_the_first_wave_is_one_batch() {
+    let t0 = Instant::now();
+    let mut g = Graph::new(t0);
+    g.precision = 100.0;
+    g.latency = Duration::from_millis(400);
+    // Eighty workers' worth waiting, and another app that has spent the
+    // tenant's burst and leaves 10 of 20 a second, before this app starts.
+    g.backlog = 80;
+    g.bursts.push_back((t0, 18_000.0));
+    g.foreign.push((t0, 50.0));
+    let (_, tally) = run(&mut g, t0, 60);
+    // One batch meets the wall, not every worker at once; its answers (a
+    // 429, a limit percentage) set the mirror before more go. (Without the
+    // slow start, all 80 did.)
+    let first = tally.throttled_at.iter().filter(|t| **t < 1.0).count();
+    assert_eq!(first, 20, "{:?}", tally.throttled_at);
+    assert!(tally.throttled <= 30, "{:?}", tally.throttled_at);
+    assert!(tally.rate(10, 60) >= 0.9 * 10.0, "{:?}", tally.per_second);
 }

@@ -22,6 +22,18 @@ pub type Ticket = u64;
 /// percentage describes (Graph reports from 0.8; the mirror may lag).
 const NEAR_REPORTED: f64 = 0.6;
 
+/// Slow start, as TCP's: bulk writes on the wire in a tenant start at one
+/// `$batch` and grow by one per answer that is not a 429 (doubling each
+/// round trip), so the first wave into a tenant another app has emptied is
+/// one batch, not every worker at once, and its answers (a limit percentage,
+/// a 429) set the mirror before more go. A 429 halves the window; idleness
+/// starts it over, since the bucket may have been spent meanwhile.
+const FIRST_WINDOW: f64 = 20.0;
+const MOST_WINDOW: f64 = 400.0;
+/// Idle for this share of the write window (1 s of Microsoft time on the
+/// 150 s app+tenant limit) is idle enough to start slow again.
+const IDLE_SHARE: f64 = 1.0 / 150.0;
+
 #[derive(Debug)]
 struct Waiting {
     ticket: Ticket,
@@ -36,9 +48,29 @@ struct TenantState {
     paused_until: Option<Instant>,
     /// Index 0: real-time, 1: bulk.
     queues: [VecDeque<Waiting>; 2],
+    /// Writes granted and not finished yet, the slow-start window that
+    /// bounds the bulk ones, and when the last one finished.
+    in_flight: f64,
+    window: f64,
+    finished_at: Option<Instant>,
 }
 
 impl TenantState {
+    /// Whether the head request fits the slow-start window. Real time is
+    /// never held by it (it counts, though); a tenant idle long enough
+    /// starts slow again.
+    fn window_admits(&mut self, cost: Cost, now: Instant) -> bool {
+        let idle = Duration::from_secs_f64(self.writes.rate.window_secs * IDLE_SHARE);
+        let quiet = self
+            .finished_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= idle);
+        if self.in_flight <= 0.0 && quiet {
+            self.window = FIRST_WINDOW;
+        }
+        let bulk = self.queues[0].is_empty();
+        !bulk || cost.writes <= 0.0 || self.in_flight + cost.writes <= self.window
+    }
+
     fn head(&self) -> Option<&Waiting> {
         self.queues[0].front().or_else(|| self.queues[1].front())
     }
@@ -121,6 +153,7 @@ pub struct Core<K> {
     app_paused_until: Option<Instant>,
     limits_for: Box<dyn Fn(&K) -> TenantLimits + Send>,
     where_is: HashMap<Ticket, K>,
+    slow_start: bool,
 }
 
 /// What `poll` decided.
@@ -146,7 +179,14 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
             app_paused_until: None,
             limits_for,
             where_is: HashMap::new(),
+            slow_start: true,
         }
+    }
+
+    /// With (the default) or without the slow-start window.
+    pub fn slow_start(mut self, on: bool) -> Self {
+        self.slow_start = on;
+        self
     }
 
     fn tenant(&mut self, key: &K, now: Instant) -> &mut TenantState {
@@ -160,6 +200,9 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 tenant_writes: Bucket::new(l.tenant_writes, now),
                 paused_until: None,
                 queues: [VecDeque::new(), VecDeque::new()],
+                in_flight: 0.0,
+                window: FIRST_WINDOW,
+                finished_at: None,
             }
         })
     }
@@ -226,6 +269,10 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                     note(p);
                     continue;
                 }
+                if self.slow_start && !t.window_admits(cost, now) {
+                    // A finished write (a message) polls again.
+                    continue;
+                }
                 let wait = [
                     t.ru.wait_for(cost.resource_units),
                     t.writes.wait_for(cost.writes),
@@ -242,6 +289,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 }
                 t.ru.charge(cost.resource_units, now);
                 self.app_ru.charge(cost.resource_units, now);
+                t.in_flight += cost.writes;
                 if cost.writes > 0.0 {
                     t.writes.charge(cost.writes, now);
                     t.tenant_writes.charge(cost.writes, now);
@@ -307,6 +355,19 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
             bucket.tokens = bucket.tokens.min(0.0);
         }
         *paused = Some(paused.map_or(until, |p| p.max(until)));
+        if t.write {
+            let ts = self.tenant(key, now);
+            ts.window = (ts.window / 2.0).max(FIRST_WINDOW);
+        }
+    }
+
+    /// A request granted at `cost` is over, whatever became of it (an
+    /// answer, an error, held back, abandoned): it is off the wire.
+    pub fn finished(&mut self, key: &K, cost: Cost, now: Instant) {
+        if let Some(t) = self.tenants.get_mut(key) {
+            t.in_flight = (t.in_flight - cost.writes).max(0.0);
+            t.finished_at = Some(now);
+        }
     }
 
     /// A successful answer to a request granted at `granted_at`, with
@@ -336,6 +397,9 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         let Some(t) = self.tenants.get_mut(key) else {
             return;
         };
+        if write {
+            t.window = (t.window + 1.0).min(MOST_WINDOW);
+        }
         let mut touched = vec![&mut t.ru, &mut self.app_ru];
         if write {
             touched.extend([&mut t.writes, &mut t.tenant_writes, &mut self.app_writes]);

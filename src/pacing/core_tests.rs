@@ -10,12 +10,15 @@ const WRITE: Cost = Cost {
     writes: 1.0,
 };
 
+/// The mirror's own behaviour: no answers come back in these tests, so
+/// the slow-start window (tested on its own below) is off.
 fn core(now: Instant) -> Core<&'static str> {
     Core::new(
         AppLimits::documented(),
         Box::new(|_| TenantLimits::documented(TenantSize::Large)),
         now,
     )
+    .slow_start(false)
 }
 
 /// Grants over `secs` of virtual time, polling as an actor would: at each
@@ -96,7 +99,8 @@ fn the_app_wide_budget_is_shared_fairly_between_tenants() {
         },
         Box::new(|_| TenantLimits::documented(TenantSize::Large)),
         t0,
-    );
+    )
+    .slow_start(false);
     for i in 0..1_000 {
         c.submit(i, &"a", Priority::Bulk, WRITE, t0);
         c.submit(10_000 + i, &"b", Priority::Bulk, WRITE, t0);
@@ -177,4 +181,85 @@ fn throttle_scope_header_names_the_limit() {
     );
     assert_eq!(Scope::parse("Tenant/Write/app/tenant"), Some(Scope::Tenant));
     assert_eq!(Scope::parse("nonsense"), None);
+}
+
+/// Answers every grant of `p` (clean, no limit percentage) and takes it
+/// off the wire.
+fn answer_all(c: &mut Core<&'static str>, p: &Poll, now: Instant) {
+    for _ in &p.granted {
+        c.answered(&"contoso", true, None, now, now);
+        c.finished(&"contoso", WRITE, now);
+    }
+}
+
+#[test]
+fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    for i in 0..1_000 {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
+    }
+    let mut waves = Vec::new();
+    let mut now = t0;
+    for _ in 0..4 {
+        let p = c.poll(now);
+        waves.push(p.granted.len());
+        // Nothing more goes until answers come back.
+        assert!(c.poll(now).granted.is_empty());
+        now += Duration::from_millis(50);
+        answer_all(&mut c, &p, now);
+    }
+    assert_eq!(waves, vec![20, 40, 80, 160]);
+}
+
+#[test]
+fn real_time_is_never_held_by_the_window_but_counts_in_it() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    for i in 0..1_000 {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
+    }
+    let first = c.poll(t0);
+    assert_eq!(first.granted.len(), 20);
+    c.submit(5_000, &"contoso", Priority::Realtime, WRITE, t0);
+    assert_eq!(c.poll(t0).granted, vec![5_000], "a new hire does not wait");
+    // Twenty clean answers: a window of 40, one of them the new hire's.
+    let t1 = t0 + Duration::from_millis(50);
+    answer_all(&mut c, &first, t1);
+    assert_eq!(c.poll(t1).granted.len(), 39);
+}
+
+#[test]
+fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
+    let t0 = Instant::now();
+    let mut c = Core::new(
+        AppLimits::documented(),
+        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
+        t0,
+    );
+    for i in 0..40 {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
+    }
+    let p = c.poll(t0);
+    answer_all(&mut c, &p, t0);
+    let p = c.poll(t0);
+    assert_eq!(p.granted.len(), 20, "the window grew to 40");
+    answer_all(&mut c, &p, t0);
+    for i in 100..200 {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
+    }
+    let idle = t0 + Duration::from_secs(1);
+    assert_eq!(
+        c.poll(idle).granted.len(),
+        20,
+        "one batch after a quiet second"
+    );
 }

@@ -60,7 +60,7 @@ enum Msg {
         tenant: TenantId,
         priority: Priority,
         cost: Cost,
-        reply: oneshot::Sender<Granted>,
+        reply: oneshot::Sender<Admitted>,
     },
     Throttled {
         tenant: TenantId,
@@ -78,6 +78,37 @@ enum Msg {
         tenant: TenantId,
         cost: Cost,
     },
+    Finished {
+        tenant: TenantId,
+        cost: Cost,
+    },
+}
+
+/// A request the scheduler let go. However it ends (an answer, an error,
+/// held back, or its task abandoned), dropping this tells the scheduler it
+/// is off the wire, which the slow-start window counts on.
+pub struct Admitted {
+    granted: Granted,
+    tenant: TenantId,
+    cost: Cost,
+    tx: mpsc::WeakUnboundedSender<Msg>,
+}
+
+impl Admitted {
+    pub fn granted(&self) -> Granted {
+        self.granted
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.upgrade() {
+            let _ = tx.send(Msg::Finished {
+                tenant: self.tenant.clone(),
+                cost: self.cost,
+            });
+        }
+    }
 }
 
 /// `x-ms-throttle-limit-percentage` as read: the value, and the most it
@@ -115,11 +146,11 @@ pub type LimitsFor = Box<dyn Fn(&TenantId) -> TenantLimits + Send>;
 
 impl Pacer {
     /// Starts the scheduler task (on the current Tokio runtime).
-    pub fn spawn(app: AppLimits, limits_for: LimitsFor) -> Self {
+    pub fn spawn(app: AppLimits, limits_for: LimitsFor, slow_start: bool) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(
-            rx,
-            Core::new(app, limits_for, Instant::now().into_std()),
+            (rx, tx.downgrade()),
+            Core::new(app, limits_for, Instant::now().into_std()).slow_start(slow_start),
         ));
         Self {
             tx,
@@ -150,7 +181,7 @@ impl Pacer {
     /// Waits until the request may be sent. If the scheduler is gone (the
     /// runtime is shutting down), lets the request through: Graph's own
     /// 429s still protect it.
-    pub async fn admit(&self, tenant: &TenantId, priority: Priority, cost: Cost) -> Granted {
+    pub async fn admit(&self, tenant: &TenantId, priority: Priority, cost: Cost) -> Admitted {
         let (reply, granted) = oneshot::channel();
         let msg = Msg::Admit {
             tenant: tenant.clone(),
@@ -159,11 +190,16 @@ impl Pacer {
             reply,
         };
         if self.tx.send(msg).is_ok() {
-            if let Ok(at) = granted.await {
-                return at;
+            if let Ok(admitted) = granted.await {
+                return admitted;
             }
         }
-        Granted(Instant::now().into_std())
+        Admitted {
+            granted: Granted(Instant::now().into_std()),
+            tenant: tenant.clone(),
+            cost,
+            tx: self.tx.downgrade(),
+        }
     }
 
     /// Graph answered 429 (`scope`: its `x-ms-throttle-scope`).
@@ -217,8 +253,12 @@ impl Pacer {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
-    let mut waiting: HashMap<Ticket, oneshot::Sender<Granted>> = HashMap::new();
+async fn run(
+    (mut rx, me): (mpsc::UnboundedReceiver<Msg>, mpsc::WeakUnboundedSender<Msg>),
+    mut core: Core<TenantId>,
+) {
+    type Reply = (oneshot::Sender<Admitted>, TenantId, Cost);
+    let mut waiting: HashMap<Ticket, Reply> = HashMap::new();
     let mut next_ticket: Ticket = 0;
     let mut wake: Option<Instant> = None;
     loop {
@@ -242,7 +282,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
             }) => {
                 next_ticket += 1;
                 core.submit(next_ticket, &tenant, priority, cost, now);
-                waiting.insert(next_ticket, reply);
+                waiting.insert(next_ticket, (reply, tenant, cost));
             }
             Some(Msg::Throttled {
                 tenant,
@@ -257,10 +297,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
                 granted_at,
             }) => core.answered(&tenant, write, share, granted_at.0, now),
             Some(Msg::Unsent { tenant, cost }) => core.unsent(&tenant, cost, now),
+            Some(Msg::Finished { tenant, cost }) => core.finished(&tenant, cost, now),
             None => {}
         }
         // Waiters whose request was abandoned are dropped uncharged.
-        waiting.retain(|ticket, tx| {
+        waiting.retain(|ticket, (tx, _, _)| {
             let alive = !tx.is_closed();
             if !alive {
                 core.cancel(*ticket);
@@ -269,8 +310,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, mut core: Core<TenantId>) {
         });
         let poll = core.poll(now);
         for ticket in poll.granted {
-            if let Some(tx) = waiting.remove(&ticket) {
-                let _ = tx.send(Granted(now));
+            if let Some((tx, tenant, cost)) = waiting.remove(&ticket) {
+                // Refused, it is dropped here: finished at once.
+                let _ = tx.send(Admitted {
+                    granted: Granted(now),
+                    tenant,
+                    cost,
+                    tx: me.clone(),
+                });
             }
         }
         wake = poll.next.map(Instant::from_std);

@@ -8,13 +8,27 @@ use crate::domain::TenantId;
 
 /// Graph's documented limits by tenant size, or the operator's numbers for
 /// a tenant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PacingSettings {
     pub default_size: TenantSize,
     pub tenants: BTreeMap<TenantId, TenantPacing>,
     /// Divides every limit's window: 1.0 against Microsoft; the emulator's
     /// `time_scale` when it runs Microsoft's ratios faster (benchmarks, tests).
     pub time_scale: f64,
+    /// Bulk writes on the wire in a tenant start at one `$batch` and grow
+    /// with clean answers (`core.rs`, slow start).
+    pub slow_start: bool,
+}
+
+impl Default for PacingSettings {
+    fn default() -> Self {
+        Self {
+            default_size: TenantSize::default(),
+            tenants: BTreeMap::new(),
+            time_scale: 1.0,
+            slow_start: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
