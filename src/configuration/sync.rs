@@ -55,7 +55,7 @@ impl Default for RawSync {
             revoke_sessions_on_suspend: true,
             upn_domain: String::new(),
             realtime_workers_per_tenant: 8,
-            bulk_workers_per_tenant: 40,
+            bulk_workers_per_tenant: 80,
             retry_initial: "500ms".into(),
             retry_max: "60s".into(),
             retry_attempts: 6,
