@@ -26,7 +26,8 @@ const NEAR_REPORTED: f64 = 0.6;
 /// `$batch` and grow by one per answer that is not a 429 (doubling each
 /// round trip), so the first wave into a tenant another app has emptied is
 /// one batch, not every worker at once, and its answers (a limit percentage,
-/// a 429) set the mirror before more go. A 429 halves the window; idleness
+/// a 429) set the mirror before more go. A 429 halves the window (once per
+/// episode: those sent before the first came back are one); idleness
 /// starts it over, since the bucket may have been spent meanwhile.
 const FIRST_WINDOW: f64 = 20.0;
 const MOST_WINDOW: f64 = 400.0;
@@ -53,6 +54,9 @@ struct TenantState {
     in_flight: f64,
     window: f64,
     finished_at: Option<Instant>,
+    /// When the window was last halved: the 429s of requests granted
+    /// before then are the same episode, one halving.
+    halved_at: Option<Instant>,
 }
 
 impl TenantState {
@@ -203,6 +207,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 in_flight: 0.0,
                 window: FIRST_WINDOW,
                 finished_at: None,
+                halved_at: None,
             }
         })
     }
@@ -355,9 +360,10 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
             bucket.tokens = bucket.tokens.min(0.0);
         }
         *paused = Some(paused.map_or(until, |p| p.max(until)));
-        if t.write {
-            let ts = self.tenant(key, now);
+        let ts = self.tenant(key, now);
+        if t.write && ts.halved_at.is_none_or(|h| granted_at > h) {
             ts.window = (ts.window / 2.0).max(FIRST_WINDOW);
+            ts.halved_at = Some(now);
         }
     }
 
