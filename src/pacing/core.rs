@@ -71,8 +71,12 @@ impl TenantState {
         if self.in_flight <= 0.0 && quiet {
             self.window = FIRST_WINDOW;
         }
+        // Whatever it costs, a request goes when nothing else is on the wire.
         let bulk = self.queues[0].is_empty();
-        !bulk || cost.writes <= 0.0 || self.in_flight + cost.writes <= self.window
+        !bulk
+            || cost.writes <= 0.0
+            || self.in_flight <= 0.0
+            || self.in_flight + cost.writes <= self.window
     }
 
     fn head(&self) -> Option<&Waiting> {
