@@ -195,11 +195,7 @@ fn answer_all(c: &mut Core<&'static str>, p: &Poll, now: Instant) {
 #[test]
 fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = core(t0).slow_start(true);
     for i in 0..1_000 {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }
@@ -219,11 +215,7 @@ fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
 #[test]
 fn real_time_is_never_held_by_the_window_but_counts_in_it() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = core(t0).slow_start(true);
     for i in 0..1_000 {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }
@@ -240,11 +232,7 @@ fn real_time_is_never_held_by_the_window_but_counts_in_it() {
 #[test]
 fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
     let t0 = Instant::now();
-    let mut c = Core::new(
-        AppLimits::documented(),
-        Box::new(|_| TenantLimits::documented(TenantSize::Large)),
-        t0,
-    );
+    let mut c = core(t0).slow_start(true);
     for i in 0..40 {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }
