@@ -116,37 +116,48 @@ pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
-impl StateDb {
-    pub fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
-        let outcome = r.outcome.unwrap_or(Outcome::Ok);
-        self.lock()
-            .prepare_cached(
-                "INSERT INTO audit (at, company_id, tenant_id, plumm_user_id, email, action, outcome,
+/// Appends `r` on `conn` (a transaction, when the row goes with what it
+/// records); the caller counts it ([`counted`]) once committed.
+pub(super) fn insert_audit(conn: &rusqlite::Connection, r: &AuditRecord) -> Result<(), StoreError> {
+    let outcome = r.outcome.unwrap_or(Outcome::Ok);
+    conn.prepare_cached(
+        "INSERT INTO audit (at, company_id, tenant_id, plumm_user_id, email, action, outcome,
                    http_status, error_code, error_message, request_id, client_request_id, attempt,
                    duration_ms, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    now_text(),
-                    r.company.map(|c| c.0),
-                    r.tenant.as_ref().map(|t| t.as_str().to_string()),
-                    r.user.map(|u| u.0),
-                    r.email,
-                    r.action,
-                    outcome.as_str(),
-                    r.http_status,
-                    r.error_code,
-                    r.error_message,
-                    r.request_id,
-                    r.client_request_id,
-                    r.attempt,
-                    r.duration_ms.map(|d| d as i64),
-                    r.detail,
-                ])
-            })
-            .ctx("appending to the audit log")?;
-        crate::metrics::audit_row(&r.action, outcome.as_str());
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            now_text(),
+            r.company.map(|c| c.0),
+            r.tenant.as_ref().map(|t| t.as_str().to_string()),
+            r.user.map(|u| u.0),
+            r.email,
+            r.action,
+            outcome.as_str(),
+            r.http_status,
+            r.error_code,
+            r.error_message,
+            r.request_id,
+            r.client_request_id,
+            r.attempt,
+            r.duration_ms.map(|d| d as i64),
+            r.detail,
+        ])
+    })
+    .ctx("appending to the audit log")?;
+    Ok(())
+}
+
+/// The audit row metric, for a row on disk.
+pub(super) fn counted(r: &AuditRecord) {
+    crate::metrics::audit_row(&r.action, r.outcome.unwrap_or(Outcome::Ok).as_str());
+}
+
+impl StateDb {
+    pub fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
+        insert_audit(&self.lock(), r)?;
+        counted(r);
         Ok(())
     }
 

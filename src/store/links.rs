@@ -2,6 +2,7 @@
 use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
+use super::audit::AuditRecord;
 use super::state::{tenant, Link, Parked};
 use super::{now_text, Context, StateDb, StoreError};
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
@@ -57,10 +58,13 @@ impl StateDb {
     /// Saves the link of an account a create made (or a lookup found) and
     /// settles the person's open create intents in that tenant as that
     /// account, in one transaction: a crash leaves both or neither.
-    pub fn save_created_link(&self, link: &Link) -> Result<(), StoreError> {
+    pub fn save_created_link(&self, link: &Link, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("saving a link")?;
         save_link_in(&tx, link)?;
+        // Its audit row in the same commit: one WAL append of the pages
+        // both touch, not two.
+        super::audit::insert_audit(&tx, audit)?;
         // Linked: a create that carried this account's UPN or mail made it
         // (or was refused because it exists). Creates under other
         // identifiers stay open: their account, if any, is another one.
@@ -83,7 +87,9 @@ impl StateDb {
             ],
         )
         .ctx("settling create intents")?;
-        tx.commit().ctx("saving a link")
+        tx.commit().ctx("saving a link")?;
+        super::audit::counted(audit);
+        Ok(())
     }
 
     /// Forgets the link and the memberships and manager the daemon set for it: the

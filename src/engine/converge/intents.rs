@@ -134,14 +134,13 @@ impl Job<'_> {
             verify_first: false,
             revoke_owed: false,
         };
-        self.state().save_created_link(&link)?;
         let mut r = self.ctx.record(Action::Link, Outcome::Ok);
         r.detail = Some(format!(
             "found Entra user {} that a create sent at {} made (its answer never arrived); \
              linked it (matched by {})",
             found.id, intent.created_at, found.matched_by
         ));
-        self.ctx.audit(&r);
+        self.state().save_created_link(&link, &r)?;
         Ok(None)
     }
 }

@@ -115,13 +115,12 @@ impl Job<'_> {
         let link = self.found_link(found.id.clone(), found.props);
         // The account with these identifiers is found: any create sent for
         // them whose answer was lost made this one.
-        self.state().save_created_link(&link)?;
         let mut r = self.ctx.record(Action::Link, Outcome::Ok);
         r.detail = Some(format!(
             "linked to existing Entra user {} (matched by {})",
             found.id, found.matched_by
         ));
-        self.ctx.audit(&r);
+        self.state().save_created_link(&link, &r)?;
         Ok(Step::Linked(link))
     }
 }

@@ -432,6 +432,22 @@ impl Job<'_> {
 
     /// Audits a successful write.
     fn done(&self, action: Action, sent: &Sent, attempt: u32, detail: Option<String>) {
+        let r = self.done_record(action, sent, attempt, detail);
+        self.ctx.audit(&r);
+        tracing::debug!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
+            action = %action, request_id = r.request_id.as_deref().unwrap_or(""), "done");
+    }
+}
+
+impl Job<'_> {
+    /// The audit row of a successful write.
+    fn done_record(
+        &self,
+        action: Action,
+        sent: &Sent,
+        attempt: u32,
+        detail: Option<String>,
+    ) -> AuditRecord {
         let mut r = self.ctx.record(action, Outcome::Ok);
         r.http_status = Some(sent.reply.status);
         r.request_id = sent.reply.request_id.clone();
@@ -439,9 +455,7 @@ impl Job<'_> {
         r.duration_ms = Some(sent.duration.as_millis() as u64);
         r.attempt = Some(attempt);
         r.detail = detail;
-        self.ctx.audit(&r);
-        tracing::debug!(company = %self.ctx.company, tenant = %self.ctx.tenant, user = %self.ctx.user,
-            action = %action, request_id = r.request_id.as_deref().unwrap_or(""), "done");
+        r
     }
 }
 

@@ -239,12 +239,12 @@ impl Job<'_> {
             Ok((sent, n)) => {
                 self.state().forget_deleted(&self.ctx.tenant, &d.id)?;
                 let link = self.found_link(d.id.clone(), d.props.clone());
-                self.state().save_created_link(&link)?;
                 let detail = format!(
                     "restored Entra user {} (deleted {}, found by {}) instead of creating a second account",
                     d.id, d.deleted_at, d.found_by
                 );
-                self.done(Action::Restore, &sent, n, Some(detail));
+                let r = self.done_record(Action::Restore, &sent, n, Some(detail));
+                self.state().save_created_link(&link, &r)?;
                 return Ok(Step::Linked(link));
             }
             Err(e) => e,

@@ -318,12 +318,12 @@ impl Job<'_> {
             verify_first: false,
             revoke_owed: false,
         };
-        self.state().save_created_link(&link)?;
         let mut detail = format!("created Entra user {id} as {}", desired.user_principal_name);
         if let Some(why) = self.timing().why.filter(|_| !desired.account_enabled) {
             detail.push_str(&format!(", disabled: {why}"));
         }
-        self.done(Action::Create, sent, n, Some(detail));
+        let r = self.done_record(Action::Create, sent, n, Some(detail));
+        self.state().save_created_link(&link, &r)?;
         Ok(Step::Finished(Converged::Done))
     }
 
