@@ -163,7 +163,7 @@ fn run(graph: &mut Graph, t0: Instant, secs: u64) -> (Core<&'static str>, Tally)
                     c.throttled(&"t", t, retry_after, granted, now);
                 }
             }
-            c.finished(&"t", WRITE, now);
+            c.finished(&"t", WRITE, granted, now);
         }
         top_up(&mut c, now);
         let p = c.poll(now);

@@ -88,7 +88,7 @@ fn run(secs: u64) -> (Vec<u32>, u32) {
                     c.throttled(&t, th, Duration::from_millis(100), granted, now);
                 }
             }
-            c.finished(&t, WRITE, now);
+            c.finished(&t, WRITE, granted, now);
         }
         // Each tenant keeps a batch's worth waiting.
         for t in 0..TENANTS {

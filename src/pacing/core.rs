@@ -9,7 +9,7 @@
 //! before bulk ones; across tenants, grants rotate one at a time, so the
 //! app-wide budget is shared fairly and one tenant's backlog never holds
 //! another tenant's change.
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::bucket::Bucket;
@@ -34,6 +34,10 @@ const MOST_WINDOW: f64 = 400.0;
 /// Idle for this share of the write window (1 s of Microsoft time on the
 /// 150 s app+tenant limit) is idle enough to start slow again.
 const IDLE_SHARE: f64 = 1.0 / 150.0;
+/// A write on the wire for longer than this share of the window (10 s of
+/// Microsoft time) is no longer counted in it: a round trip that hangs
+/// until its timeout must not hold a tenant's bulk work that long.
+const STALE_SHARE: f64 = 10.0 / 150.0;
 
 #[derive(Debug)]
 struct Waiting {
@@ -49,8 +53,10 @@ struct TenantState {
     paused_until: Option<Instant>,
     /// Index 0: real-time, 1: bulk.
     queues: [VecDeque<Waiting>; 2],
-    /// Writes granted and not finished yet, the slow-start window that
-    /// bounds the bulk ones, and when the last one finished.
+    /// Writes granted and not finished yet (by when they were granted, and
+    /// in all), the slow-start window that bounds the bulk ones, and when
+    /// the last one finished.
+    on_wire: BTreeMap<Instant, f64>,
     in_flight: f64,
     window: f64,
     finished_at: Option<Instant>,
@@ -64,6 +70,13 @@ impl TenantState {
     /// never held by it (it counts, though); a tenant idle long enough
     /// starts slow again.
     fn window_admits(&mut self, cost: Cost, now: Instant) -> bool {
+        let stale = Duration::from_secs_f64(self.writes.rate.window_secs * STALE_SHARE);
+        while let Some(entry) = self.on_wire.first_entry() {
+            if now.saturating_duration_since(*entry.key()) < stale {
+                break;
+            }
+            self.in_flight = (self.in_flight - entry.remove()).max(0.0);
+        }
         let idle = Duration::from_secs_f64(self.writes.rate.window_secs * IDLE_SHARE);
         let quiet = self
             .finished_at
@@ -208,6 +221,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 tenant_writes: Bucket::new(l.tenant_writes, now),
                 paused_until: None,
                 queues: [VecDeque::new(), VecDeque::new()],
+                on_wire: BTreeMap::new(),
                 in_flight: 0.0,
                 window: FIRST_WINDOW,
                 finished_at: None,
@@ -298,7 +312,10 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 }
                 t.ru.charge(cost.resource_units, now);
                 self.app_ru.charge(cost.resource_units, now);
-                t.in_flight += cost.writes;
+                if cost.writes > 0.0 {
+                    *t.on_wire.entry(now).or_default() += cost.writes;
+                    t.in_flight += cost.writes;
+                }
                 if cost.writes > 0.0 {
                     t.writes.charge(cost.writes, now);
                     t.tenant_writes.charge(cost.writes, now);
@@ -371,12 +388,21 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
         }
     }
 
-    /// A request granted at `cost` is over, whatever became of it (an
-    /// answer, an error, held back, abandoned): it is off the wire.
-    pub fn finished(&mut self, key: &K, cost: Cost, now: Instant) {
-        if let Some(t) = self.tenants.get_mut(key) {
-            t.in_flight = (t.in_flight - cost.writes).max(0.0);
-            t.finished_at = Some(now);
+    /// A request granted at `granted_at` for `cost` is over, whatever
+    /// became of it (an answer, an error, held back, abandoned): it is off
+    /// the wire, unless it was counted off already as stale.
+    pub fn finished(&mut self, key: &K, cost: Cost, granted_at: Instant, now: Instant) {
+        let Some(t) = self.tenants.get_mut(key) else {
+            return;
+        };
+        t.finished_at = Some(now);
+        if let Some(left) = t.on_wire.get_mut(&granted_at) {
+            let off = cost.writes.min(*left);
+            *left -= off;
+            t.in_flight = (t.in_flight - off).max(0.0);
+            if *left <= 0.0 {
+                t.on_wire.remove(&granted_at);
+            }
         }
     }
 

@@ -183,12 +183,12 @@ fn throttle_scope_header_names_the_limit() {
     assert_eq!(Scope::parse("nonsense"), None);
 }
 
-/// Answers every grant of `p` (clean, no limit percentage) and takes it
-/// off the wire.
-fn answer_all(c: &mut Core<&'static str>, p: &Poll, now: Instant) {
+/// Answers every grant of `p`, made at `granted`, (clean, no limit
+/// percentage) and takes it off the wire.
+fn answer_all(c: &mut Core<&'static str>, p: &Poll, granted: Instant, now: Instant) {
     for _ in &p.granted {
-        c.answered(&"contoso", true, None, now, now);
-        c.finished(&"contoso", WRITE, now);
+        c.answered(&"contoso", true, None, granted, now);
+        c.finished(&"contoso", WRITE, granted, now);
     }
 }
 
@@ -206,8 +206,9 @@ fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
         waves.push(p.granted.len());
         // Nothing more goes until answers come back.
         assert!(c.poll(now).granted.is_empty());
+        let granted = now;
         now += Duration::from_millis(50);
-        answer_all(&mut c, &p, now);
+        answer_all(&mut c, &p, granted, now);
     }
     assert_eq!(waves, vec![20, 40, 80, 160]);
 }
@@ -225,7 +226,7 @@ fn real_time_is_never_held_by_the_window_but_counts_in_it() {
     assert_eq!(c.poll(t0).granted, vec![5_000], "a new hire does not wait");
     // Twenty clean answers: a window of 40, one of them the new hire's.
     let t1 = t0 + Duration::from_millis(50);
-    answer_all(&mut c, &first, t1);
+    answer_all(&mut c, &first, t0, t1);
     assert_eq!(c.poll(t1).granted.len(), 39);
 }
 
@@ -237,10 +238,10 @@ fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }
     let p = c.poll(t0);
-    answer_all(&mut c, &p, t0);
+    answer_all(&mut c, &p, t0, t0);
     let p = c.poll(t0);
     assert_eq!(p.granted.len(), 20, "the window grew to 40");
-    answer_all(&mut c, &p, t0);
+    answer_all(&mut c, &p, t0, t0);
     for i in 100..200 {
         c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
     }
@@ -249,5 +250,30 @@ fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
         c.poll(idle).granted.len(),
         20,
         "one batch after a quiet second"
+    );
+}
+
+#[test]
+fn a_round_trip_that_hangs_holds_the_window_only_until_it_is_stale() {
+    let t0 = Instant::now();
+    let mut c = core(t0).slow_start(true);
+    for i in 0..100 {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
+    }
+    // The first batch never answers (a connection that hangs until its
+    // timeout): the window is full of it.
+    assert_eq!(c.poll(t0).granted.len(), 20);
+    assert!(c.poll(t0 + Duration::from_secs(9)).granted.is_empty());
+    // After 10 s of Microsoft time it no longer counts, and its late end
+    // does not count anything else off.
+    let later = t0 + Duration::from_secs(10);
+    let p = c.poll(later);
+    assert_eq!(p.granted.len(), 20);
+    for _ in 0..20 {
+        c.finished(&"contoso", WRITE, t0, later);
+    }
+    assert!(
+        c.poll(later).granted.is_empty(),
+        "the second batch is on the wire"
     );
 }

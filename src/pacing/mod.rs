@@ -81,6 +81,7 @@ enum Msg {
     Finished {
         tenant: TenantId,
         cost: Cost,
+        granted_at: Granted,
     },
 }
 
@@ -106,6 +107,7 @@ impl Drop for Admitted {
             let _ = tx.send(Msg::Finished {
                 tenant: self.tenant.clone(),
                 cost: self.cost,
+                granted_at: self.granted,
             });
         }
     }
@@ -297,7 +299,11 @@ async fn run(
                 granted_at,
             }) => core.answered(&tenant, write, share, granted_at.0, now),
             Some(Msg::Unsent { tenant, cost }) => core.unsent(&tenant, cost, now),
-            Some(Msg::Finished { tenant, cost }) => core.finished(&tenant, cost, now),
+            Some(Msg::Finished {
+                tenant,
+                cost,
+                granted_at,
+            }) => core.finished(&tenant, cost, granted_at.0, now),
             None => {}
         }
         // Waiters whose request was abandoned are dropped uncharged.
