@@ -9,11 +9,12 @@
 //! before bulk ones; across tenants, grants rotate one at a time, so the
 //! app-wide budget is shared fairly and one tenant's backlog never holds
 //! another tenant's change.
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::bucket::Bucket;
 use super::limits::{AppLimits, Cost, TenantLimits};
+use super::window::Window;
 use super::{LimitShare, Priority};
 
 pub type Ticket = u64;
@@ -21,23 +22,6 @@ pub type Ticket = u64;
 /// A bucket the mirror holds at least this used may be the one a limit
 /// percentage describes (Graph reports from 0.8; the mirror may lag).
 const NEAR_REPORTED: f64 = 0.6;
-
-/// Slow start, as TCP's: bulk writes on the wire in a tenant start at one
-/// `$batch` and grow by one per answer that is not a 429 (doubling each
-/// round trip), so the first wave into a tenant another app has emptied is
-/// one batch, not every worker at once, and its answers (a limit percentage,
-/// a 429) set the mirror before more go. A 429 halves the window (once per
-/// episode: those sent before the first came back are one); idleness
-/// starts it over, since the bucket may have been spent meanwhile.
-const FIRST_WINDOW: f64 = 20.0;
-const MOST_WINDOW: f64 = 400.0;
-/// Idle for this share of the write window (1 s of Microsoft time on the
-/// 150 s app+tenant limit) is idle enough to start slow again.
-const IDLE_SHARE: f64 = 1.0 / 150.0;
-/// A write on the wire for longer than this share of the window (10 s of
-/// Microsoft time) is no longer counted in it: a round trip that hangs
-/// until its timeout must not hold a tenant's bulk work that long.
-const STALE_SHARE: f64 = 10.0 / 150.0;
 
 #[derive(Debug)]
 struct Waiting {
@@ -53,45 +37,11 @@ struct TenantState {
     paused_until: Option<Instant>,
     /// Index 0: real-time, 1: bulk.
     queues: [VecDeque<Waiting>; 2],
-    /// Writes granted and not finished yet (by when they were granted, and
-    /// in all), the slow-start window that bounds the bulk ones, and when
-    /// the last one finished.
-    on_wire: BTreeMap<Instant, f64>,
-    in_flight: f64,
-    window: f64,
-    finished_at: Option<Instant>,
-    /// When the window was last halved: the 429s of requests granted
-    /// before then are the same episode, one halving.
-    halved_at: Option<Instant>,
+    /// The slow start, bounding the bulk writes on the wire.
+    window: Window,
 }
 
 impl TenantState {
-    /// Whether the head request fits the slow-start window. Real time is
-    /// never held by it (it counts, though); a tenant idle long enough
-    /// starts slow again.
-    fn window_admits(&mut self, cost: Cost, now: Instant) -> bool {
-        let stale = Duration::from_secs_f64(self.writes.rate.window_secs * STALE_SHARE);
-        while let Some(entry) = self.on_wire.first_entry() {
-            if now.saturating_duration_since(*entry.key()) < stale {
-                break;
-            }
-            self.in_flight = (self.in_flight - entry.remove()).max(0.0);
-        }
-        let idle = Duration::from_secs_f64(self.writes.rate.window_secs * IDLE_SHARE);
-        let quiet = self
-            .finished_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= idle);
-        if self.in_flight <= 0.0 && quiet {
-            self.window = FIRST_WINDOW;
-        }
-        // Whatever it costs, a request goes when nothing else is on the wire.
-        let bulk = self.queues[0].is_empty();
-        !bulk
-            || cost.writes <= 0.0
-            || self.in_flight <= 0.0
-            || self.in_flight + cost.writes <= self.window
-    }
-
     fn head(&self) -> Option<&Waiting> {
         self.queues[0].front().or_else(|| self.queues[1].front())
     }
@@ -221,11 +171,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 tenant_writes: Bucket::new(l.tenant_writes, now),
                 paused_until: None,
                 queues: [VecDeque::new(), VecDeque::new()],
-                on_wire: BTreeMap::new(),
-                in_flight: 0.0,
-                window: FIRST_WINDOW,
-                finished_at: None,
-                halved_at: None,
+                window: Window::new(l.writes.window_secs),
             }
         })
     }
@@ -292,7 +238,8 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                     note(p);
                     continue;
                 }
-                if self.slow_start && !t.window_admits(cost, now) {
+                let realtime = !t.queues[0].is_empty();
+                if self.slow_start && !t.window.admits(cost.writes, realtime, now) {
                     // A finished write (a message) polls again.
                     continue;
                 }
@@ -312,10 +259,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
                 }
                 t.ru.charge(cost.resource_units, now);
                 self.app_ru.charge(cost.resource_units, now);
-                if cost.writes > 0.0 {
-                    *t.on_wire.entry(now).or_default() += cost.writes;
-                    t.in_flight += cost.writes;
-                }
+                t.window.granted(cost.writes, now);
                 if cost.writes > 0.0 {
                     t.writes.charge(cost.writes, now);
                     t.tenant_writes.charge(cost.writes, now);
@@ -381,10 +325,8 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
             bucket.tokens = bucket.tokens.min(0.0);
         }
         *paused = Some(paused.map_or(until, |p| p.max(until)));
-        let ts = self.tenant(key, now);
-        if t.write && ts.halved_at.is_none_or(|h| granted_at > h) {
-            ts.window = (ts.window / 2.0).max(FIRST_WINDOW);
-            ts.halved_at = Some(now);
+        if t.write {
+            self.tenant(key, now).window.throttled(granted_at, now);
         }
     }
 
@@ -392,17 +334,8 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
     /// became of it (an answer, an error, held back, abandoned): it is off
     /// the wire, unless it was counted off already as stale.
     pub fn finished(&mut self, key: &K, cost: Cost, granted_at: Instant, now: Instant) {
-        let Some(t) = self.tenants.get_mut(key) else {
-            return;
-        };
-        t.finished_at = Some(now);
-        if let Some(left) = t.on_wire.get_mut(&granted_at) {
-            let off = cost.writes.min(*left);
-            *left -= off;
-            t.in_flight = (t.in_flight - off).max(0.0);
-            if *left <= 0.0 {
-                t.on_wire.remove(&granted_at);
-            }
+        if let Some(t) = self.tenants.get_mut(key) {
+            t.window.finished(cost.writes, granted_at, now);
         }
     }
 
@@ -434,7 +367,7 @@ impl<K: Clone + Eq + std::hash::Hash> Core<K> {
             return;
         };
         if write {
-            t.window = (t.window + 1.0).min(MOST_WINDOW);
+            t.window.answered();
         }
         let mut touched = vec![&mut t.ru, &mut self.app_ru];
         if write {

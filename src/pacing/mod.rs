@@ -8,6 +8,7 @@ mod bucket;
 pub mod core;
 pub mod limits;
 mod settings;
+mod window;
 
 pub use settings::{PacingSettings, TenantPacing};
 
