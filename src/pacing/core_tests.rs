@@ -183,6 +183,13 @@ fn throttle_scope_header_names_the_limit() {
     assert_eq!(Scope::parse("nonsense"), None);
 }
 
+/// Bulk writes waiting in contoso, tickets `tickets`.
+fn bulk_backlog(c: &mut Core<&'static str>, tickets: std::ops::Range<u64>, now: Instant) {
+    for i in tickets {
+        c.submit(i, &"contoso", Priority::Bulk, WRITE, now);
+    }
+}
+
 /// Answers every grant of `p`, made at `granted`, (clean, no limit
 /// percentage) and takes it off the wire.
 fn answer_all(c: &mut Core<&'static str>, p: &Poll, granted: Instant, now: Instant) {
@@ -196,9 +203,7 @@ fn answer_all(c: &mut Core<&'static str>, p: &Poll, granted: Instant, now: Insta
 fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
     let t0 = Instant::now();
     let mut c = core(t0).slow_start(true);
-    for i in 0..1_000 {
-        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
-    }
+    bulk_backlog(&mut c, 0..1_000, t0);
     let mut waves = Vec::new();
     let mut now = t0;
     for _ in 0..4 {
@@ -217,9 +222,7 @@ fn bulk_writes_start_at_one_batch_and_double_with_each_clean_round_trip() {
 fn real_time_is_never_held_by_the_window_but_counts_in_it() {
     let t0 = Instant::now();
     let mut c = core(t0).slow_start(true);
-    for i in 0..1_000 {
-        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
-    }
+    bulk_backlog(&mut c, 0..1_000, t0);
     let first = c.poll(t0);
     assert_eq!(first.granted.len(), 20);
     c.submit(5_000, &"contoso", Priority::Realtime, WRITE, t0);
@@ -234,17 +237,13 @@ fn real_time_is_never_held_by_the_window_but_counts_in_it() {
 fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
     let t0 = Instant::now();
     let mut c = core(t0).slow_start(true);
-    for i in 0..40 {
-        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
-    }
+    bulk_backlog(&mut c, 0..40, t0);
     let p = c.poll(t0);
     answer_all(&mut c, &p, t0, t0);
     let p = c.poll(t0);
     assert_eq!(p.granted.len(), 20, "the window grew to 40");
     answer_all(&mut c, &p, t0, t0);
-    for i in 100..200 {
-        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
-    }
+    bulk_backlog(&mut c, 100..200, t0);
     let idle = t0 + Duration::from_secs(1);
     assert_eq!(
         c.poll(idle).granted.len(),
@@ -257,9 +256,7 @@ fn a_tenant_idle_for_a_second_of_microsoft_time_starts_slow_again() {
 fn a_round_trip_that_hangs_holds_the_window_only_until_it_is_stale() {
     let t0 = Instant::now();
     let mut c = core(t0).slow_start(true);
-    for i in 0..100 {
-        c.submit(i, &"contoso", Priority::Bulk, WRITE, t0);
-    }
+    bulk_backlog(&mut c, 0..100, t0);
     // The first batch never answers (a connection that hangs until its
     // timeout): the window is full of it.
     assert_eq!(c.poll(t0).granted.len(), 20);
