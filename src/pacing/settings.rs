@@ -16,7 +16,7 @@ pub struct PacingSettings {
     /// `time_scale` when it runs Microsoft's ratios faster (benchmarks, tests).
     pub time_scale: f64,
     /// Bulk writes on the wire in a tenant start at one `$batch` and grow
-    /// with clean answers (`core.rs`, slow start).
+    /// with clean answers (`window.rs`, slow start).
     pub slow_start: bool,
 }
 
