@@ -3,6 +3,7 @@
 use super::Cached as _;
 use rusqlite::{params, OptionalExtension};
 
+use super::state::Enqueue;
 use super::{now_text, Context, ManagedMembership, StateDb, StoreError};
 use crate::domain::{CompanyId, EntraObjectId, PlummUserId, TenantId};
 
@@ -276,10 +277,20 @@ impl StateDb {
     }
 
     /// Hands additions back to their people's workers, which add them one
-    /// by one (`direct`).
-    pub fn hand_back_memberships(&self, ids: &[i64], error: &str) -> Result<(), StoreError> {
+    /// by one (`direct`), and makes those workers run (`nudges`, see
+    /// [`StateDb::nudge`]), in one commit: a worker that ran between the
+    /// two would see the addition still queued for a batch, count it as
+    /// made and finish, leaving it handed back to no one.
+    pub fn hand_back_memberships(
+        &self,
+        ids: &[i64],
+        error: &str,
+        nudges: &[Enqueue],
+    ) -> Result<(), StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("handing back group additions")?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("handing back group additions")?;
         for id in ids {
             tx.execute_cached(
                 "UPDATE membership_queue SET direct = 1, last_error = ?2 WHERE id = ?1",
@@ -287,6 +298,7 @@ impl StateDb {
             )
             .ctx("handing back group additions")?;
         }
+        super::pending::nudge_in(&tx, nudges)?;
         tx.commit().ctx("handing back group additions")
     }
 
@@ -424,5 +436,56 @@ mod tests {
             1,
             "queued when nothing was pending"
         );
+    }
+
+    /// The race a hand-back must not lose: a worker already under way read
+    /// the addition as queued for a batch (so as made). Handed back, the
+    /// addition is the worker's in the same commit that makes it run again.
+    #[test]
+    fn a_handed_back_addition_makes_a_worker_under_way_run_again() {
+        let db = db();
+        let t = TenantId::parse("11111111-1111-4111-8111-111111111111").unwrap();
+        let member = EntraObjectId("m5".into());
+        db.queue_membership(&NewQueuedAdd {
+            tenant: &t,
+            company: CompanyId(1),
+            group_id: "g",
+            group_name: None,
+            user: PlummUserId(5),
+            email: "e@example.com",
+            member: &member,
+            young_until: "2000-01-01T00:00:00.000Z",
+        })
+        .unwrap();
+        let bulk = crate::pacing::Priority::Bulk;
+        let nudge = [crate::store::state::Enqueue {
+            user: PlummUserId(5),
+            company: CompanyId(1),
+            kind: crate::store::PendingKind::Upsert,
+            snapshot: "{}".into(),
+            priority: bulk,
+            absent: false,
+        }];
+        db.enqueue(&nudge, None).unwrap();
+        let under_way = db
+            .due(CompanyId(1), bulk, &now_text(), 10, &Default::default())
+            .unwrap();
+        assert_eq!(under_way.len(), 1);
+        let row = db.queued_memberships(PlummUserId(5), &t, &member).unwrap();
+
+        db.hand_back_memberships(&[row[0].id], "HTTP 400", &nudge)
+            .unwrap();
+        let row = db.queued_memberships(PlummUserId(5), &t, &member).unwrap();
+        assert!(row[0].direct, "the worker's to make");
+        assert!(
+            !db.complete(PlummUserId(5), under_way[0].seq, true).unwrap(),
+            "the run under way does not complete the change"
+        );
+        assert_eq!(
+            db.queued_membership_count(None).unwrap(),
+            0,
+            "not the batcher's"
+        );
+        assert!(db.has_pending_work().unwrap(), "the worker runs again");
     }
 }

@@ -65,6 +65,30 @@ pub(crate) fn enqueue_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), 
     Ok(())
 }
 
+/// [`StateDb::nudge`] inside a caller's transaction.
+pub(crate) fn nudge_in(tx: &Transaction<'_>, items: &[Enqueue]) -> Result<(), StoreError> {
+    let mut fresh = Vec::new();
+    for it in items {
+        let n = tx
+            .execute_cached(
+                "UPDATE pending SET seq = (SELECT next_seq FROM daemon_meta WHERE id = 1)
+                 WHERE plumm_user_id = ?1",
+                [it.user.0],
+            )
+            .ctx("recording changes")?;
+        if n == 0 {
+            fresh.push(it.clone());
+            continue;
+        }
+        tx.execute_cached(
+            "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
+            [],
+        )
+        .ctx("numbering changes")?;
+    }
+    enqueue_in(tx, &fresh)
+}
+
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingEntry> {
     let kind: String = r.get(2)?;
     Ok(PendingEntry {
@@ -134,26 +158,7 @@ impl StateDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .ctx("recording changes")?;
-        let mut fresh = Vec::new();
-        for it in items {
-            let n = tx
-                .execute_cached(
-                    "UPDATE pending SET seq = (SELECT next_seq FROM daemon_meta WHERE id = 1)
-                     WHERE plumm_user_id = ?1",
-                    [it.user.0],
-                )
-                .ctx("recording changes")?;
-            if n == 0 {
-                fresh.push(it.clone());
-                continue;
-            }
-            tx.execute_cached(
-                "UPDATE daemon_meta SET next_seq = next_seq + 1 WHERE id = 1",
-                [],
-            )
-            .ctx("numbering changes")?;
-        }
-        enqueue_in(&tx, &fresh)?;
+        nudge_in(&tx, items)?;
         tx.commit().ctx("recording changes")
     }
 

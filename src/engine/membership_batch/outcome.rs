@@ -115,13 +115,14 @@ impl MembershipBatcher {
         Ok(())
     }
 
-    /// Hands additions to their people's workers: the workers are made to
-    /// run first, so a crash between the two leaves the rows queued and
-    /// sent again, never handed back to no one.
+    /// Hands additions to their people's workers, and makes those workers
+    /// run, in one commit (a crash leaves the rows queued and sent again).
     pub(super) fn hand_back(&self, rows: &[QueuedAdd], why: &str) -> Result<(), StoreError> {
-        self.requeue(rows.iter())?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        self.state.hand_back_memberships(&ids, why)
+        let people = nudges(&people(rows.iter()));
+        self.state.hand_back_memberships(&ids, why, &people)?;
+        self.dispatch.notify_one();
+        Ok(())
     }
 
     /// Makes each person's worker run after this (`StateDb::nudge`): it
@@ -132,12 +133,7 @@ impl MembershipBatcher {
         &self,
         rows: impl Iterator<Item = &'a QueuedAdd>,
     ) -> Result<(), StoreError> {
-        let people: Vec<(PlummUserId, CompanyId, String)> = rows
-            .map(|r| (r.user, r.company, r.email.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        self.nudge(&people)
+        self.nudge(&people(rows))
     }
 
     pub(super) fn nudge(
@@ -168,6 +164,14 @@ impl MembershipBatcher {
             tracing::error!(user = ?r.user, "audit log write failed: {e}");
         }
     }
+}
+
+/// The people of some queued additions, each once.
+fn people<'a>(rows: impl Iterator<Item = &'a QueuedAdd>) -> Vec<(PlummUserId, CompanyId, String)> {
+    rows.map(|r| (r.user, r.company, r.email.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Bulk changes that make each person's worker run (a change of theirs
