@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use entra_daemon::domain::PlummUserId;
-use entra_daemon::emulator::LoggedRequest;
+use entra_daemon::emulator::{Fault, FaultKind, LoggedRequest, SeedGroup};
+use entra_daemon::mapping::groups::group_mail_nickname;
 
 use crate::group_helpers::*;
 use crate::helpers::*;
@@ -269,4 +270,84 @@ async fn a_tenant_without_the_group_permission_syncs_its_people_and_parks_their_
         batches, 2,
         "one refused batch per 20, then each person alone"
     );
+}
+
+/// A person's worker that cannot resolve one of their groups (Graph is
+/// down for the group lookup) still knows the others: an addition waiting
+/// in the queue for a group the rules still give is kept, not taken back
+/// and recorded as made on the strength of a batch that Graph refused.
+#[tokio::test]
+async fn a_group_that_cannot_be_resolved_does_not_cost_the_person_their_other_additions() {
+    let mut app = TestApp::spawn().await;
+    grant_groups(&app);
+    // "Managers" exists already, under the nickname the daemon looks for.
+    let managers = app
+        .control
+        .seed_group(
+            T1,
+            SeedGroup {
+                display_name: "Managers".into(),
+                mail_nickname: Some(group_mail_nickname("Managers")),
+                ..SeedGroup::default()
+            },
+        )
+        .unwrap();
+    app.plumm(&format!(
+        "INSERT INTO users (company_id, email, first_name, last_name, role, department, location, country)
+         VALUES ({CONTOSO}, 'p0@contoso.com', 'Person', 'N0', 'Clinical Lead', 'Clinical', 'Leeds', 'GB')"
+    ));
+    // Both by name; the department's group is resolved first.
+    app.start_daemon_with(
+        "[[groups]]\nname = \"Dept {department}\"\n\n\
+         [[groups]]\nname = \"Managers\"\nwhen = { role = \"*Lead*\" }\n",
+    );
+    app.converged().await;
+    let fault = |method: &str, path: &str, status: u16| Fault {
+        tenant: Some(T1.into()),
+        method: Some(method.into()),
+        path_contains: Some(path.into()),
+        count: 1_000,
+        kind: FaultKind::Status {
+            status,
+            retry_after: None,
+        },
+    };
+    // Every batch to Managers is refused as not replicated yet (a 404 for
+    // a new account): the addition waits, sent.
+    app.control
+        .inject(fault("PATCH", &format!("/groups/{managers}"), 404));
+    app.connect(CONTOSO, T1).await;
+    let waiting = || {
+        let delayed = app.state().delayed_memberships("0").unwrap_or_default();
+        delayed
+            .iter()
+            .any(|q| q.group_id == managers && q.sent_at.is_some())
+    };
+    wait_for(
+        "the addition to Managers to wait",
+        Duration::from_secs(10),
+        waiting,
+    )
+    .await;
+    // The lookup for the person's new department fails meanwhile.
+    app.control.inject(fault("GET", "/groups", 503));
+    app.plumm("UPDATE users SET department = 'Research' WHERE email = 'p0@contoso.com'");
+    wait_for(
+        "the worker to meet the failing lookup",
+        Duration::from_secs(10),
+        || {
+            app.audit_for("p0@contoso.com")
+                .iter()
+                .any(|r| r.action == "lookup" && r.outcome == "failed")
+        },
+    )
+    .await;
+    app.control.clear_faults();
+    app.converged().await;
+    app.stop_daemon().await;
+
+    let p0 = accounts(&app, 1, |_| true);
+    assert_eq!(member_set(&app, &managers), p0, "still joins Managers");
+    assert_eq!(member_set(&app, &group_id(&app, "Dept Research")), p0);
+    assert!(member_set(&app, &group_id(&app, "Dept Clinical")).is_empty());
 }

@@ -111,9 +111,10 @@ impl Job<'_> {
     }
 
     /// The groups the rules give the person now, resolved to ids; and,
-    /// when one could not be resolved, why (the set is then incomplete:
-    /// nothing is removed, as the group not resolved may be one they are
-    /// in already).
+    /// when one could not be resolved, why. The set then still holds every
+    /// other group whose id is known, so a queued addition to one of them
+    /// is kept; but it is incomplete: nothing is removed, as the group not
+    /// resolved may be one they are in already.
     async fn wanted(
         &self,
         leaving: bool,
@@ -128,15 +129,22 @@ impl Job<'_> {
             suspended,
         );
         let mut wanted = BTreeMap::new();
+        let mut blocked = None;
         for target in &targets {
-            match self.resolve(target).await? {
-                Ok((m, fresh)) => {
+            let found = match (&blocked, target) {
+                // Past one that failed, Graph is not asked again.
+                (Some(_), GroupTarget::Name(name)) => self.recorded_group(name)?.map(Ok),
+                _ => Some(self.resolve(target).await?),
+            };
+            match found {
+                Some(Ok((m, fresh))) => {
                     wanted.insert(m.group_id.clone(), (m, fresh));
                 }
-                Err(c) => return Ok((wanted, Some(c))),
+                Some(Err(c)) => blocked = blocked.or(Some(c)),
+                None => {}
             }
         }
-        Ok((wanted, None))
+        Ok((wanted, blocked))
     }
 
     /// A departure that suspends the account takes the person out of the
