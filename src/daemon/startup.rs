@@ -263,6 +263,8 @@ async fn run_with(
         shutdown.clone(),
     );
     let _supervision = super::service::supervise(state.clone(), shutdown.clone());
+    let _checkpoints =
+        crate::store::checkpoint::spawn(&settings.state.database, &state, shutdown.clone())?;
     let _scheduler = crate::engine::scheduler::spawn(
         state.clone(),
         wake.clone(),

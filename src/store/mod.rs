@@ -2,6 +2,7 @@
 //! the daemon's own state database (links, pending work, audit log).
 pub mod audit;
 pub mod backup;
+pub mod checkpoint;
 pub mod connect;
 pub mod deleted;
 pub mod groups;
