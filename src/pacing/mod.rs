@@ -166,9 +166,18 @@ impl Pacer {
     /// same wall (and be charged for it, as Graph charges refused
     /// requests): the batcher asks this before a round trip leaves.
     pub fn paused(&self, tenant: &TenantId) -> bool {
+        self.pause_end(tenant).is_some()
+    }
+
+    /// When `tenant`'s pause (its own or the app's) ends, if it is paused.
+    fn pause_end(&self, tenant: &TenantId) -> Option<Instant> {
         let now = Instant::now();
         let p = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
-        p.app.is_some_and(|t| t > now) || p.tenants.get(tenant).is_some_and(|t| *t > now)
+        [p.app, p.tenants.get(tenant).copied()]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .max()
     }
 
     /// A request admitted at a cost of `cost` was not sent after all (held
@@ -182,8 +191,9 @@ impl Pacer {
     }
 
     /// Waits until the request may be sent. If the scheduler is gone (the
-    /// runtime is shutting down), lets the request through: Graph's own
-    /// 429s still protect it.
+    /// runtime is shutting down), lets the request through once the pause
+    /// Graph asked for is over: Graph's own 429s still protect it, and a
+    /// request held back by [`Pacer::paused`] does not come straight back.
     pub async fn admit(&self, tenant: &TenantId, priority: Priority, cost: Cost) -> Admitted {
         let (reply, granted) = oneshot::channel();
         let msg = Msg::Admit {
@@ -196,6 +206,9 @@ impl Pacer {
             if let Ok(admitted) = granted.await {
                 return admitted;
             }
+        }
+        if let Some(end) = self.pause_end(tenant) {
+            tokio::time::sleep_until(end).await;
         }
         Admitted {
             granted: Granted(Instant::now().into_std()),
@@ -328,5 +341,47 @@ async fn run(
             }
         }
         wake = poll.next.map(Instant::from_std);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pacing::limits::TenantSize;
+
+    /// With its scheduler gone (a runtime shutting down), the pacer still
+    /// waits out the pause Graph asked for before it lets a request by: a
+    /// request held back by `paused` would otherwise loop without rest.
+    #[test]
+    fn without_its_scheduler_the_pacer_still_waits_out_a_429() {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let pacer = first.block_on(async {
+            let limits: LimitsFor = Box::new(|_| TenantLimits::documented(TenantSize::Small));
+            Pacer::spawn(AppLimits::documented(), limits, true)
+        });
+        drop(first);
+        let then = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        then.block_on(async {
+            let tenant = TenantId::parse("11111111-1111-4111-8111-111111111111").unwrap();
+            let cost = Cost {
+                resource_units: 1.0,
+                writes: 1.0,
+            };
+            let granted = pacer.admit(&tenant, Priority::Bulk, cost).await.granted();
+            pacer.throttled(&tenant, None, true, Duration::from_secs(5), granted);
+            assert!(pacer.paused(&tenant));
+            let t0 = Instant::now();
+            let _again = pacer.admit(&tenant, Priority::Bulk, cost).await;
+            assert!(t0.elapsed() >= Duration::from_secs(5), "{:?}", t0.elapsed());
+            assert!(!pacer.paused(&tenant));
+        });
     }
 }
