@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use entra_daemon::domain::PlummUserId;
-use entra_daemon::emulator::{Fault, FaultKind, LoggedRequest, SeedGroup};
+use entra_daemon::emulator::{FaultKind, LoggedRequest, SeedGroup};
 use entra_daemon::mapping::groups::group_mail_nickname;
 
 use crate::group_helpers::*;
@@ -302,20 +302,16 @@ async fn a_group_that_cannot_be_resolved_does_not_cost_the_person_their_other_ad
          [[groups]]\nname = \"Managers\"\nwhen = { role = \"*Lead*\" }\n",
     );
     app.converged().await;
-    let fault = |method: &str, path: &str, status: u16| Fault {
-        tenant: Some(T1.into()),
-        method: Some(method.into()),
-        path_contains: Some(path.into()),
-        count: 1_000,
-        kind: FaultKind::Status {
+    let always = |app: &TestApp, method: &str, path: &str, status: u16| {
+        let kind = FaultKind::Status {
             status,
             retry_after: None,
-        },
+        };
+        app.fail_next(Some(T1), method, path, 1_000, kind);
     };
     // Every batch to Managers is refused as not replicated yet (a 404 for
     // a new account): the addition waits, sent.
-    app.control
-        .inject(fault("PATCH", &format!("/groups/{managers}"), 404));
+    always(&app, "PATCH", &format!("/groups/{managers}"), 404);
     app.connect(CONTOSO, T1).await;
     let waiting = || {
         let delayed = app.state().delayed_memberships("0").unwrap_or_default();
@@ -330,7 +326,7 @@ async fn a_group_that_cannot_be_resolved_does_not_cost_the_person_their_other_ad
     )
     .await;
     // The lookup for the person's new department fails meanwhile.
-    app.control.inject(fault("GET", "/groups", 503));
+    always(&app, "GET", "/groups", 503);
     app.plumm("UPDATE users SET department = 'Research' WHERE email = 'p0@contoso.com'");
     wait_for(
         "the worker to meet the failing lookup",
